@@ -1,0 +1,2 @@
+// The public API: re-exports only. Each module below owns one step of the pipeline.
+export * from './errors.ts';
