@@ -1,2 +1,4 @@
 // The public API: re-exports only. Each module below owns one step of the pipeline.
 export * from './errors.ts';
+export * from './image/reference.ts';
+export * from './registry/credentials.ts';
