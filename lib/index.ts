@@ -2,3 +2,6 @@
 export * from './errors.ts';
 export * from './image/reference.ts';
 export * from './registry/credentials.ts';
+export * from './function/spec.ts';
+export * from './function/errors.ts';
+export * from './function/parse.ts';
