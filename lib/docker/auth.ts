@@ -1,0 +1,35 @@
+// How the Engine is told registry credentials: X-Registry-Auth (one credential, for push) and
+// X-Registry-Config (a map host → credential, for the base images a build pulls). Both are JSON in
+// base64url *with* padding, which is what the daemon's decoder (Go's base64.URLEncoding) expects.
+
+/** The Engine's AuthConfig. Exactly one of password, identitytoken or registrytoken is set, or none. */
+export interface EngineAuth {
+  username?: string;
+  password?: string;
+  identitytoken?: string;
+  registrytoken?: string;
+  serveraddress: string;
+}
+
+const DOCKER_HUB_HOSTS = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io', 'registry.hub.docker.com']);
+
+/** The key the daemon looks a host up by in X-Registry-Config (Docker Hub has a historic one). */
+export function engineAuthKey(registryHost: string): string {
+  return DOCKER_HUB_HOSTS.has(registryHost) ? 'https://index.docker.io/v1/' : registryHost;
+}
+
+function base64url(value: unknown): string {
+  return Buffer.from(JSON.stringify(value)).toString('base64').replace(/\+/g, '-').replace(/\//g, '_');
+}
+
+/** X-Registry-Auth for one push; anonymous pushes still send `{}` because the daemon requires the header. */
+export function encodeRegistryAuth(auth: EngineAuth | undefined): string {
+  return base64url(auth ?? {});
+}
+
+/** X-Registry-Config for a build: every registry its FROM images come from. */
+export function encodeRegistryConfig(auths: Record<string, EngineAuth>): string {
+  const map: Record<string, EngineAuth> = {};
+  for (const [host, auth] of Object.entries(auths)) map[engineAuthKey(host)] = auth;
+  return base64url(map);
+}

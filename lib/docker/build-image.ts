@@ -1,0 +1,189 @@
+// POST /build with an in-memory context: the classic builder, rm + forcerm so that a failed step
+// leaves no container, base images pulled by the daemon with the credentials in X-Registry-Config.
+// The HTTP status is 200 even when a step fails, so the verdict comes from the message stream.
+import type { Readable } from 'node:stream';
+import type Dockerode from 'dockerode';
+import { encodeRegistryConfig, type EngineAuth } from './auth.ts';
+import { BaseImageError, BuildAbortedError, BuildFailedError, DockerUnavailableError } from './errors.ts';
+import type { ProgressListener } from './progress.ts';
+import { readMessages, type EngineMessage } from './stream.ts';
+
+export interface BuildImageOptions {
+  /** The build context: a tar holding the Dockerfile and everything it copies. */
+  context: Buffer;
+  /** Path of the Dockerfile inside the context. */
+  dockerfile?: string;
+  /** Names the built image is tagged with (`host/ns/fn:tag`). */
+  tags: string[];
+  labels?: Record<string, string>;
+  /** Credentials for the registries the FROM images come from, by registry host. */
+  registryAuths?: Record<string, EngineAuth>;
+  /** `networkmode` of the RUN containers; the daemon's default (bridge) when unset. */
+  networkMode?: string;
+  onProgress?: ProgressListener;
+  signal?: AbortSignal;
+  /** Limit for the whole build; the request is cancelled when it passes. */
+  timeoutMs?: number;
+  /** Where the daemon is, for messages. */
+  endpoint?: string;
+}
+
+export interface BuiltImage {
+  /** `sha256:...` of the final stage. */
+  imageId: string;
+  /** Everything the build printed, line by line (capped), e.g. to see which steps used the cache. */
+  output: string[];
+  steps: number;
+}
+
+const OUTPUT_LIMIT = 5_000;
+const TAIL_LINES = 25;
+
+interface Step {
+  step: number;
+  steps: number;
+  instruction: string;
+  output: string[];
+}
+
+export async function buildImage(docker: Dockerode, options: BuildImageOptions): Promise<BuiltImage> {
+  const endpoint = options.endpoint ?? 'the Docker Engine';
+  const { signal, timedOut } = deadline(options.signal, options.timeoutMs);
+  const output: string[] = [];
+  let step: Step | undefined;
+  let partial = '';
+  let imageId: string | undefined;
+  let failure: EngineMessage | undefined;
+
+  let container: string | undefined;
+  const line = (raw: string) => {
+    // stderr of RUN steps arrives wrapped in colour codes.
+    const text = raw.replace(/\x1b\[[0-9;]*m/g, '');
+    const running = /^ ---> Running in ([0-9a-f]+)$/.exec(text);
+    if (running) container = running[1];
+    const stepMatch = /^Step (\d+)\/(\d+) : (.*)$/.exec(text);
+    if (stepMatch) {
+      step = { step: Number(stepMatch[1]), steps: Number(stepMatch[2]), instruction: stepMatch[3] ?? '', output: [] };
+      options.onProgress?.({ kind: 'step', step: step.step, steps: step.steps, instruction: step.instruction });
+    } else {
+      if (!/^ ---> |^Removing intermediate container /.test(text)) step?.output.push(text);
+      if (step && step.output.length > TAIL_LINES * 4) step.output.splice(0, step.output.length - TAIL_LINES);
+      options.onProgress?.({ kind: 'output', line: text });
+    }
+    if (output.length < OUTPUT_LIMIT) output.push(text);
+  };
+  const onMessage = (message: EngineMessage) => {
+    if (message.error !== undefined || message.errorDetail !== undefined) {
+      failure ??= message;
+      return;
+    }
+    if (typeof message.stream === 'string') {
+      partial += message.stream;
+      const lines = partial.split(/\r?\n|\r/);
+      partial = lines.pop() ?? '';
+      for (const text of lines) if (text.trim()) line(text);
+    }
+    if (typeof message.aux?.ID === 'string') imageId = message.aux.ID;
+    if (message.status && message.id) {
+      options.onProgress?.({ kind: 'pull', layer: message.id, status: message.status, current: message.progressDetail?.current, total: message.progressDetail?.total });
+    }
+  };
+
+  const query: Record<string, unknown> = {
+    t: options.tags,
+    dockerfile: options.dockerfile ?? 'Dockerfile',
+    labels: options.labels ?? {},
+    rm: true,
+    forcerm: true,
+    version: '1',
+    abortSignal: signal,
+    registryconfig: { base64: encodeRegistryConfig(options.registryAuths ?? {}) },
+  };
+  if (options.networkMode) query.networkmode = options.networkMode;
+
+  try {
+    const response = (await docker.buildImage(options.context as unknown as NodeJS.ReadableStream, query as Dockerode.ImageBuildOptions)) as unknown as Readable;
+    await readMessages(response, onMessage, signal);
+  } catch (error) {
+    if (signal.aborted) {
+      if (container) await awaitRemoval(docker, container);
+      throw aborted(timedOut(), options.timeoutMs, 'build', error);
+    }
+    const status = (error as { statusCode?: number }).statusCode;
+    if (status) {
+      throw new BuildFailedError('infrastructure', `${endpoint} rejected the build request (HTTP ${status}): ${(error as Error).message}`, { cause: error, details: { endpoint, status } });
+    }
+    throw new DockerUnavailableError(`the build on ${endpoint} broke off: ${(error as Error).message}`, { cause: error, details: { endpoint, step: step?.instruction } });
+  }
+  if (partial.trim()) line(partial);
+  if (failure) throw buildFailure(failure, step);
+  if (!imageId) {
+    const built = output.map((l) => /^Successfully built ([0-9a-f]+)$/.exec(l)?.[1]).filter(Boolean).pop();
+    if (!built) throw new BuildFailedError('infrastructure', `the build on ${endpoint} ended without reporting an image`, { details: { outputTail: output.slice(-TAIL_LINES) } });
+    imageId = built;
+  }
+  return { imageId, output, steps: step?.steps ?? 0 };
+}
+
+/**
+ * A cancelled build's RUN container is killed and removed by the daemon a moment after the
+ * connection closes; wait for that (and remove it ourselves if it lingers) so nothing outlives
+ * the call.
+ */
+async function awaitRemoval(docker: Dockerode, id: string): Promise<void> {
+  const container = docker.getContainer(id);
+  const until = Date.now() + 10_000;
+  while (Date.now() < until) {
+    try {
+      await container.inspect();
+    } catch {
+      return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  await container.remove({ force: true }).catch(() => undefined);
+}
+
+function buildFailure(failure: EngineMessage, step: Step | undefined): Error {
+  const message = (failure.errorDetail?.message ?? failure.error ?? 'unknown error').trim();
+  const tail = step?.output.slice(-TAIL_LINES) ?? [];
+  const where = step ? `step ${step.step}/${step.steps} \`${clip(step.instruction)}\`` : 'the build';
+  const details = { step: step?.instruction, stepNumber: step?.step, outputTail: tail, daemonMessage: message };
+  const from = step && /^FROM\s/i.test(step.instruction) ? step.instruction.split(/\s+/)[1] : undefined;
+  if (from) {
+    const imageDetails = { ...details, image: from };
+    if (/not found|manifest unknown|does not exist|name unknown|no such image/i.test(message)) {
+      return new BaseImageError('E_BASE_IMAGE_NOT_FOUND', 'user', `the base image ${from} does not exist in its registry (${message}). Check the runtime catalog entry that names it.`, { details: imageDetails });
+    }
+    if (/unauthorized|denied|authentication required|no basic auth credentials|forbidden/i.test(message)) {
+      return new BaseImageError('E_BASE_IMAGE_PULL_FAILED', 'user', `the registry refused to hand out the base image ${from} (${message}). Give a credential for its registry in the docker config.`, { details: imageDetails });
+    }
+    return new BaseImageError('E_BASE_IMAGE_PULL_FAILED', 'infrastructure', `pulling the base image ${from} failed: ${message}`, { details: imageDetails });
+  }
+  const shown = tail.length ? `\n--- last output of that step ---\n${tail.join('\n')}` : '';
+  // A RUN step that exits non-zero reports its exit code; that is the function's own install or
+  // compile command failing, which will fail the same way on every retry.
+  if (failure.errorDetail?.code !== undefined && failure.errorDetail.code !== 0) {
+    return new BuildFailedError('user', `${where} failed with exit code ${failure.errorDetail.code}: ${message}${shown}`, { details: { ...details, exitCode: failure.errorDetail.code } });
+  }
+  return new BuildFailedError('infrastructure', `${where} failed: ${message}${shown}`, { details });
+}
+
+/** A signal that fires on the caller's abort or when `timeoutMs` passes, and which of the two it was. */
+export function deadline(signal: AbortSignal | undefined, timeoutMs: number | undefined): { signal: AbortSignal; timedOut: () => boolean } {
+  const signals: AbortSignal[] = [];
+  if (signal) signals.push(signal);
+  const timer = timeoutMs ? AbortSignal.timeout(timeoutMs) : undefined;
+  if (timer) signals.push(timer);
+  return { signal: AbortSignal.any(signals), timedOut: () => Boolean(timer?.aborted && !signal?.aborted) };
+}
+
+export function aborted(timedOut: boolean, timeoutMs: number | undefined, what: string, cause: unknown): BuildAbortedError {
+  return timedOut
+    ? new BuildAbortedError('E_BUILD_TIMEOUT', `the ${what} took longer than ${timeoutMs} ms and was cancelled`, { cause, details: { timeoutMs } })
+    : new BuildAbortedError('E_BUILD_ABORTED', `the ${what} was cancelled by the caller`, { cause });
+}
+
+function clip(text: string): string {
+  return text.length > 160 ? `${text.slice(0, 157)}...` : text;
+}

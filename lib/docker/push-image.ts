@@ -1,0 +1,91 @@
+// POST /images/{name}/push: the daemon uploads the layers and the manifest with the credential in
+// X-Registry-Auth and reports the manifest digest in an aux message. Like /build, failures arrive
+// inside a 200 stream. Afterwards the local tag is no longer needed: the registry holds the image.
+import type { Readable } from 'node:stream';
+import type Dockerode from 'dockerode';
+import { encodeRegistryAuth, type EngineAuth } from './auth.ts';
+import { aborted, deadline } from './build-image.ts';
+import { DockerUnavailableError, PushFailedError } from './errors.ts';
+import type { ProgressListener } from './progress.ts';
+import { readMessages, type EngineMessage } from './stream.ts';
+
+export interface PushImageOptions {
+  /** Repository with its registry: `127.0.0.1:5000/ns/fn`. */
+  repository: string;
+  tag: string;
+  auth?: EngineAuth;
+  /** The docker config key `auth` came from, named in errors (never the secret). */
+  credentialKey?: string;
+  onProgress?: ProgressListener;
+  signal?: AbortSignal;
+  timeoutMs?: number;
+  endpoint?: string;
+}
+
+export interface PushedImage {
+  /** `sha256:...` of the pushed manifest. */
+  digest: string;
+  size?: number;
+}
+
+export async function pushImage(docker: Dockerode, options: PushImageOptions): Promise<PushedImage> {
+  const name = `${options.repository}:${options.tag}`;
+  const endpoint = options.endpoint ?? 'the Docker Engine';
+  const { signal, timedOut } = deadline(options.signal, options.timeoutMs);
+  let digest: string | undefined;
+  let size: number | undefined;
+  let failure: EngineMessage | undefined;
+  const onMessage = (message: EngineMessage) => {
+    if (message.error !== undefined || message.errorDetail !== undefined) {
+      failure ??= message;
+      return;
+    }
+    if (typeof message.aux?.Digest === 'string') {
+      digest = message.aux.Digest;
+      if (typeof message.aux.Size === 'number') size = message.aux.Size;
+    }
+    if (message.status && message.id) {
+      options.onProgress?.({ kind: 'push', layer: message.id, status: message.status, current: message.progressDetail?.current, total: message.progressDetail?.total });
+    }
+  };
+  try {
+    const response = (await docker.getImage(options.repository).push({
+      tag: options.tag,
+      abortSignal: signal,
+      authconfig: { base64: encodeRegistryAuth(options.auth) },
+    } as unknown as Dockerode.ImagePushOptions)) as unknown as Readable;
+    await readMessages(response, onMessage, signal);
+  } catch (error) {
+    if (signal.aborted) throw aborted(timedOut(), options.timeoutMs, 'push', error);
+    const status = (error as { statusCode?: number }).statusCode;
+    if (status) throw new PushFailedError('infrastructure', `${endpoint} refused to push ${name} (HTTP ${status}): ${(error as Error).message}`, { cause: error, details: { image: name, status } });
+    throw new DockerUnavailableError(`the push of ${name} through ${endpoint} broke off: ${(error as Error).message}`, { cause: error, details: { endpoint, image: name } });
+  }
+  if (failure) throw pushFailure(failure, name, options.repository, options.credentialKey);
+  if (!digest) throw new PushFailedError('infrastructure', `the push of ${name} ended without the daemon reporting the pushed digest`, { details: { image: name } });
+  return size === undefined ? { digest } : { digest, size };
+}
+
+function pushFailure(failure: EngineMessage, name: string, repository: string, credentialKey: string | undefined): PushFailedError {
+  const message = (failure.errorDetail?.message ?? failure.error ?? 'unknown error').trim();
+  const registry = repository.split('/')[0] ?? repository;
+  const details = { image: name, registry, credentialKey, daemonMessage: message };
+  if (/unauthori[sz]ed|authentication required|denied|no basic auth credentials|insufficient_scope|forbidden/i.test(message)) {
+    const tried = credentialKey
+      ? `with the credential "${credentialKey}" of the docker config`
+      : 'without a credential (no docker config entry matches this registry)';
+    return new PushFailedError('user', `the registry ${registry} denied the push of ${name} ${tried}: ${message}. Give a credential that may push to ${repository}.`, { details });
+  }
+  return new PushFailedError('infrastructure', `pushing ${name} to ${registry} failed: ${message}`, { details });
+}
+
+/** Removes a local tag (and the image, once no tag is left). A tag that is already gone is fine. */
+export async function removeImage(docker: Dockerode, name: string): Promise<boolean> {
+  try {
+    await docker.getImage(name).remove({ noprune: false });
+    return true;
+  } catch (error) {
+    if ((error as { statusCode?: number }).statusCode === 404) return false;
+    throw error;
+  }
+}
