@@ -4,7 +4,8 @@
 import type { Readable } from 'node:stream';
 import type Dockerode from 'dockerode';
 import { encodeRegistryConfig, type EngineAuth } from './auth.ts';
-import { BaseImageError, BuildAbortedError, BuildFailedError, DockerUnavailableError } from './errors.ts';
+import { aborted, deadline } from './deadline.ts';
+import { BaseImageError, BuildFailedError, DockerUnavailableError } from './errors.ts';
 import type { ProgressListener } from './progress.ts';
 import { readMessages, type EngineMessage } from './stream.ts';
 
@@ -167,21 +168,6 @@ function buildFailure(failure: EngineMessage, step: Step | undefined): Error {
     return new BuildFailedError('user', `${where} failed with exit code ${failure.errorDetail.code}: ${message}${shown}`, { details: { ...details, exitCode: failure.errorDetail.code } });
   }
   return new BuildFailedError('infrastructure', `${where} failed: ${message}${shown}`, { details });
-}
-
-/** A signal that fires on the caller's abort or when `timeoutMs` passes, and which of the two it was. */
-export function deadline(signal: AbortSignal | undefined, timeoutMs: number | undefined): { signal: AbortSignal; timedOut: () => boolean } {
-  const signals: AbortSignal[] = [];
-  if (signal) signals.push(signal);
-  const timer = timeoutMs ? AbortSignal.timeout(timeoutMs) : undefined;
-  if (timer) signals.push(timer);
-  return { signal: AbortSignal.any(signals), timedOut: () => Boolean(timer?.aborted && !signal?.aborted) };
-}
-
-export function aborted(timedOut: boolean, timeoutMs: number | undefined, what: string, cause: unknown): BuildAbortedError {
-  return timedOut
-    ? new BuildAbortedError('E_BUILD_TIMEOUT', `the ${what} took longer than ${timeoutMs} ms and was cancelled`, { cause, details: { timeoutMs } })
-    : new BuildAbortedError('E_BUILD_ABORTED', `the ${what} was cancelled by the caller`, { cause });
 }
 
 function clip(text: string): string {

@@ -4,7 +4,7 @@
 import type { Readable } from 'node:stream';
 import type Dockerode from 'dockerode';
 import { encodeRegistryAuth, type EngineAuth } from './auth.ts';
-import { aborted, deadline } from './build-image.ts';
+import { aborted, deadline } from './deadline.ts';
 import { DockerUnavailableError, PushFailedError } from './errors.ts';
 import type { ProgressListener } from './progress.ts';
 import { readMessages, type EngineMessage } from './stream.ts';
