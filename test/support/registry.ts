@@ -66,6 +66,8 @@ export const REGISTRY_BINARY = process.env.REGISTRY_BINARY ?? 'docker-registry';
 export const DOCKER_CERTS_ROOT = process.env.DOCKER_CERTS_ROOT ?? '/etc/docker/certs.d';
 
 const running = new Set<RegistryHandle>();
+/** Whether this process created DOCKER_CERTS_ROOT, so the last tls registry to stop may remove it again. */
+let certsRootCreated = false;
 
 /** Registries started by this process and not stopped yet (for the leftovers check). */
 export function runningRegistries(): RegistryHandle[] {
@@ -152,16 +154,17 @@ export async function startRegistry(kind: RegistryKind = 'anonymous', options: R
       Object.assign(extra, { caPath: ca.certPath, caPem: ca.certPem });
       const certsDir = join(DOCKER_CERTS_ROOT, host);
       try {
-        const createdRoot = mkdirSync(DOCKER_CERTS_ROOT, { recursive: true });
+        if (mkdirSync(DOCKER_CERTS_ROOT, { recursive: true }) !== undefined) certsRootCreated = true;
         mkdirSync(certsDir, { recursive: true });
         cleanups.push(() => {
           rmSync(certsDir, { recursive: true, force: true });
-          // Only a root this registry created, and only when no other registry still uses it.
-          if (createdRoot) {
+          // Only a root this process created, and only once no entry is left in it.
+          if (certsRootCreated) {
             try {
               rmdirSync(DOCKER_CERTS_ROOT);
+              certsRootCreated = false;
             } catch {
-              // not empty: someone else's entry is there
+              // not empty: another registry's entry is still there
             }
           }
         });
