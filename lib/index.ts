@@ -11,3 +11,7 @@ export * from './docker/auth.ts';
 export * from './docker/progress.ts';
 export * from './docker/build-image.ts';
 export * from './docker/push-image.ts';
+export * from './runtime/expand.ts';
+export * from './runtime/errors.ts';
+export * from './runtime/catalog.ts';
+export * from './runtime/default-catalog.ts';
