@@ -1,0 +1,180 @@
+// The builder's settings in a cluster: the `kubeless-config` ConfigMap and the registry Secret.
+//
+// The Secret is read from the function's own namespace by default, because the build Job mounts it
+// and a pod can only mount Secrets of its own namespace: the Job runs where the Secret is.
+import { CoreV1Api, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
+import { parseDockerConfig, type DockerConfig } from '../registry/credentials.ts';
+import { KubernetesError, kubernetesError } from './errors.ts';
+import { SECRET_KEYS } from './contract.ts';
+
+export const KUBELESS_CONFIG_NAME = 'kubeless-config';
+export const KUBELESS_NAMESPACE = 'kubeless';
+export const REGISTRY_SECRET_NAME = 'kubeless-registry-credentials';
+
+/** The build Job's resources and limits; every field has a default (see DEFAULT_JOB_SETTINGS). */
+export interface JobSettings {
+  /** Retries of an infrastructure failure; a user error (exit code 2) fails the Job at once. */
+  backoffLimit: number;
+  activeDeadlineSeconds: number;
+  ttlSecondsAfterFinished: number;
+  /** Host path of the Docker Engine socket mounted into the build pod. */
+  dockerSocket: string;
+  resources: {
+    requests: Record<string, string>;
+    limits: Record<string, string>;
+  };
+  serviceAccountName?: string;
+}
+
+export const DEFAULT_JOB_SETTINGS: JobSettings = {
+  backoffLimit: 2,
+  activeDeadlineSeconds: 1800,
+  ttlSecondsAfterFinished: 3600,
+  dockerSocket: '/var/run/docker.sock',
+  // The Engine does the heavy work outside the pod; the builder holds one build context in memory.
+  resources: {
+    requests: { cpu: '100m', memory: '128Mi' },
+    limits: { cpu: '1', memory: '1Gi' },
+  },
+};
+
+export interface RegistrySecretRef {
+  name: string;
+  namespace: string;
+  /** The Secret's type, e.g. kubernetes.io/dockerconfigjson. */
+  type?: string | undefined;
+  /** The credentials it holds, parsed; needed by the scheduler's own registry requests. */
+  dockerConfig?: DockerConfig | undefined;
+}
+
+export interface BuilderConfig {
+  /** `enable-build-step`. */
+  enabled: boolean;
+  /** Where function images are pushed: `host[/namespace]`. */
+  registry: string;
+  /** `function-registry-tls-verify`: false = the target registry's certificate is not verified. */
+  tlsVerify: boolean;
+  /** `runtime-images` as the ConfigMap holds it (JSON text); the built-in catalog when absent. */
+  runtimeImages?: string | undefined;
+  /** `builder-image`: the image of the build Job (Dockerfile.builder). */
+  builderImage: string;
+  /** `builder-image-secret`: pull secret for the builder image, in the Job's namespace. */
+  builderImageSecret?: string | undefined;
+  registrySecret: RegistrySecretRef;
+  /** Per-registry transport settings beyond tlsVerify (JSON text, host → {tlsVerify, ca, insecure}). */
+  registrySettings?: string | undefined;
+  job: JobSettings;
+}
+
+export interface ReadBuilderConfigOptions {
+  /** The function's namespace: the default namespace of the registry Secret (and so of the Job). */
+  namespace: string;
+  configMapName?: string;
+  configMapNamespace?: string;
+  secretName?: string;
+  secretNamespace?: string;
+  /** Overrides `function-registry` and the registry derived from the Secret. */
+  registry?: string;
+  /** Overrides `builder-image`. */
+  builderImage?: string;
+  job?: Partial<JobSettings>;
+}
+
+function parseBoolean(value: string | undefined, key: string, where: string, fallback: boolean): boolean {
+  if (value === undefined || value.trim() === '') return fallback;
+  const lower = value.trim().toLowerCase();
+  if (lower === 'true') return true;
+  if (lower === 'false') return false;
+  throw new KubernetesError('E_CONFIG_INVALID', 'user', `${where}: "${key}" must be "true" or "false", not ${JSON.stringify(value)}`, {
+    details: { key, where },
+  });
+}
+
+/** The Secret's docker config, from `.dockerconfigjson` or `.dockercfg` (base64 `data` as the API returns it). */
+export function dockerConfigFromSecret(secret: V1Secret, where: string): DockerConfig {
+  const data = secret.data ?? {};
+  const key = data[SECRET_KEYS.dockerconfigjson] !== undefined ? SECRET_KEYS.dockerconfigjson : data[SECRET_KEYS.dockercfg] !== undefined ? SECRET_KEYS.dockercfg : undefined;
+  if (key === undefined) {
+    throw new KubernetesError(
+      'E_REGISTRY_SECRET_INVALID',
+      'user',
+      `${where} has neither a "${SECRET_KEYS.dockerconfigjson}" nor a "${SECRET_KEYS.dockercfg}" key (type ${secret.type ?? 'unset'}); create it with "kubectl create secret docker-registry"`,
+      { details: { secret: where, keys: Object.keys(data) } },
+    );
+  }
+  const text = Buffer.from(data[key] ?? '', 'base64').toString('utf8');
+  try {
+    return parseDockerConfig(text);
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    throw new KubernetesError('E_REGISTRY_SECRET_INVALID', 'user', `${where} key "${key}": ${message}`, { cause: error, details: { secret: where, key } });
+  }
+}
+
+/**
+ * The registry a secret points at when nothing names one: like Kubeless, the host of its only entry
+ * plus the username as the repository namespace (`docker.io/<user>` for Docker Hub).
+ */
+export function registryFromDockerConfig(config: DockerConfig, where: string): string {
+  if (config.entries.length !== 1) {
+    throw new KubernetesError(
+      'E_CONFIG_INVALID',
+      'user',
+      `no target registry: set "function-registry" (host[/namespace]) in kubeless-config, because ${where} has ${config.entries.length} registries and none can be chosen`,
+      { details: { secret: where, registries: config.entries.map((e) => e.key) } },
+    );
+  }
+  const [entry] = config.entries;
+  const username = entry!.credential.username?.toLowerCase();
+  return username !== undefined && /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/.test(username) ? `${entry!.host}/${username}` : entry!.host;
+}
+
+export async function readBuilderConfig(kubeConfig: KubeConfig, options: ReadBuilderConfigOptions): Promise<BuilderConfig> {
+  const core = kubeConfig.makeApiClient(CoreV1Api);
+  const configMapName = options.configMapName ?? KUBELESS_CONFIG_NAME;
+  const configMapNamespace = options.configMapNamespace ?? KUBELESS_NAMESPACE;
+  const secretName = options.secretName ?? REGISTRY_SECRET_NAME;
+  const secretNamespace = options.secretNamespace ?? options.namespace;
+  const configWhere = `ConfigMap ${configMapNamespace}/${configMapName}`;
+  const secretWhere = `Secret ${secretNamespace}/${secretName}`;
+
+  let data: Record<string, string>;
+  try {
+    data = (await core.readNamespacedConfigMap({ name: configMapName, namespace: configMapNamespace })).data ?? {};
+  } catch (error) {
+    throw kubernetesError(error, `read ${configWhere}`, { notFound: 'install Kubeless (its kubeless-config ConfigMap) or point configMapName/configMapNamespace at it' });
+  }
+
+  let secret: V1Secret;
+  try {
+    secret = await core.readNamespacedSecret({ name: secretName, namespace: secretNamespace });
+  } catch (error) {
+    throw kubernetesError(error, `read ${secretWhere}`, {
+      notFound: `create it with "kubectl create secret docker-registry ${secretName} -n ${secretNamespace} --docker-server=... --docker-username=... --docker-password=..."`,
+    });
+  }
+  const dockerConfig = dockerConfigFromSecret(secret, secretWhere);
+
+  const registry = options.registry ?? nonEmpty(data['function-registry']) ?? registryFromDockerConfig(dockerConfig, secretWhere);
+  const builderImage = options.builderImage ?? nonEmpty(data['builder-image']);
+  if (builderImage === undefined) {
+    throw new KubernetesError('E_CONFIG_INVALID', 'user', `${configWhere} has no "builder-image": set it to the image built from Dockerfile.builder`, {
+      details: { key: 'builder-image', where: configWhere },
+    });
+  }
+  return {
+    enabled: parseBoolean(data['enable-build-step'], 'enable-build-step', configWhere, false),
+    registry,
+    tlsVerify: parseBoolean(data['function-registry-tls-verify'], 'function-registry-tls-verify', configWhere, true),
+    runtimeImages: nonEmpty(data['runtime-images']),
+    builderImage,
+    builderImageSecret: nonEmpty(data['builder-image-secret']),
+    registrySecret: { name: secretName, namespace: secretNamespace, type: secret.type, dockerConfig },
+    registrySettings: nonEmpty(data['registry-settings']),
+    job: { ...DEFAULT_JOB_SETTINGS, ...options.job },
+  };
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value.trim() === '' ? undefined : value;
+}

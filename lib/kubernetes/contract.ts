@@ -1,0 +1,59 @@
+// The build Job's contract: where the Job manifest mounts things and where the in-cluster entrypoint
+// (`function-image-builder job`) looks for them. Both sides import these names so they cannot drift;
+// README.md ("The Job's contract") documents every one of them.
+
+/** Directory holding the build ConfigMap: the Function and the settings, in kubeless-config's keys. */
+export const JOB_CONFIG_DIR = '/etc/function-image-builder/build';
+/** Directory of the registry Secret (`kubernetes.io/dockerconfigjson` or `kubernetes.io/dockercfg`). */
+export const JOB_SECRET_DIR = '/etc/function-image-builder/registry-secret';
+export const DOCKER_SOCKET_PATH = '/var/run/docker.sock';
+export const TERMINATION_LOG_PATH = '/dev/termination-log';
+/** The kubelet keeps at most this many bytes of a termination message. */
+export const TERMINATION_MESSAGE_MAX = 4096;
+
+/** Keys of the build ConfigMap; the settings use the names of the kubeless-config keys they mirror. */
+export const CONFIG_KEYS = {
+  function: 'function.json',
+  runtimeImages: 'runtime-images',
+  tlsVerify: 'function-registry-tls-verify',
+  /** Target registry, `host[/namespace]`. Not a kubeless-config key: Kubeless derived it from the secret. */
+  registry: 'function-registry',
+  /** Per-registry transport settings (JSON: host → {tlsVerify, ca, insecure}). */
+  registrySettings: 'registry-settings',
+} as const;
+
+/** Secret keys, by Secret type. */
+export const SECRET_KEYS = {
+  dockerconfigjson: '.dockerconfigjson',
+  dockercfg: '.dockercfg',
+} as const;
+
+/** Environment variables the entrypoint reads; each overrides the mounted file of the same meaning. */
+export const JOB_ENV = {
+  /** The Function itself (YAML or JSON), instead of a file. */
+  function: 'BUILDER_FUNCTION',
+  functionFile: 'BUILDER_FUNCTION_FILE',
+  configDir: 'BUILDER_CONFIG_DIR',
+  secretDir: 'BUILDER_SECRET_DIR',
+  registry: 'BUILDER_REGISTRY',
+  tlsVerify: 'BUILDER_REGISTRY_TLS_VERIFY',
+  runtimeImages: 'BUILDER_RUNTIME_IMAGES',
+  registrySettings: 'BUILDER_REGISTRY_SETTINGS',
+  terminationLog: 'BUILDER_TERMINATION_LOG',
+} as const;
+
+/** Name of the build container in the Job's pod (the podFailurePolicy rule names it). */
+export const BUILD_CONTAINER_NAME = 'build';
+
+/** What the Job writes to its termination message on success. */
+export interface JobResult {
+  image: string;
+  digest: string;
+  reference: string;
+  cached: boolean;
+}
+
+/** What the Job writes to its termination message on failure. */
+export interface JobFailure {
+  error: { code: string; kind: string; message: string };
+}

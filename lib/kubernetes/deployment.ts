@@ -1,0 +1,75 @@
+// What a controller applies to a function's Deployment once its image is known (or while it is
+// being built): a strategic-merge patch of apps/v1 Deployment.
+import type { V1Container, V1Deployment, V1Volume } from '@kubernetes/client-node';
+import { BuilderError } from '../errors.ts';
+import { JOB_SECRET_DIR } from './contract.ts';
+
+export interface ImageResult {
+  /** `<registry>/<repository>:<tag>`. */
+  image: string;
+  /** `repo@sha256:...`; absent while the build has not finished. */
+  reference?: string | undefined;
+  digest?: string | undefined;
+}
+
+export interface DeploymentPatchOptions {
+  /** The function's container; Kubeless names it after the function. */
+  containerName: string;
+  /** Pull secret of the function image (usually the registry Secret the build pushed with). */
+  imagePullSecret?: string | undefined;
+  /**
+   * Adds an init container running `function-image-builder wait <image>`, so the pod waits for its
+   * image instead of sitting in ImagePullBackOff. Needed only while the image may not exist yet.
+   */
+  wait?: {
+    /** The builder image (kubeless-config `builder-image`). */
+    builderImage: string;
+    /** Secret with the registry credentials for the check, mounted like the build Job mounts it. */
+    registrySecret?: string | undefined;
+    tlsVerify?: boolean | undefined;
+    timeoutSeconds?: number | undefined;
+  } | undefined;
+}
+
+export const WAIT_CONTAINER_NAME = 'wait-for-image';
+
+export function functionDeploymentPatch(result: ImageResult, options: DeploymentPatchOptions): V1Deployment {
+  if (!options.containerName) {
+    throw new BuilderError('E_PATCH_INVALID', 'user', 'functionDeploymentPatch: containerName is required (the function container, named after the function)');
+  }
+  // A digest pins exactly what was built and pushed; a tag alone is only safe with the wait container.
+  const image = result.reference ?? result.image;
+  const initContainers: V1Container[] = [];
+  const volumes: V1Volume[] = [];
+  if (options.wait !== undefined) {
+    const args = ['wait', image];
+    if (options.wait.timeoutSeconds !== undefined) args.push('--timeout', String(options.wait.timeoutSeconds));
+    if (options.wait.tlsVerify === false) args.push('--tls-verify=false');
+    const container: V1Container = {
+      name: WAIT_CONTAINER_NAME,
+      image: options.wait.builderImage,
+      args,
+      resources: { requests: { cpu: '10m', memory: '64Mi' }, limits: { cpu: '200m', memory: '128Mi' } },
+      terminationMessagePolicy: 'FallbackToLogsOnError',
+    };
+    if (options.wait.registrySecret !== undefined) {
+      volumes.push({ name: 'wait-registry-secret', secret: { secretName: options.wait.registrySecret, defaultMode: 0o400 } });
+      container.volumeMounts = [{ name: 'wait-registry-secret', mountPath: JOB_SECRET_DIR, readOnly: true }];
+    }
+    initContainers.push(container);
+  }
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    spec: {
+      template: {
+        spec: {
+          containers: [{ name: options.containerName, image }],
+          ...(options.imagePullSecret !== undefined ? { imagePullSecrets: [{ name: options.imagePullSecret }] } : {}),
+          ...(initContainers.length > 0 ? { initContainers } : {}),
+          ...(volumes.length > 0 ? { volumes } : {}),
+        },
+      },
+    },
+  } as V1Deployment;
+}

@@ -1,0 +1,142 @@
+// The build Job and the ConfigMap it reads, as plain objects ready for the API or `kubectl apply`.
+import type { V1ConfigMap, V1Job, V1OwnerReference, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
+import { EXIT_USER_ERROR } from '../errors.ts';
+import type { BuilderConfig } from './config.ts';
+import {
+  BUILD_CONTAINER_NAME,
+  CONFIG_KEYS,
+  DOCKER_SOCKET_PATH,
+  JOB_CONFIG_DIR,
+  JOB_SECRET_DIR,
+  TERMINATION_LOG_PATH,
+} from './contract.ts';
+import { KubernetesError } from './errors.ts';
+import { buildJobName, labelValue } from './names.ts';
+
+export const LABEL_CREATED_BY = 'created-by';
+export const LABEL_FUNCTION = 'function';
+export const ANNOTATION_FUNCTION = 'function-image-builder.io/function';
+export const ANNOTATION_TAG = 'function-image-builder.io/tag';
+export const ANNOTATION_IMAGE = 'function-image-builder.io/image';
+/** etcd refuses objects past about 1.5 MB; a ConfigMap's data is limited to 1 MiB. */
+export const CONFIG_MAP_MAX_BYTES = 1024 * 1024;
+
+export interface JobFunction {
+  name: string;
+  namespace: string;
+  /** metadata.uid of the Function; the Job is owned by it when known. */
+  uid?: string | undefined;
+  /** The Function as the cluster stores it (object) or its YAML/JSON text; the Job parses it again. */
+  source: string | object;
+  /** The image tag (64 hex) the build will produce. */
+  tag: string;
+  /** `<registry>/<repository>:<tag>`, recorded on the Job for people reading it. */
+  image?: string | undefined;
+}
+
+export interface JobManifests {
+  configMap: V1ConfigMap;
+  job: V1Job;
+}
+
+/** The namespace the Job runs in: the registry Secret's, because the pod mounts it. */
+export function jobNamespace(fn: JobFunction, config: BuilderConfig): string {
+  return config.registrySecret.namespace || fn.namespace;
+}
+
+export function functionLabels(name: string): Record<string, string> {
+  return { [LABEL_CREATED_BY]: 'kubeless', [LABEL_FUNCTION]: labelValue(name) };
+}
+
+export function buildConfigMapData(fn: JobFunction, config: BuilderConfig): Record<string, string> {
+  const data: Record<string, string> = {
+    [CONFIG_KEYS.function]: typeof fn.source === 'string' ? fn.source : JSON.stringify(fn.source),
+    [CONFIG_KEYS.registry]: config.registry,
+    [CONFIG_KEYS.tlsVerify]: String(config.tlsVerify),
+  };
+  if (config.runtimeImages !== undefined) data[CONFIG_KEYS.runtimeImages] = config.runtimeImages;
+  if (config.registrySettings !== undefined) data[CONFIG_KEYS.registrySettings] = config.registrySettings;
+  const bytes = Object.entries(data).reduce((sum, [key, value]) => sum + Buffer.byteLength(key) + Buffer.byteLength(value), 0);
+  if (bytes > CONFIG_MAP_MAX_BYTES) {
+    throw new KubernetesError(
+      'E_FUNCTION_TOO_LARGE',
+      'user',
+      `function ${fn.namespace}/${fn.name}: the Function and the build settings take ${bytes} bytes, more than a ConfigMap holds (${CONFIG_MAP_MAX_BYTES}); ship the source as a url with a checksum instead of inline`,
+      { details: { function: fn.name, namespace: fn.namespace, bytes } },
+    );
+  }
+  return data;
+}
+
+export function buildJobManifest(fn: JobFunction, config: BuilderConfig): JobManifests {
+  const name = buildJobName(fn.name, fn.tag);
+  const namespace = jobNamespace(fn, config);
+  const labels = functionLabels(fn.name);
+  const annotations: Record<string, string> = { [ANNOTATION_FUNCTION]: `${fn.namespace}/${fn.name}`, [ANNOTATION_TAG]: fn.tag };
+  if (fn.image !== undefined) annotations[ANNOTATION_IMAGE] = fn.image;
+
+  // An owner must live in the same namespace as what it owns.
+  const ownerReferences: V1OwnerReference[] =
+    fn.uid !== undefined && fn.uid !== '' && namespace === fn.namespace
+      ? [{ apiVersion: 'kubeless.io/v1beta1', kind: 'Function', name: fn.name, uid: fn.uid, controller: true, blockOwnerDeletion: false }]
+      : [];
+
+  const configMap: V1ConfigMap = {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: { name, namespace, labels, annotations: { ...annotations } },
+    data: buildConfigMapData(fn, config),
+  };
+
+  const volumes: V1Volume[] = [
+    { name: 'build-config', configMap: { name, defaultMode: 0o444 } },
+    { name: 'registry-secret', secret: { secretName: config.registrySecret.name, defaultMode: 0o400 } },
+    { name: 'docker-socket', hostPath: { path: config.job.dockerSocket, type: 'Socket' } },
+  ];
+  const volumeMounts: V1VolumeMount[] = [
+    { name: 'build-config', mountPath: JOB_CONFIG_DIR, readOnly: true },
+    { name: 'registry-secret', mountPath: JOB_SECRET_DIR, readOnly: true },
+    { name: 'docker-socket', mountPath: DOCKER_SOCKET_PATH },
+  ];
+
+  const job: V1Job = {
+    apiVersion: 'batch/v1',
+    kind: 'Job',
+    metadata: { name, namespace, labels, annotations, ...(ownerReferences.length > 0 ? { ownerReferences } : {}) },
+    spec: {
+      backoffLimit: config.job.backoffLimit,
+      activeDeadlineSeconds: config.job.activeDeadlineSeconds,
+      ttlSecondsAfterFinished: config.job.ttlSecondsAfterFinished,
+      // Retrying a bad spec or denied credentials cannot help; a disrupted pod (node drain,
+      // preemption) is not the build's fault and must not use up the retries.
+      podFailurePolicy: {
+        rules: [
+          { action: 'FailJob', onExitCodes: { containerName: BUILD_CONTAINER_NAME, operator: 'In', values: [EXIT_USER_ERROR] } },
+          { action: 'Ignore', onPodConditions: [{ type: 'DisruptionTarget', status: 'True' }] },
+        ],
+      },
+      template: {
+        metadata: { labels, annotations: { [ANNOTATION_FUNCTION]: `${fn.namespace}/${fn.name}` } },
+        spec: {
+          // podFailurePolicy requires Never: the Job, not the kubelet, decides about retries.
+          restartPolicy: 'Never',
+          ...(config.job.serviceAccountName !== undefined ? { serviceAccountName: config.job.serviceAccountName } : {}),
+          ...(config.builderImageSecret !== undefined ? { imagePullSecrets: [{ name: config.builderImageSecret }] } : {}),
+          containers: [
+            {
+              name: BUILD_CONTAINER_NAME,
+              image: config.builderImage,
+              args: ['job'],
+              resources: { requests: { ...config.job.resources.requests }, limits: { ...config.job.resources.limits } },
+              terminationMessagePath: TERMINATION_LOG_PATH,
+              terminationMessagePolicy: 'FallbackToLogsOnError',
+              volumeMounts,
+            },
+          ],
+          volumes,
+        },
+      },
+    },
+  };
+  return { configMap, job };
+}
