@@ -97,8 +97,9 @@ export function dockerClientConfig(
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
+// Hex: never starts with '-' (read as an option by htpasswd) and needs no quoting anywhere.
 function secret(): string {
-  return randomBytes(18).toString('base64url');
+  return randomBytes(16).toString('hex');
 }
 
 /** Status of GET url, trusting `ca` for https. */
@@ -133,7 +134,7 @@ export async function startRegistry(kind: RegistryKind = 'anonymous', options: R
       '  delete: {enabled: true}',
       'http:',
       `  addr: ${host}`,
-      `  secret: ${secret()}`,
+      `  secret: ${JSON.stringify(secret())}`,
     ];
 
     if (kind === 'basic') {
