@@ -1,0 +1,130 @@
+// readBuilderConfig with the real client-node against the test API server.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { readBuilderConfig } from '../lib/kubernetes/config.ts';
+import { BuilderError } from '../lib/errors.ts';
+import { startKubeApi, type KubeApi } from './support/kube-api.ts';
+
+const b64 = (text: string) => Buffer.from(text).toString('base64');
+const dockerconfigjson = (server: string, username = 'builder', password = 's3cret-pa55') =>
+  JSON.stringify({ auths: { [server]: { username, password, auth: b64(`${username}:${password}`) } } });
+
+let api: KubeApi;
+
+async function rejection(promise: Promise<unknown>): Promise<BuilderError> {
+  try {
+    await promise;
+  } catch (error) {
+    assert.instance(error, BuilderError);
+    return error as BuilderError;
+  }
+  throw new assert.Assertion({ message: 'expected a rejection', generated: true, operator: 'rejects', expects: 'rejection', actual: 'fulfilled' });
+}
+
+test.before(async () => {
+  api = await startKubeApi();
+  api.create('configmaps', {
+    metadata: { name: 'kubeless-config', namespace: 'kubeless' },
+    data: {
+      'enable-build-step': 'true',
+      'function-registry-tls-verify': 'false',
+      'runtime-images': '[{"ID":"nodejs","versions":[]}]',
+      'builder-image': 'registry.example.com/fib:1',
+      'builder-image-secret': 'fib-pull',
+    },
+  });
+  api.create('secrets', {
+    metadata: { name: 'kubeless-registry-credentials', namespace: 'team-a' },
+    type: 'kubernetes.io/dockerconfigjson',
+    data: { '.dockerconfigjson': b64(dockerconfigjson('http://192.168.99.100:5000/v2')) },
+  });
+  api.create('secrets', {
+    metadata: { name: 'legacy', namespace: 'team-b' },
+    type: 'kubernetes.io/dockercfg',
+    data: { '.dockercfg': b64(JSON.stringify({ 'https://index.docker.io/v1/': { auth: b64('Someone:pw'), email: 'a@b.c' } })) },
+  });
+  api.create('secrets', {
+    metadata: { name: 'two', namespace: 'team-c' },
+    type: 'kubernetes.io/dockerconfigjson',
+    data: { '.dockerconfigjson': b64(JSON.stringify({ auths: { 'a.example.com': { auth: b64('u:p') }, 'b.example.com': { auth: b64('u:p') } } })) },
+  });
+});
+
+test.after(async () => {
+  await api?.close();
+});
+
+test('reads kubeless-config and the registry Secret of the function namespace', async () => {
+  const config = await readBuilderConfig(api.kubeConfig, { namespace: 'team-a' });
+  assert.is(config.enabled, true);
+  assert.is(config.tlsVerify, false);
+  assert.is(config.runtimeImages, '[{"ID":"nodejs","versions":[]}]');
+  assert.is(config.builderImage, 'registry.example.com/fib:1');
+  assert.is(config.builderImageSecret, 'fib-pull');
+  assert.equal({ name: config.registrySecret.name, namespace: config.registrySecret.namespace }, { name: 'kubeless-registry-credentials', namespace: 'team-a' });
+  // Like Kubeless: the secret's server plus the username as the repository namespace.
+  assert.is(config.registry, '192.168.99.100:5000/builder');
+  assert.is(config.registrySecret.dockerConfig!.entries[0]!.key, 'http://192.168.99.100:5000/v2');
+  assert.ok(api.requests.some((r) => r.path === '/api/v1/namespaces/kubeless/configmaps/kubeless-config'));
+  assert.ok(api.requests.some((r) => r.path === '/api/v1/namespaces/team-a/secrets/kubeless-registry-credentials'));
+});
+
+test('a legacy dockercfg Secret with a configurable name and namespace; Docker Hub user as namespace', async () => {
+  const config = await readBuilderConfig(api.kubeConfig, { namespace: 'team-a', secretName: 'legacy', secretNamespace: 'team-b' });
+  assert.is(config.registrySecret.namespace, 'team-b');
+  assert.is(config.registry, 'docker.io/someone');
+});
+
+test('an explicit registry wins; several registries in the Secret need one', async () => {
+  const config = await readBuilderConfig(api.kubeConfig, { namespace: 'team-c', secretName: 'two', registry: 'b.example.com/functions' });
+  assert.is(config.registry, 'b.example.com/functions');
+  try {
+    await readBuilderConfig(api.kubeConfig, { namespace: 'team-c', secretName: 'two' });
+    assert.unreachable('accepted');
+  } catch (error) {
+    assert.is((error as BuilderError).code, 'E_CONFIG_INVALID');
+    assert.match((error as Error).message, 'function-registry');
+  }
+});
+
+test('a missing Secret is a user error that names it and says how to create it, without any secret', async () => {
+  try {
+    await readBuilderConfig(api.kubeConfig, { namespace: 'nowhere' });
+    assert.unreachable('accepted');
+  } catch (error) {
+    assert.instance(error, BuilderError);
+    assert.is((error as BuilderError).kind, 'user');
+    assert.is((error as BuilderError).code, 'E_KUBERNETES_NOT_FOUND');
+    assert.match((error as Error).message, 'nowhere/kubeless-registry-credentials');
+    assert.match((error as Error).message, 'kubectl create secret docker-registry');
+  }
+});
+
+test('a missing kubeless-config, a bad boolean and an unreachable API server are told apart', async () => {
+  const missing = await rejection(readBuilderConfig(api.kubeConfig, { namespace: 'team-a', configMapNamespace: 'other' }));
+  assert.is(missing.code, 'E_KUBERNETES_NOT_FOUND');
+  assert.match(missing.message, 'other/kubeless-config');
+  api.create('configmaps', { metadata: { name: 'bad', namespace: 'kubeless' }, data: { 'enable-build-step': 'yes', 'builder-image': 'x' } });
+  const bad = await rejection(readBuilderConfig(api.kubeConfig, { namespace: 'team-a', configMapName: 'bad' }));
+  assert.is(bad.code, 'E_CONFIG_INVALID');
+  assert.match(bad.message, '"enable-build-step" must be "true" or "false"');
+  const down = await startKubeApi();
+  const kubeConfig = down.kubeConfig;
+  await down.close();
+  const unreachable = await rejection(readBuilderConfig(kubeConfig, { namespace: 'team-a' }));
+  assert.is(unreachable.code, 'E_KUBERNETES_UNREACHABLE');
+  assert.is(unreachable.kind, 'infrastructure');
+});
+
+test('errors never carry the registry password', async () => {
+  api.create('secrets', { metadata: { name: 'broken', namespace: 'team-a' }, type: 'kubernetes.io/dockerconfigjson', data: { '.dockerconfigjson': b64('{"auths": {"x.io": {"auth": "s3cret-pa55"}}}') } });
+  try {
+    await readBuilderConfig(api.kubeConfig, { namespace: 'team-a', secretName: 'broken' });
+    assert.unreachable('accepted');
+  } catch (error) {
+    assert.is((error as BuilderError).code, 'E_REGISTRY_SECRET_INVALID');
+    assert.not.match(JSON.stringify({ m: (error as Error).message, d: (error as BuilderError).details }), 's3cret');
+  }
+});
+
+test.run();
