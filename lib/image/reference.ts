@@ -129,13 +129,7 @@ export function parseReference(input: string): ImageReference {
   }
   if (registry === DOCKER_HUB && !path.includes('/')) path = `library/${path}`;
 
-  for (const component of path.split('/')) {
-    if (component === '') fail('the repository path must not have empty components (check for "//" or a trailing "/")');
-    if (component !== component.toLowerCase()) fail('the repository name must be lower case');
-    if (!PATH_COMPONENT.test(component)) {
-      fail(`repository path component "${component}" must be lower-case letters and digits, separated by ".", "_", "__" or "-"`);
-    }
-  }
+  checkRepositoryPath(path, fail);
   const name = `${registry}/${path}`;
   if (name.length > NAME_MAX_LENGTH) fail(`the name "${name.slice(0, 40)}..." is longer than ${NAME_MAX_LENGTH} characters`);
   return new ImageReference(registry, path, tag, digest);
@@ -167,4 +161,39 @@ function checkDomain(domain: string, fail: (rule: string) => never): string {
     fail(`registry port "${port}" must be a number from 1 to 65535`);
   }
   return normaliseRegistryHost(domain);
+}
+
+function checkRepositoryPath(path: string, fail: (rule: string) => never): void {
+  for (const component of path.split('/')) {
+    if (component === '') fail('the repository path must not have empty components (check for "//" or a trailing "/")');
+    if (component !== component.toLowerCase()) fail('the repository name must be lower case');
+    if (!PATH_COMPONENT.test(component)) {
+      fail(`repository path component "${component}" must be lower-case letters and digits, separated by ".", "_", "__" or "-"`);
+    }
+  }
+}
+
+/**
+ * A repository path as the registry API wants it: checked against the grammar, with "library/" added
+ * for single-component names on Docker Hub.
+ */
+export function normaliseRepository(registry: string, repository: string): string {
+  const fail = (rule: string): never => {
+    throw new ImageReferenceError(repository, rule);
+  };
+  if (repository === '') fail('the repository name is missing');
+  checkRepositoryPath(repository, fail);
+  const path = normaliseRegistryHost(registry) === DOCKER_HUB && !repository.includes('/') ? `library/${repository}` : repository;
+  if (`${normaliseRegistryHost(registry)}/${path}`.length > NAME_MAX_LENGTH) fail(`the name is longer than ${NAME_MAX_LENGTH} characters`);
+  return path;
+}
+
+export function isDigest(value: string): boolean {
+  const [algorithm = '', hex = ''] = value.split(':');
+  const expected = DIGEST_HEX_LENGTH[algorithm];
+  return expected !== undefined && hex.length === expected && /^[a-f0-9]+$/.test(hex) && value === `${algorithm}:${hex}`;
+}
+
+export function isTag(value: string): boolean {
+  return value.length <= TAG_MAX_LENGTH && TAG.test(value);
 }

@@ -1,0 +1,293 @@
+// How bytes reach one registry: which origin (https or plain http), an undici Agent with that
+// registry's TLS settings, timeouts on every request, retries with backoff, and redirects that never
+// carry the registry's Authorization to another host.
+import { rootCertificates } from 'node:tls';
+import { isIP } from 'node:net';
+import { Agent, request, type Dispatcher } from 'undici';
+import { DOCKER_HUB, normaliseRegistryHost } from '../image/reference.ts';
+import type { RegistryCredential } from './credentials.ts';
+import { errorFromNetwork, isRetryableNetworkError, networkErrorCode, RegistryError, type RegistryErrorContext } from './errors.ts';
+
+/** Per-registry transport settings; the three are independent. */
+export interface RegistryTransport {
+  /** false: accept any certificate (the registry still speaks TLS). Default true. */
+  tlsVerify?: boolean;
+  /** PEM of extra CA certificates that may sign the registry's certificate, added to the system roots. */
+  ca?: string | Buffer | Array<string | Buffer>;
+  /** true: plain HTTP. Unset: see registryEndpoint(). */
+  insecure?: boolean;
+}
+
+/** Transport settings by registry host (Docker Hub aliases and case folded when looked up). */
+export type RegistrySettings = Record<string, RegistryTransport>;
+
+export const DOCKER_HUB_API = 'registry-1.docker.io';
+
+export function transportFor(settings: RegistrySettings | undefined, host: string): RegistryTransport {
+  if (!settings) return {};
+  const wanted = normaliseRegistryHost(host);
+  for (const [key, value] of Object.entries(settings)) {
+    if (normaliseRegistryHost(key.replace(/^[a-z]+:\/\//i, '').replace(/\/.*$/, '')) === wanted) return value;
+  }
+  return {};
+}
+
+/** True for localhost, 127.0.0.0/8 and ::1, with or without a port. */
+export function isLoopbackHost(host: string): boolean {
+  let name = host.toLowerCase();
+  if (name.startsWith('[')) name = name.slice(1, name.indexOf(']') === -1 ? undefined : name.indexOf(']'));
+  else if (name.includes(':') && isIP(name) !== 6) name = name.slice(0, name.lastIndexOf(':'));
+  if (name === 'localhost' || name.endsWith('.localhost')) return true;
+  if (isIP(name) === 4) return name.startsWith('127.');
+  return name === '::1';
+}
+
+export interface RegistryEndpoint {
+  /** e.g. https://registry-1.docker.io or http://127.0.0.1:5000 */
+  origin: string;
+  plainHttp: boolean;
+  /** Why this scheme was chosen, for the log. */
+  reason: string;
+}
+
+/**
+ * Where the registry's API lives. Plain HTTP is used when the transport says `insecure: true`; when it
+ * says nothing, these decide, in order:
+ *  - a CA or tlsVerify setting means the registry speaks TLS;
+ *  - a matching credential key written as `http://host...` (the minikube registry form) means plain HTTP,
+ *    one written as `https://...` means TLS;
+ *  - a loopback host (localhost, 127.0.0.0/8, ::1) means plain HTTP, as Docker treats those as insecure
+ *    registries and a port-forwarded or local `registry:2` has no certificate;
+ *  - everything else is HTTPS.
+ * Docker Hub's API endpoint is registry-1.docker.io, always over HTTPS.
+ */
+export function registryEndpoint(host: string, transport: RegistryTransport = {}, credential?: RegistryCredential): RegistryEndpoint {
+  const normalised = normaliseRegistryHost(host);
+  if (normalised === DOCKER_HUB) return { origin: `https://${DOCKER_HUB_API}`, plainHttp: false, reason: 'Docker Hub API endpoint' };
+  const pick = (plainHttp: boolean, reason: string): RegistryEndpoint => ({ origin: `${plainHttp ? 'http' : 'https'}://${normalised}`, plainHttp, reason });
+  if (transport.insecure !== undefined) return pick(transport.insecure, `insecure: ${transport.insecure} in the registry's transport settings`);
+  if (transport.ca !== undefined || transport.tlsVerify !== undefined) return pick(false, 'TLS settings given for the registry');
+  if (credential?.keyScheme === 'http') return pick(true, `docker config key ${JSON.stringify(credential.key)} is written with http://`);
+  if (credential?.keyScheme === 'https') return pick(false, `docker config key ${JSON.stringify(credential.key)} is written with https://`);
+  if (isLoopbackHost(normalised)) return pick(true, 'loopback registry without TLS settings');
+  return pick(false, 'default');
+}
+
+export interface TransportOptions {
+  transport?: RegistryTransport | undefined;
+  /** Connect, response-headers and body-idle timeout of every request. Default 30 s. */
+  timeoutMs?: number | undefined;
+  /** Retries after the first attempt for retryable failures. Default 3. */
+  retries?: number | undefined;
+  /** First backoff delay; doubles per retry, with jitter. Default 250 ms. */
+  retryDelayMs?: number | undefined;
+  /** Longest wait for one retry, including a Retry-After the registry asks for. Default 30 s. */
+  maxRetryDelayMs?: number | undefined;
+  signal?: AbortSignal | undefined;
+  userAgent?: string | undefined;
+  /** Reports retries and redirects (paths only: query strings may hold signed URLs). */
+  log?: ((event: Record<string, unknown>) => void) | undefined;
+}
+
+export interface HttpRequest {
+  method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  url: URL;
+  headers?: Record<string, string>;
+  body?: Uint8Array | string;
+  /** Safe to send again after a 5xx/429 or a reset connection. */
+  idempotent: boolean;
+  context: RegistryErrorContext;
+}
+
+export interface HttpResponse {
+  statusCode: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Dispatcher.ResponseData['body'];
+  /** The URL that answered, after redirects. */
+  url: URL;
+}
+
+const RETRY_STATUS = new Set([408, 429, 500, 502, 503, 504]);
+const REDIRECT_STATUS = new Set([301, 302, 303, 307, 308]);
+const MAX_REDIRECTS = 5;
+
+export class HttpTransport {
+  readonly timeoutMs: number;
+  readonly retries: number;
+  readonly retryDelayMs: number;
+  readonly maxRetryDelayMs: number;
+  readonly #agent: Agent;
+  #foreignAgent: Agent | undefined;
+  readonly #options: TransportOptions;
+
+  constructor(options: TransportOptions = {}) {
+    this.#options = options;
+    this.timeoutMs = options.timeoutMs ?? 30_000;
+    this.retries = options.retries ?? 3;
+    this.retryDelayMs = options.retryDelayMs ?? 250;
+    this.maxRetryDelayMs = options.maxRetryDelayMs ?? 30_000;
+    const transport = options.transport ?? {};
+    const extraCa = transport.ca === undefined ? [] : Array.isArray(transport.ca) ? transport.ca : [transport.ca];
+    // Node replaces the system roots when `ca` is set; keep them so a token realm or mirror with a
+    // public certificate still verifies next to a registry signed by a private CA.
+    const connect = {
+      ...(extraCa.length > 0 ? { ca: [...rootCertificates, ...extraCa.map((c) => c.toString())] } : {}),
+      ...(transport.tlsVerify === false ? { rejectUnauthorized: false } : {}),
+    };
+    this.#agent = this.#makeAgent(connect);
+  }
+
+  #makeAgent(connect: Record<string, unknown>): Agent {
+    return new Agent({
+      connect: { ...connect, timeout: this.timeoutMs },
+      connectTimeout: this.timeoutMs,
+      headersTimeout: this.timeoutMs,
+      bodyTimeout: this.timeoutMs,
+      allowH2: false,
+      keepAliveTimeout: 10_000,
+    });
+  }
+
+  /** Redirect targets on another host (blob storage, CDNs) get default TLS settings and no credentials. */
+  #foreign(): Agent {
+    this.#foreignAgent ??= this.#makeAgent({});
+    return this.#foreignAgent;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.#agent.close(), this.#foreignAgent?.close()]);
+  }
+
+  /**
+   * Sends a request, following redirects and retrying what can be retried. Returns the final response,
+   * whose body the caller must consume or dump; a 5xx/429 is returned once retries are used up.
+   */
+  async send(req: HttpRequest): Promise<HttpResponse> {
+    let attempt = 0;
+    for (;;) {
+      let response: HttpResponse;
+      try {
+        response = await this.#sendFollowingRedirects(req);
+      } catch (error) {
+        if (error instanceof RegistryError || this.#options.signal?.aborted) throw error;
+        // Nothing reached the server when the connection was refused, so even a POST can go again.
+        const unsent = ['ECONNREFUSED', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH'].includes(networkErrorCode(error) ?? '');
+        if (attempt < this.retries && isRetryableNetworkError(error) && (req.idempotent || unsent)) {
+          attempt++;
+          await this.#backoff(req, attempt, undefined, networkErrorCode(error) ?? 'network error');
+          continue;
+        }
+        throw errorFromNetwork(error, req.context, req.url.origin, attempt + 1);
+      }
+      if (req.idempotent && attempt < this.retries && RETRY_STATUS.has(response.statusCode)) {
+        const retryAfter = retryAfterMs(response.headers['retry-after']);
+        if (retryAfter === undefined || retryAfter <= this.maxRetryDelayMs) {
+          await response.body.dump().catch(() => {});
+          attempt++;
+          await this.#backoff(req, attempt, retryAfter, `HTTP ${response.statusCode}`);
+          continue;
+        }
+      }
+      return response;
+    }
+  }
+
+  async #sendFollowingRedirects(req: HttpRequest): Promise<HttpResponse> {
+    let url = req.url;
+    let headers = { ...req.headers };
+    let dispatcher: Agent = this.#agent;
+    for (let hops = 0; ; hops++) {
+      const { statusCode, headers: responseHeaders, body } = await request(url, {
+        method: req.method,
+        headers: { 'user-agent': this.#options.userAgent ?? 'function-image-builder', ...headers },
+        body: req.body ?? (req.method === 'PUT' || req.method === 'POST' || req.method === 'PATCH' ? '' : undefined),
+        dispatcher,
+        signal: this.#options.signal,
+      });
+      const location = responseHeaders.location;
+      const replayable = req.method === 'GET' || req.method === 'HEAD' || statusCode === 307 || statusCode === 308;
+      if (!REDIRECT_STATUS.has(statusCode) || typeof location !== 'string' || !replayable) {
+        return { statusCode, headers: responseHeaders, body, url };
+      }
+      await body.dump().catch(() => {});
+      if (hops >= MAX_REDIRECTS) {
+        throw new RegistryError('E_REGISTRY_PROTOCOL', `${req.context.action} failed at registry ${req.context.registry}: more than ${MAX_REDIRECTS} redirects`, req.context, {
+          status: statusCode,
+        });
+      }
+      const next = new URL(location, url);
+      if (next.origin !== url.origin) {
+        // Credentials are for the registry only; a signed storage URL carries its own authorisation.
+        const { authorization: _dropped, ...rest } = headers;
+        headers = rest;
+        dispatcher = this.#foreign();
+      }
+      this.#options.log?.({ event: 'redirect', level: 'debug', status: statusCode, from: url.pathname, to: next.origin + next.pathname });
+      url = next;
+    }
+  }
+
+  async #backoff(req: HttpRequest, attempt: number, retryAfter: number | undefined, reason: string): Promise<void> {
+    const exponential = Math.min(this.maxRetryDelayMs, this.retryDelayMs * 2 ** (attempt - 1));
+    const delayMs = Math.round(retryAfter ?? exponential * (0.5 + Math.random() / 2));
+    this.#options.log?.({ event: 'retry', level: 'warn', method: req.method, path: req.url.pathname, attempt, delayMs, reason });
+    await new Promise<void>((resolve, reject) => {
+      const signal = this.#options.signal;
+      const timer = setTimeout(() => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      }, delayMs);
+      const onAbort = () => {
+        clearTimeout(timer);
+        reject(signal?.reason);
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+}
+
+/** Retry-After as milliseconds: delta-seconds or an HTTP date. */
+export function retryAfterMs(header: string | string[] | undefined): number | undefined {
+  const value = Array.isArray(header) ? header[0] : header;
+  if (value === undefined || value.trim() === '') return undefined;
+  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+}
+
+/** Reads a response body up to `limit` bytes; more is an error (the rest is discarded). */
+export async function readBody(response: HttpResponse, limit: number, context: RegistryErrorContext): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of response.body) {
+    size += (chunk as Buffer).length;
+    if (size > limit) {
+      response.body.destroy();
+      throw new RegistryError('E_REGISTRY_PROTOCOL', `${context.action} failed at registry ${context.registry}: response larger than ${limit} bytes`, context, {
+        status: response.statusCode,
+      });
+    }
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** Reads a (possibly error) body as text, keeping at most `limit` bytes and discarding the rest. */
+export async function readText(response: HttpResponse, limit = 64 * 1024): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of response.body) {
+      if (size < limit) chunks.push(chunk as Buffer);
+      size += (chunk as Buffer).length;
+    }
+  } catch {
+    // a body that breaks off is still an answer; use what arrived
+  }
+  return Buffer.concat(chunks).subarray(0, limit).toString('utf8');
+}
+
+export function header(response: HttpResponse, name: string): string | undefined {
+  const value = response.headers[name.toLowerCase()];
+  return Array.isArray(value) ? value[0] : value;
+}
