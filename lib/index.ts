@@ -22,3 +22,7 @@ export { parseWwwAuthenticate } from './registry/auth.ts';
 export type { Challenge } from './registry/auth.ts';
 export * from './registry/manifest.ts';
 export * from './registry/client.ts';
+export * from './function/files.ts';
+export * from './function/source.ts';
+export * from './function/download.ts';
+export * from './function/archive/limits.ts';

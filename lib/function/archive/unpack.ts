@@ -1,0 +1,30 @@
+// Unpacks a +zip or +compressedtar source, recognising the format by its magic bytes rather than
+// trusting the content type alone.
+import { SourceInvalidError } from '../errors.ts';
+import type { SourceFile } from '../files.ts';
+import type { ArchiveKind } from '../spec.ts';
+import { decompress, detectTarCompression } from './decompress.ts';
+import { tarStreamLimit, type ArchiveLimits } from './limits.ts';
+import { readTar } from './tar.ts';
+import { isZip, readZip } from './zip.ts';
+
+export async function unpackArchive(fn: string, bytes: Buffer, kind: ArchiveKind, limits: ArchiveLimits): Promise<SourceFile[]> {
+  if (kind === 'zip') {
+    if (!isZip(bytes)) {
+      const hint = detectTarCompression(bytes) === undefined ? '' : '; it looks like a tar archive: use +compressedtar';
+      throw new SourceInvalidError(fn, `spec.function-content-type says +zip but the source is not a zip archive${hint}`);
+    }
+    return readZip(fn, bytes, limits);
+  }
+  const compression = detectTarCompression(bytes);
+  if (compression === undefined) {
+    const hint = isZip(bytes) ? '; it looks like a zip archive: use +zip' : '';
+    throw new SourceInvalidError(fn, `spec.function-content-type says +compressedtar but the source is not a tar, tar.gz, tar.bz2 or tar.xz archive${hint}`);
+  }
+  const limit = tarStreamLimit(limits);
+  const { data, truncated } = await decompress(fn, bytes, compression, limit);
+  if (compression !== 'none' && detectTarCompression(data) !== 'none' && data.length >= 512 && !truncated) {
+    throw new SourceInvalidError(fn, `the ${compression} data does not hold a tar archive`);
+  }
+  return readTar(fn, data, limits, truncated ? limit : undefined);
+}
