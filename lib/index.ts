@@ -26,3 +26,8 @@ export * from './function/files.ts';
 export * from './function/source.ts';
 export * from './function/download.ts';
 export * from './function/archive/limits.ts';
+export * from './image/plan.ts';
+export * from './image/identity.ts';
+export * from './image/resolve-digest.ts';
+export * from './image/dockerfile.ts';
+export * from './image/context.ts';

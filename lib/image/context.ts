@@ -1,0 +1,91 @@
+// The build context: an in-memory tar holding the Dockerfile, the deps file (deps/) and the
+// function's files (function/). Entries are sorted, with a fixed mtime, owner 0:0 and normalised
+// modes, so the same plan always gives the same bytes (and the daemon's cache sees the same files).
+import { pack as tarPack } from 'tar-stream';
+import type { SourceFile } from '../function/files.ts';
+import { CONTEXT_DEPS_DIR, CONTEXT_FUNCTION_DIR, renderDockerfile } from './dockerfile.ts';
+import { planIdentity } from './identity.ts';
+import type { BuildPlan } from './plan.ts';
+
+/** 2000-01-01T00:00:00Z: fixed, and after 1980 for tools (zip, Python) that cannot store older times. */
+export const CONTEXT_MTIME = new Date(Date.UTC(2000, 0, 1));
+
+export interface BuildContextOptions {
+  /** Extra image labels; they change the image but not its tag. */
+  labels?: Record<string, string>;
+  signal?: AbortSignal;
+}
+
+export interface BuildContext {
+  tar: Buffer;
+  dockerfile: string;
+  tag: string;
+}
+
+interface ContextEntry {
+  name: string;
+  type: 'file' | 'directory' | 'symlink';
+  mode: number;
+  content?: Buffer;
+  linkname?: string;
+}
+
+export async function createBuildContext(plan: BuildPlan, options: BuildContextOptions = {}): Promise<BuildContext> {
+  options.signal?.throwIfAborted();
+  const source = await plan.materialise(options.signal);
+  options.signal?.throwIfAborted();
+  const tag = planIdentity(plan);
+  const depName = plan.runtime.depName;
+  const dockerfileOptions: Parameters<typeof renderDockerfile>[1] = { tag, depName };
+  if (options.labels !== undefined) dockerfileOptions.labels = options.labels;
+  const dockerfile = renderDockerfile(plan, dockerfileOptions);
+
+  const entries: ContextEntry[] = [{ name: 'Dockerfile', type: 'file', mode: 0o644, content: Buffer.from(dockerfile, 'utf8') }];
+  const directories = new Set<string>([CONTEXT_FUNCTION_DIR]);
+  const addFile = (file: SourceFile, prefix: string) => {
+    const name = `${prefix}/${file.path}`;
+    for (let slash = name.indexOf('/'); slash !== -1; slash = name.indexOf('/', slash + 1)) directories.add(name.slice(0, slash));
+    if (file.type === 'directory') directories.add(name);
+    else if (file.type === 'symlink') entries.push({ name, type: 'symlink', mode: 0o777, linkname: file.linkTarget ?? '' });
+    else entries.push({ name, type: 'file', mode: file.mode, content: file.content });
+  };
+  for (const file of source.files) addFile(file, CONTEXT_FUNCTION_DIR);
+  if (source.deps !== undefined) {
+    const depsFile: SourceFile = { path: depName, type: 'file', mode: 0o644, content: source.deps.content, sha256: source.deps.sha256 };
+    if (plan.phases.installation !== undefined) {
+      directories.add(CONTEXT_DEPS_DIR);
+      addFile(depsFile, CONTEXT_DEPS_DIR);
+    } else if (!source.deps.fromArchive) {
+      // Nothing installs it, but it still belongs in /kubeless beside the code.
+      addFile(depsFile, CONTEXT_FUNCTION_DIR);
+    }
+  }
+  for (const name of directories) entries.push({ name, type: 'directory', mode: 0o755 });
+  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+
+  const pack = tarPack();
+  const chunks: Buffer[] = [];
+  const done = (async () => {
+    for await (const chunk of pack) chunks.push(chunk as Buffer);
+  })();
+  for (const entry of entries) {
+    const header = {
+      name: entry.name,
+      type: entry.type,
+      mode: entry.mode,
+      mtime: CONTEXT_MTIME,
+      uid: 0,
+      gid: 0,
+      uname: '',
+      gname: '',
+      size: entry.content?.length ?? 0,
+      ...(entry.linkname === undefined ? {} : { linkname: entry.linkname }),
+    };
+    await new Promise<void>((resolve, reject) => {
+      pack.entry(header, entry.content ?? Buffer.alloc(0), (error) => (error ? reject(error) : resolve()));
+    });
+  }
+  pack.finalize();
+  await done;
+  return { tar: Buffer.concat(chunks), dockerfile, tag };
+}
