@@ -237,6 +237,8 @@ export class RegistryClient {
       const retryAfter = retryAfterMs(response.headers['retry-after']);
       throw errorFromResponse(status, text, context, {
         configKeys: this.#configKeys,
+        plainHttp: url.protocol === 'http:',
+        bareResponse: Object.keys(response.headers).length === 0,
         retryAfterSeconds: retryAfter === undefined ? undefined : Math.ceil(retryAfter / 1000),
       });
     }

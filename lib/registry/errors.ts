@@ -119,7 +119,14 @@ export function errorFromResponse(
   status: number,
   bodyText: string,
   context: RegistryErrorContext,
-  options: { configKeys?: string[]; retryAfterSeconds?: number | undefined; insufficientScope?: boolean } = {},
+  options: {
+    configKeys?: string[];
+    retryAfterSeconds?: number | undefined;
+    insufficientScope?: boolean;
+    /** The request went over plain HTTP and the answer had no headers at all. */
+    plainHttp?: boolean;
+    bareResponse?: boolean;
+  } = {},
 ): RegistryError {
   const registryErrors = parseErrorBody(bodyText);
   const said = describeRegistryErrors(status, registryErrors);
@@ -152,7 +159,9 @@ export function errorFromResponse(
   if (status >= 500) {
     return new RegistryError('E_REGISTRY_UNAVAILABLE', `${doing}: the registry failed (${said}) after retries; retry later`, context, extra);
   }
-  if (status === 400 && /HTTP request to an HTTPS server/i.test(bodyText)) {
+  // Go's TLS listener answers a plain-HTTP request with a bare "HTTP/1.0 400" (no headers) and this
+  // sentence as body; a HEAD shows only the former.
+  if (status === 400 && (/HTTP request to an HTTPS server/i.test(bodyText) || (options.plainHttp === true && options.bareResponse === true))) {
     return new RegistryError(
       'E_REGISTRY_TLS',
       `${doing}: the registry speaks HTTPS but was called over plain HTTP; set insecure: false for it (with its ca, or tlsVerify: false)`,
@@ -214,7 +223,9 @@ export function isRetryableNetworkError(error: unknown): boolean {
 /** The error for a request that got no HTTP answer. */
 export function errorFromNetwork(error: unknown, context: RegistryErrorContext, origin: string, attempts: number): RegistryError {
   const code = networkErrorCode(error) ?? 'UNKNOWN';
-  const reason = error instanceof Error ? error.message : String(error);
+  const message = error instanceof Error ? error.message : String(error);
+  // OpenSSL messages carry a long prefix ("C03C...:error:0A0000C6:SSL routines:func:reason:file:line"); keep the reason.
+  const reason = /SSL routines:[^:]*:([^:]+)/.exec(message)?.[1] ?? message.trim();
   const tries = attempts > 1 ? ` (${attempts} attempts)` : '';
   const details = { origin, networkCode: code, attempts };
   if (TLS_CODES.has(code) || code.startsWith('ERR_SSL_')) {

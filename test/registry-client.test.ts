@@ -1,0 +1,611 @@
+// RegistryClient against the rig's real registries (distribution 2.8): anonymous, Basic, TLS and
+// token auth, plus a fault proxy in front of a real registry for 503/429 answers, relative upload
+// Locations and cross-host redirects. Every error message and log line produced here is kept and
+// checked at the end for the passwords and tokens used.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { randomBytes } from 'node:crypto';
+import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createTcpServer, type Socket } from 'node:net';
+import { inspect } from 'node:util';
+import {
+  MEDIA_TYPE,
+  parseDockerConfig,
+  RegistryClient,
+  RegistryError,
+  sha256Digest,
+  type RegistryClientOptions,
+  type RegistryLogEvent,
+} from '../lib/index.ts';
+import { startFaultProxy, type FaultProxy } from './support/fault-proxy.ts';
+import { startRegistry, type RegistryHandle } from './support/registry.ts';
+
+// ---- what every test leaves behind for the final secrets check ----
+const captured: string[] = [];
+const secrets = new Set<string>();
+const events: RegistryLogEvent[] = [];
+const clients: RegistryClient[] = [];
+
+function client(options: RegistryClientOptions): RegistryClient {
+  const made = new RegistryClient({
+    retryDelayMs: 20,
+    ...options,
+    log: (event) => {
+      events.push(event);
+      captured.push(JSON.stringify(event));
+    },
+  });
+  clients.push(made);
+  return made;
+}
+
+function keepSecret(...values: Array<string | undefined>): void {
+  for (const value of values) if (value) secrets.add(value);
+}
+
+function basicConfig(key: string, username: string, password: string) {
+  keepSecret(password, Buffer.from(`${username}:${password}`).toString('base64'));
+  return parseDockerConfig({ auths: { [key]: { auth: Buffer.from(`${username}:${password}`).toString('base64') } } });
+}
+
+async function failure(promise: Promise<unknown>, code: string): Promise<RegistryError> {
+  try {
+    await promise;
+  } catch (error) {
+    captured.push(String((error as Error).message), JSON.stringify(error), inspect(error, { depth: 10 }), String((error as Error).stack));
+    assert.instance(error, RegistryError, `expected a RegistryError, got ${inspect(error)}`);
+    assert.is((error as RegistryError).code, code, (error as Error).message);
+    return error as RegistryError;
+  }
+  assert.unreachable(`expected ${code}`);
+  throw new Error('unreachable');
+}
+
+function unique(prefix: string): string {
+  return `fib-test/${prefix}-${randomBytes(4).toString('hex')}`;
+}
+
+/** Pushes a config and one layer and a manifest for them; returns the manifest digest. */
+async function pushImage(registry: RegistryClient, repository: string, tag: string, layer = randomBytes(2048)): Promise<{ digest: string; layer: Buffer; layerDigest: string }> {
+  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } }));
+  await registry.pushBlob(repository, config);
+  const pushed = await registry.pushBlob(repository, layer);
+  const manifest = {
+    schemaVersion: 2,
+    mediaType: MEDIA_TYPE.dockerManifest,
+    config: { mediaType: MEDIA_TYPE.dockerConfig, digest: sha256Digest(config), size: config.length },
+    layers: [{ mediaType: MEDIA_TYPE.dockerLayerGzip, digest: pushed.digest, size: layer.length }],
+  };
+  const { digest } = await registry.putManifest(repository, tag, manifest);
+  return { digest, layer, layerDigest: pushed.digest };
+}
+
+async function* pieces(data: Buffer, size: number): AsyncGenerator<Uint8Array> {
+  for (let i = 0; i < data.length; i += size) yield data.subarray(i, i + size);
+}
+
+// ================================================================ anonymous
+const anonymous = suite('anonymous registry');
+let anon: RegistryHandle;
+const proxies: FaultProxy[] = [];
+
+anonymous.before(async () => {
+  anon = await startRegistry('anonymous');
+});
+anonymous.after(async () => {
+  for (const proxy of proxies.splice(0)) await proxy.stop();
+  await anon?.stop();
+});
+
+anonymous('ping, monolithic and chunked blob uploads, HEAD and GET', async () => {
+  const registry = client({ registry: anon.host });
+  assert.equal(await registry.ping(), { authScheme: 'none', apiVersion: 'registry/2.0' });
+  const repo = unique('blobs');
+  const small = randomBytes(1000);
+  const first = await registry.pushBlob(repo, small);
+  assert.equal(first, { digest: sha256Digest(small), size: 1000, outcome: 'uploaded' });
+  assert.equal(await registry.blobExists(repo, first.digest), { size: 1000 });
+  assert.ok((await registry.getBlob(repo, first.digest)).equals(small));
+  assert.is((await registry.pushBlob(repo, small)).outcome, 'existed');
+
+  const big = randomBytes(300_000);
+  const chunked = await registry.pushBlob(repo, big, { chunkSize: 64 * 1024 });
+  assert.equal(chunked, { digest: sha256Digest(big), size: big.length, outcome: 'uploaded' });
+  assert.ok((await registry.getBlob(repo, chunked.digest)).equals(big));
+
+  const streamed = randomBytes(100_000);
+  const fromIterable = await registry.pushBlob(repo, pieces(streamed, 7000), { chunkSize: 30_000 });
+  assert.equal(fromIterable, { digest: sha256Digest(streamed), size: streamed.length, outcome: 'uploaded' });
+  assert.equal(await registry.blobExists(repo, fromIterable.digest), { size: streamed.length });
+  assert.is(await registry.blobExists(repo, sha256Digest('not pushed')), undefined);
+});
+
+anonymous('cross-repository mount: 201 mounts, 202 opens an upload that is then used', async () => {
+  const registry = client({ registry: anon.host });
+  const source = unique('mount-from');
+  const target = unique('mount-to');
+  const data = randomBytes(5000);
+  const { digest } = await registry.pushBlob(source, data);
+  assert.equal(await registry.mountBlob(target, digest, source), { mounted: true });
+  assert.ok((await registry.getBlob(target, digest)).equals(data));
+
+  const missing = randomBytes(3000);
+  const result = await registry.mountBlob(unique('mount-to'), sha256Digest(missing), source);
+  assert.is(result.mounted, false);
+  const other = unique('mount-fallback');
+  const pushed = await registry.pushBlob(other, missing, { mountFrom: source });
+  assert.equal(pushed, { digest: sha256Digest(missing), size: 3000, outcome: 'uploaded' });
+  const mounted = await registry.pushBlob(unique('mount-again'), data, { mountFrom: source });
+  assert.is(mounted.outcome, 'mounted');
+});
+
+anonymous('manifest put by tag, HEAD by tag and digest, GET verified, tags listed', async () => {
+  const registry = client({ registry: anon.host });
+  const repo = unique('manifests');
+  const { digest } = await pushImage(registry, repo, 'v1');
+  const byTag = await registry.manifestExists(repo, 'v1');
+  assert.equal(byTag, { digest, mediaType: MEDIA_TYPE.dockerManifest, size: byTag!.size });
+  assert.equal(await registry.manifestExists(repo, digest), byTag);
+  const got = await registry.getManifest(repo, 'v1');
+  assert.is(got.digest, digest);
+  assert.is(sha256Digest(got.bytes), digest);
+  assert.is(got.json.schemaVersion, 2);
+  for (const tag of ['v2', 'v3', 'v4', 'v5']) await registry.putManifest(repo, tag, got.bytes);
+  assert.equal((await registry.listTags(repo)).sort(), ['v1', 'v2', 'v3', 'v4', 'v5']);
+  const byDigest = await registry.putManifest(repo, digest, got.bytes);
+  assert.is(byDigest.digest, digest);
+});
+
+anonymous('tags list pagination follows Link headers, relative and absolute', async () => {
+  // distribution 2.8 ignores `n`, so the proxy pages the way newer registries (and Hub) do.
+  let origin = '';
+  const proxy = await startFaultProxy(anon.url, {
+    intercept: (req) => {
+      if (!req.url?.includes('/tags/list')) return undefined;
+      const last = new URL(req.url, 'http://x').searchParams.get('last');
+      const json = (tags: string[]) => JSON.stringify({ name: 'fib-test/paged', tags });
+      if (last === null) return { status: 200, headers: { link: '</v2/fib-test/paged/tags/list?n=2&last=b>; rel="next"' }, body: json(['a', 'b']) };
+      if (last === 'b') return { status: 200, headers: { link: `<${origin}/v2/fib-test/paged/tags/list?n=2&last=d>; rel="next"` }, body: json(['c', 'd']) };
+      return { status: 200, body: json(['e']) };
+    },
+  });
+  proxies.push(proxy);
+  origin = proxy.url;
+  const registry = client({ registry: proxy.host });
+  assert.equal(await registry.listTags('fib-test/paged', { pageSize: 2 }), ['a', 'b', 'c', 'd', 'e']);
+  assert.equal(
+    proxy.requests.map((r) => r.path),
+    ['/v2/fib-test/paged/tags/list?n=2', '/v2/fib-test/paged/tags/list?n=2&last=b', '/v2/fib-test/paged/tags/list?n=2&last=d'],
+  );
+});
+
+anonymous('a reset connection is retried for a GET', async () => {
+  const repo = unique('reset');
+  const { layer, layerDigest } = await pushImage(client({ registry: anon.host }), repo, 'v1');
+  const proxy = await startFaultProxy(anon.url, { intercept: (req, n) => (req.url?.includes('/blobs/') && n === 1 ? { status: 0, reset: true } : undefined) });
+  proxies.push(proxy);
+  const registry = client({ registry: proxy.host });
+  assert.ok((await registry.getBlob(repo, layerDigest)).equals(layer));
+  assert.equal(proxy.requests.map((r) => r.status), [0, 200]);
+});
+
+anonymous('resolveDigest: a plain manifest is its own digest, an index gives the platform entry', async () => {
+  const registry = client({ registry: anon.host });
+  const repo = unique('index');
+  const amd64 = await pushImage(registry, repo, 'amd64');
+  const arm64 = await pushImage(registry, repo, 'arm64');
+  assert.is(await registry.resolveDigest(repo, 'amd64'), amd64.digest);
+  const size = async (digest: string) => (await registry.manifestExists(repo, digest))!.size;
+  const index = {
+    schemaVersion: 2,
+    mediaType: MEDIA_TYPE.ociIndex,
+    manifests: [
+      { mediaType: MEDIA_TYPE.dockerManifest, digest: arm64.digest, size: await size(arm64.digest), platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } },
+      { mediaType: MEDIA_TYPE.dockerManifest, digest: amd64.digest, size: await size(amd64.digest), platform: { os: 'linux', architecture: 'amd64' } },
+    ],
+  };
+  const put = await registry.putManifest(repo, 'multi', index);
+  assert.equal(await registry.manifestExists(repo, 'multi'), { digest: put.digest, mediaType: MEDIA_TYPE.ociIndex, size: JSON.stringify(index).length });
+  assert.is(await registry.resolveDigest(repo, 'multi'), amd64.digest);
+  assert.is(await registry.resolveDigest(repo, 'multi', 'linux/arm64'), arm64.digest);
+  const error = await failure(registry.resolveDigest(repo, 'multi', 'linux/s390x'), 'E_REGISTRY_PLATFORM_NOT_FOUND');
+  assert.ok(error.message.includes('linux/arm64/v8, linux/amd64'), error.message);
+  const notFound = await failure(registry.resolveDigest(repo, 'nope'), 'E_REGISTRY_NOT_FOUND');
+  assert.ok(notFound.message.includes(`${repo}:nope`), notFound.message);
+});
+
+anonymous('missing things: HEAD is undefined, GET and tags list are E_REGISTRY_NOT_FOUND with the registry code', async () => {
+  const registry = client({ registry: anon.host });
+  const repo = unique('missing');
+  assert.is(await registry.manifestExists(repo, 'v1'), undefined);
+  const manifest = await failure(registry.getManifest(repo, 'v1'), 'E_REGISTRY_NOT_FOUND');
+  assert.is(manifest.kind, 'user');
+  assert.ok(manifest.message.includes(anon.host) && manifest.message.includes(repo) && manifest.message.includes('pull manifest'), manifest.message);
+  assert.ok(manifest.registryErrors.length > 0 && /UNKNOWN/.test(manifest.registryErrors[0]!.code), JSON.stringify(manifest.registryErrors));
+  await failure(registry.listTags(repo), 'E_REGISTRY_NOT_FOUND');
+  await failure(registry.getBlob(repo, sha256Digest('x')), 'E_REGISTRY_NOT_FOUND');
+});
+
+anonymous('relative upload Locations (monolithic and chunked) through a proxy', async () => {
+  const proxy = await startFaultProxy(anon.url, { relativeLocations: true });
+  proxies.push(proxy);
+  const registry = client({ registry: proxy.host });
+  const repo = unique('relative');
+  const data = randomBytes(50_000);
+  assert.is((await registry.pushBlob(repo, data)).outcome, 'uploaded');
+  const chunked = randomBytes(50_000);
+  assert.is((await registry.pushBlob(repo, chunked, { chunkSize: 20_000 })).outcome, 'uploaded');
+  assert.ok((await registry.getBlob(repo, sha256Digest(chunked))).equals(chunked));
+  assert.is(proxy.requests.filter((r) => r.method === 'PATCH').length, 3);
+  assert.ok(proxy.requests.filter((r) => r.method === 'PUT').every((r) => r.path.includes('digest=sha256%3A') && r.status === 201));
+});
+
+anonymous('503 twice then 200 succeeds after two retries; 404 is never retried', async () => {
+  const repo = unique('flaky');
+  const seed = client({ registry: anon.host });
+  const { digest } = await pushImage(seed, repo, 'v1');
+  const proxy = await startFaultProxy(anon.url, {
+    intercept: (req, n) => (req.method === 'HEAD' && req.url?.endsWith('/manifests/v1') && n <= 2 ? { status: 503 } : undefined),
+  });
+  proxies.push(proxy);
+  const before = events.length;
+  const registry = client({ registry: proxy.host, retries: 3 });
+  assert.is((await registry.manifestExists(repo, 'v1'))?.digest, digest);
+  assert.equal(
+    proxy.requests.filter((r) => r.path.endsWith('/manifests/v1')).map((r) => r.status),
+    [503, 503, 200],
+  );
+  assert.is(events.slice(before).filter((e) => e.event === 'retry').length, 2);
+  assert.is(await registry.manifestExists(repo, 'v404'), undefined);
+  assert.is(proxy.requests.filter((r) => r.path.endsWith('/manifests/v404')).length, 1);
+});
+
+anonymous('429 with Retry-After is honoured; a Retry-After beyond the limit fails at once with E_REGISTRY_RATE_LIMITED', async () => {
+  const repo = unique('limited');
+  const proxy = await startFaultProxy(anon.url, {
+    intercept: (req, n) => {
+      if (req.url?.endsWith('/tags/list') && n === 1) return { status: 429, headers: { 'retry-after': '1' }, body: '{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}' };
+      if (req.url?.includes('/manifests/')) return { status: 429, headers: { 'retry-after': '3600' }, body: '{"errors":[{"code":"TOOMANYREQUESTS","message":"pull rate limit"}]}' };
+      return undefined;
+    },
+  });
+  proxies.push(proxy);
+  const registry = client({ registry: proxy.host });
+  await pushImage(client({ registry: anon.host }), repo, 'v1');
+  const started = Date.now();
+  assert.equal(await registry.listTags(repo), ['v1']);
+  assert.ok(Date.now() - started >= 950, `waited ${Date.now() - started} ms`);
+  const error = await failure(registry.getManifest(repo, 'v1'), 'E_REGISTRY_RATE_LIMITED');
+  assert.is(error.kind, 'infrastructure');
+  assert.ok(error.message.includes('3600 s') && error.message.includes('pull rate limit'), error.message);
+  assert.is(proxy.requests.filter((r) => r.path.includes('/manifests/')).length, 1);
+});
+
+anonymous('a registry that keeps failing gives E_REGISTRY_UNAVAILABLE after bounded retries', async () => {
+  const proxy = await startFaultProxy(anon.url, { intercept: () => ({ status: 502, body: 'bad gateway' }) });
+  proxies.push(proxy);
+  const registry = client({ registry: proxy.host, retries: 2 });
+  const error = await failure(registry.blobExists(unique('down'), sha256Digest('x')), 'E_REGISTRY_UNAVAILABLE');
+  assert.is(error.status, 502);
+  assert.is(proxy.requests.length, 3);
+});
+
+anonymous('a stopped registry gives E_REGISTRY_UNREACHABLE after bounded retries', async () => {
+  const stopped = await startRegistry('anonymous');
+  await stopped.stop();
+  const before = events.length;
+  const registry = client({ registry: stopped.host, retries: 2 });
+  const started = Date.now();
+  const error = await failure(registry.manifestExists('fib-test/gone', 'v1'), 'E_REGISTRY_UNREACHABLE');
+  assert.ok(Date.now() - started < 5_000);
+  assert.is(error.kind, 'infrastructure');
+  assert.is(error.details.attempts, 3);
+  assert.ok(error.message.includes(stopped.host) && error.message.includes('ECONNREFUSED'), error.message);
+  assert.is(events.slice(before).filter((e) => e.event === 'retry').length, 2);
+});
+
+anonymous('a registry that accepts but never answers times out with E_REGISTRY_TIMEOUT', async () => {
+  const sockets = new Set<Socket>();
+  const silent = createTcpServer((socket) => sockets.add(socket));
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  try {
+    const port = (silent.address() as { port: number }).port;
+    const registry = client({ registry: `127.0.0.1:${port}`, timeoutMs: 300, retries: 1 });
+    const started = Date.now();
+    const error = await failure(registry.ping(), 'E_REGISTRY_TIMEOUT');
+    assert.ok(Date.now() - started < 3_000);
+    assert.is(error.details.attempts, 2);
+  } finally {
+    for (const socket of sockets) socket.destroy();
+    await new Promise((resolve) => silent.close(resolve));
+  }
+});
+
+anonymous.run();
+
+// ================================================================ basic
+const basic = suite('Basic auth registry');
+let basicRegistry: RegistryHandle;
+basic.before(async () => {
+  basicRegistry = await startRegistry('basic');
+  keepSecret(basicRegistry.password, Buffer.from(`${basicRegistry.username}:${basicRegistry.password}`).toString('base64'));
+});
+basic.after(async () => {
+  for (const proxy of proxies.splice(0)) await proxy.stop();
+  await basicRegistry?.stop();
+});
+
+basic('the Secret from the rig: push, manifest, HEAD by tag and digest, tags; the key used is logged', async () => {
+  const before = events.length;
+  const registry = client({ registry: basicRegistry.host, credentials: parseDockerConfig(basicRegistry.dockerConfigJson!) });
+  assert.is(registry.credentialKey, basicRegistry.host);
+  assert.is((await registry.ping()).authScheme, 'basic');
+  const repo = unique('basic');
+  const { digest } = await pushImage(registry, repo, 'v1');
+  assert.is((await registry.manifestExists(repo, 'v1'))?.digest, digest);
+  assert.is((await registry.manifestExists(repo, digest))?.digest, digest);
+  assert.equal(await registry.listTags(repo), ['v1']);
+  const used = events.slice(before).find((e) => e.event === 'credentials');
+  assert.equal(used, { registry: basicRegistry.host, event: 'credentials', level: 'info', key: basicRegistry.host, type: 'basic' });
+});
+
+basic('a config with Docker Hub and two private registries: the http:// key is used, and it means plain HTTP', async () => {
+  const key = `http://${basicRegistry.host}/v2`;
+  keepSecret('hub-password-123', 'other-password-456');
+  const config = parseDockerConfig({
+    auths: {
+      'https://index.docker.io/v1/': { username: 'hubuser', password: 'hub-password-123' },
+      [key]: { username: basicRegistry.username, password: basicRegistry.password },
+      'registry.example.com:5000': { username: 'other', password: 'other-password-456' },
+    },
+  });
+  const registry = client({ registry: basicRegistry.host, credentials: config });
+  assert.is(registry.credentialKey, key);
+  assert.is(registry.endpoint.origin, basicRegistry.url);
+  assert.ok(registry.endpoint.reason.includes(key));
+  assert.is(await registry.manifestExists(unique('three'), 'v1'), undefined);
+  assert.is(client({ registry: 'index.docker.io', credentials: config }).credentialKey, 'https://index.docker.io/v1/');
+});
+
+basic('wrong password → E_REGISTRY_UNAUTHORIZED naming the key tried; no matching key → says so and lists the keys', async () => {
+  const wrong = `wrong-${randomBytes(6).toString('hex')}`;
+  const key = `${basicRegistry.host}/v2/`;
+  const registry = client({ registry: basicRegistry.host, credentials: basicConfig(key, basicRegistry.username!, wrong) });
+  const repo = unique('wrong');
+  const error = await failure(registry.manifestExists(repo, 'v1'), 'E_REGISTRY_UNAUTHORIZED');
+  assert.is(error.kind, 'user');
+  assert.ok(error.message.includes(`"${key}"`), error.message);
+  assert.ok(error.message.includes(basicRegistry.host) && error.message.includes(repo), error.message);
+  assert.is(error.details.credentialKey, key);
+  assert.not.ok(events.some((e) => e.event === 'retry' && e.registry === basicRegistry.host), '401 is never retried');
+
+  const none = client({ registry: basicRegistry.host, credentials: basicConfig('ghcr.io', 'u', 'ghcr-password-789') });
+  const missing = await failure(none.pushBlob(repo, Buffer.from('x')), 'E_REGISTRY_UNAUTHORIZED');
+  assert.ok(missing.message.includes(`no docker config key matches ${basicRegistry.host} (keys: "ghcr.io")`), missing.message);
+  assert.is(missing.details.credentialKey, null);
+});
+
+basic('a redirect to another host does not carry the Authorization header', async () => {
+  const registry = client({ registry: basicRegistry.host, credentials: parseDockerConfig(basicRegistry.dockerConfigJson!) });
+  const repo = unique('redirect');
+  const data = randomBytes(4000);
+  const digest = sha256Digest(data);
+  const storageSaw: Array<string | undefined> = [];
+  const storage: Server = createHttpServer((req, res) => {
+    storageSaw.push(req.headers.authorization);
+    res.writeHead(200, { 'content-type': 'application/octet-stream' });
+    res.end(data);
+  });
+  await new Promise<void>((resolve) => storage.listen(0, '127.0.0.1', resolve));
+  try {
+    const storageUrl = `http://127.0.0.1:${(storage.address() as { port: number }).port}/blob?X-Signature=abc`;
+    const proxy = await startFaultProxy(basicRegistry.url, {
+      intercept: (req) => (req.method === 'GET' && req.url?.includes('/blobs/sha256:') && req.headers.authorization ? { status: 307, headers: { location: storageUrl } } : undefined),
+    });
+    proxies.push(proxy);
+    const viaProxy = client({ registry: proxy.host, credentials: basicConfig(proxy.host, basicRegistry.username!, basicRegistry.password!) });
+    await registry.pushBlob(repo, data);
+    assert.ok((await viaProxy.getBlob(repo, digest)).equals(data));
+    assert.equal(storageSaw, [undefined]);
+    assert.ok(proxy.requests.some((r) => r.status === 307 && r.authorized));
+    assert.ok(captured.every((line) => !line.includes('X-Signature')), 'query strings of redirects are not logged');
+  } finally {
+    await new Promise((resolve) => storage.close(resolve));
+  }
+});
+
+basic.run();
+
+// ================================================================ tls
+const tls = suite('TLS registry');
+let tlsRegistry: RegistryHandle;
+tls.before(async () => {
+  tlsRegistry = await startRegistry('tls');
+});
+tls.after(async () => {
+  await tlsRegistry?.stop();
+});
+
+tls('with its CA: push and pull over HTTPS', async () => {
+  const registry = client({ registry: tlsRegistry.host, transport: { ca: tlsRegistry.caPem! } });
+  assert.is(registry.endpoint.origin, tlsRegistry.url);
+  const repo = unique('tls-ca');
+  const { digest, layer, layerDigest } = await pushImage(registry, repo, 'v1');
+  assert.is((await registry.manifestExists(repo, 'v1'))?.digest, digest);
+  assert.ok((await registry.getBlob(repo, layerDigest)).equals(layer));
+});
+
+tls('with verification off: works without the CA', async () => {
+  const registry = client({ registry: tlsRegistry.host, transport: { tlsVerify: false } });
+  const repo = unique('tls-noverify');
+  await pushImage(registry, repo, 'v1');
+  assert.equal(await registry.listTags(repo), ['v1']);
+});
+
+tls('HTTPS without the CA → E_REGISTRY_TLS saying to give the CA; plain HTTP to it → E_REGISTRY_TLS too', async () => {
+  const untrusted = client({ registry: tlsRegistry.host, transport: { insecure: false } });
+  const error = await failure(untrusted.ping(), 'E_REGISTRY_TLS');
+  assert.is(error.kind, 'user');
+  assert.ok(error.message.includes('CA') && error.message.includes(tlsRegistry.host), error.message);
+  assert.is(error.details.attempts, 1, 'certificate errors are not retried');
+  const plain = client({ registry: tlsRegistry.host });
+  assert.is(plain.endpoint.plainHttp, true);
+  const wrongScheme = await failure(plain.manifestExists(unique('tls-plain'), 'v1'), 'E_REGISTRY_TLS');
+  assert.ok(wrongScheme.message.includes('insecure: false'), wrongScheme.message);
+});
+
+tls.run();
+
+// ================================================================ token
+const token = suite('token auth registry');
+let tokenRegistry: RegistryHandle;
+token.before(async () => {
+  tokenRegistry = await startRegistry('token');
+  const { full, pullOnly } = tokenRegistry.users!;
+  keepSecret(full.password, pullOnly.password);
+  for (const user of [full, pullOnly]) keepSecret(Buffer.from(`${user.username}:${user.password}`).toString('base64'));
+});
+token.after(async () => {
+  await tokenRegistry?.stop();
+});
+
+function tokenConfig(user: { username: string; password: string }) {
+  return basicConfig(tokenRegistry.host, user.username, user.password);
+}
+
+token('push and pull scopes: blobs (monolithic, chunked), mount, manifest, HEAD by tag and digest, tags; tokens reused', async () => {
+  const server = tokenRegistry.tokenServer!;
+  const fetchesBefore = server.requests.length;
+  const before = events.length;
+  const registry = client({ registry: tokenRegistry.host, credentials: tokenConfig(tokenRegistry.users!.full) });
+  const repo = unique('token');
+  const { digest, layerDigest } = await pushImage(registry, repo, 'v1');
+  const chunked = randomBytes(70_000);
+  assert.is((await registry.pushBlob(repo, chunked, { chunkSize: 32_000 })).outcome, 'uploaded');
+  assert.is((await registry.manifestExists(repo, 'v1'))?.digest, digest);
+  assert.is((await registry.manifestExists(repo, digest))?.digest, digest);
+  assert.equal(await registry.listTags(repo), ['v1']);
+  const other = unique('token-mount');
+  assert.equal(await registry.mountBlob(other, layerDigest, repo), { mounted: true });
+  assert.ok(await registry.blobExists(other, layerDigest));
+
+  const fetched = server.requests.slice(fetchesBefore);
+  assert.ok(fetched.every((r) => r.status === 200 && r.username === tokenRegistry.users!.full.username));
+  const tokenEvents = events.slice(before).filter((e) => e.event === 'token');
+  const fresh = tokenEvents.filter((e) => e.cached === false).length;
+  const reused = tokenEvents.filter((e) => e.cached === true).length;
+  assert.is(fresh, fetched.length, 'every token fetched is logged');
+  // One token for push+pull on the first repository, one for the mount (two repositories), one for
+  // pull+push on the mount target's HEAD is covered by the mount token.
+  assert.ok(fresh <= 3, `fetched ${fresh} tokens`);
+  assert.ok(reused >= 10, `reused ${reused} tokens`);
+  assert.ok(fetched.some((r) => r.granted.some((g) => g.name === repo && g.actions.includes('push'))));
+});
+
+token('a pull-only user can pull, and pushing is E_REGISTRY_DENIED naming the key', async () => {
+  const full = client({ registry: tokenRegistry.host, credentials: tokenConfig(tokenRegistry.users!.full) });
+  const repo = unique('pull-only');
+  const { digest } = await pushImage(full, repo, 'v1');
+  const registry = client({ registry: tokenRegistry.host, credentials: tokenConfig(tokenRegistry.users!.pullOnly) });
+  assert.is(await registry.resolveDigest(repo, 'v1'), digest);
+  const error = await failure(registry.pushBlob(repo, randomBytes(100)), 'E_REGISTRY_DENIED');
+  assert.is(error.kind, 'user');
+  assert.ok(error.message.includes(`"${tokenRegistry.host}"`) && error.message.includes(repo) && error.message.includes('push blob'), error.message);
+  await failure(registry.putManifest(repo, 'v2', (await full.getManifest(repo, 'v1')).bytes), 'E_REGISTRY_DENIED');
+});
+
+token('wrong password → E_REGISTRY_UNAUTHORIZED from the token server; no credentials → anonymous token, then unauthorized', async () => {
+  const wrong = `wrong-${randomBytes(6).toString('hex')}`;
+  const registry = client({ registry: tokenRegistry.host, credentials: basicConfig(`https://${tokenRegistry.host}`, tokenRegistry.users!.full.username, wrong) });
+  // The key was written with https://, so ask for plain HTTP explicitly.
+  const plain = client({
+    registry: tokenRegistry.host,
+    transport: { insecure: true },
+    credentials: basicConfig(`https://${tokenRegistry.host}`, tokenRegistry.users!.full.username, wrong),
+  });
+  assert.is(registry.endpoint.plainHttp, false);
+  const error = await failure(plain.manifestExists(unique('wrong'), 'v1'), 'E_REGISTRY_UNAUTHORIZED');
+  assert.ok(error.message.includes(`"https://${tokenRegistry.host}"`), error.message);
+
+  const server = tokenRegistry.tokenServer!;
+  const before = server.requests.length;
+  const anonymousClient = client({ registry: tokenRegistry.host });
+  const denied = await failure(anonymousClient.manifestExists(unique('anon'), 'v1'), 'E_REGISTRY_UNAUTHORIZED');
+  assert.ok(denied.message.includes('no docker config credentials were given'), denied.message);
+  assert.equal(server.requests.slice(before).map((r) => [r.username, r.status]), [['', 200]], 'one anonymous token was asked for');
+});
+
+token('identitytoken: exchanged for access tokens with grant_type=refresh_token', async () => {
+  const { full } = tokenRegistry.users!;
+  const realm = new URL(tokenRegistry.tokenRealm!);
+  realm.searchParams.set('service', tokenRegistry.tokenServer!.service);
+  realm.searchParams.set('offline_token', 'true');
+  const response = await fetch(realm, { headers: { authorization: `Basic ${Buffer.from(`${full.username}:${full.password}`).toString('base64')}` } });
+  const { refresh_token: refresh, token: issued } = (await response.json()) as { refresh_token: string; token: string };
+  keepSecret(refresh, issued);
+  const server = tokenRegistry.tokenServer!;
+  const before = server.requests.length;
+  const registry = client({ registry: tokenRegistry.host, credentials: parseDockerConfig({ auths: { [tokenRegistry.host]: { identitytoken: refresh } } }) });
+  const repo = unique('identity');
+  const { digest } = await pushImage(registry, repo, 'v1');
+  assert.is((await registry.manifestExists(repo, 'v1'))?.digest, digest);
+  const asked = server.requests.slice(before);
+  assert.ok(asked.length >= 1 && asked.every((r) => r.method === 'POST' && r.username === full.username && r.status === 200), JSON.stringify(asked));
+});
+
+token('registrytoken: sent as the Bearer token without asking the token server', async () => {
+  const full = client({ registry: tokenRegistry.host, credentials: tokenConfig(tokenRegistry.users!.full) });
+  const repo = unique('registrytoken');
+  const { digest } = await pushImage(full, repo, 'v1');
+  const { full: user } = tokenRegistry.users!;
+  const realm = new URL(tokenRegistry.tokenRealm!);
+  realm.searchParams.set('service', tokenRegistry.tokenServer!.service);
+  realm.searchParams.set('scope', `repository:${repo}:pull`);
+  const response = await fetch(realm, { headers: { authorization: `Basic ${Buffer.from(`${user.username}:${user.password}`).toString('base64')}` } });
+  const { token: bearer } = (await response.json()) as { token: string };
+  keepSecret(bearer);
+  const server = tokenRegistry.tokenServer!;
+  const before = server.requests.length;
+  const registry = client({ registry: tokenRegistry.host, credentials: parseDockerConfig({ auths: { [tokenRegistry.host]: { registrytoken: bearer } } }) });
+  assert.is((await registry.manifestExists(repo, 'v1'))?.digest, digest);
+  assert.is(server.requests.length, before);
+  await failure(registry.pushBlob(repo, randomBytes(10)), 'E_REGISTRY_UNAUTHORIZED');
+});
+
+token('an expired token is not reused', async () => {
+  const shortLived = await startRegistry('token', { tokenTtlSeconds: 2 });
+  try {
+    const { full } = shortLived.users!;
+    keepSecret(full.password, shortLived.users!.pullOnly.password);
+    const registry = client({ registry: shortLived.host, credentials: basicConfig(shortLived.host, full.username, full.password) });
+    const repo = unique('expiry');
+    await registry.manifestExists(repo, 'v1');
+    await registry.manifestExists(repo, 'v1');
+    assert.is(shortLived.tokenServer!.requests.length, 1, 'reused while valid');
+    await new Promise((resolve) => setTimeout(resolve, 1600));
+    await registry.manifestExists(repo, 'v1');
+    assert.is(shortLived.tokenServer!.requests.length, 2, 'fetched again after expiry');
+  } finally {
+    await shortLived.stop();
+  }
+});
+
+token.run();
+
+// ================================================================ secrets
+const leak = suite('no secret anywhere');
+leak.after(async () => {
+  for (const made of clients.splice(0)) await made.close();
+});
+
+leak('no password, auth string or token appears in any error message or log line of these tests', () => {
+  assert.ok(captured.length > 50, `captured ${captured.length} lines`);
+  assert.ok(secrets.size >= 10, `tracked ${secrets.size} secrets`);
+  for (const line of captured) {
+    for (const secret of secrets) assert.not.ok(line.includes(secret), `a secret leaked into: ${line.slice(0, 200)}`);
+    assert.not.match(line, /eyJ[\w-]+\.[\w-]+\.[\w-]+/, `a JWT leaked into: ${line.slice(0, 200)}`);
+    assert.not.match(line, /(Basic|Bearer) [A-Za-z0-9+/=._-]{8,}/, `an Authorization value leaked into: ${line.slice(0, 200)}`);
+  }
+});
+
+leak.run();

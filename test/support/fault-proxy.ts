@@ -1,0 +1,113 @@
+// An HTTP proxy in front of a real registry that can answer some requests itself (503s, 429s,
+// redirects) and rewrite the registry's absolute upload Locations into relative ones, so tests see
+// how the client handles those answers from a registry that otherwise behaves for real.
+import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+
+export interface ProxiedRequest {
+  method: string;
+  /** Path and query as received. */
+  path: string;
+  /** Whether an Authorization header came with it (the value is not kept). */
+  authorized: boolean;
+  /** Status the client got back. */
+  status: number;
+}
+
+export interface FaultAnswer {
+  /** 0 with `reset`: the connection is dropped without an answer. */
+  status: number;
+  reset?: boolean;
+  headers?: Record<string, string>;
+  body?: string;
+}
+
+export interface FaultProxyOptions {
+  /** Called for every request; an answer is sent instead of forwarding. `n` counts matching calls per path. */
+  intercept?: (request: IncomingMessage, n: number) => FaultAnswer | undefined;
+  /** Turn absolute Location headers of the registry into paths. */
+  relativeLocations?: boolean;
+}
+
+export interface FaultProxy {
+  url: string;
+  host: string;
+  port: number;
+  requests: ProxiedRequest[];
+  stop(): Promise<void>;
+}
+
+export async function startFaultProxy(target: string, options: FaultProxyOptions = {}): Promise<FaultProxy> {
+  const upstream = new URL(target);
+  const requests: ProxiedRequest[] = [];
+  const seen = new Map<string, number>();
+  const sockets = new Set<Socket>();
+  let origin = '';
+
+  const handle = (req: IncomingMessage, res: ServerResponse) => {
+    const path = req.url ?? '/';
+    const key = `${req.method} ${path.split('?')[0]}`;
+    const n = (seen.get(key) ?? 0) + 1;
+    seen.set(key, n);
+    const record = (status: number) => requests.push({ method: req.method ?? '', path, authorized: req.headers.authorization !== undefined, status });
+    const answer = options.intercept?.(req, n);
+    if (answer?.reset) {
+      record(0);
+      req.socket.destroy();
+      return;
+    }
+    if (answer) {
+      req.resume();
+      record(answer.status);
+      res.writeHead(answer.status, { 'content-type': 'application/json', ...answer.headers });
+      res.end(answer.body ?? '');
+      return;
+    }
+    const headers = { ...req.headers, host: upstream.host };
+    const forward = request(
+      { host: upstream.hostname, port: upstream.port, method: req.method, path, headers },
+      (upstreamResponse) => {
+        const responseHeaders = { ...upstreamResponse.headers };
+        const location = responseHeaders.location;
+        if (typeof location === 'string') {
+          const absolute = new URL(location, upstream);
+          if (absolute.host === upstream.host) {
+            responseHeaders.location = options.relativeLocations ? absolute.pathname + absolute.search : origin + absolute.pathname + absolute.search;
+          }
+        }
+        record(upstreamResponse.statusCode ?? 0);
+        res.writeHead(upstreamResponse.statusCode ?? 502, responseHeaders);
+        upstreamResponse.pipe(res);
+      },
+    );
+    forward.on('error', (error) => {
+      record(502);
+      if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' });
+      res.end(`proxy: ${error.message}`);
+    });
+    req.pipe(forward);
+  };
+
+  const server: Server = createServer(handle);
+  server.on('connection', (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const address = server.address();
+  if (!address || typeof address !== 'object') throw new Error('proxy has no address');
+  origin = `http://127.0.0.1:${address.port}`;
+  return {
+    url: origin,
+    host: `127.0.0.1:${address.port}`,
+    port: address.port,
+    requests,
+    async stop() {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
