@@ -62,29 +62,28 @@ test('reads kubeless-config and the registry Secret of the function namespace', 
   assert.is(config.builderImage, 'registry.example.com/fib:1');
   assert.is(config.builderImageSecret, 'fib-pull');
   assert.equal({ name: config.registrySecret.name, namespace: config.registrySecret.namespace }, { name: 'kubeless-registry-credentials', namespace: 'team-a' });
-  // Like Kubeless: the secret's server plus the username as the repository namespace.
-  assert.is(config.registry, '192.168.99.100:5000/builder');
+  // Not configured: the build derives it from the Secret's only entry, as Kubeless did (lib/target.ts).
+  assert.is(config.registry, undefined);
   assert.is(config.registrySecret.dockerConfig!.entries[0]!.key, 'http://192.168.99.100:5000/v2');
   assert.ok(api.requests.some((r) => r.path === '/api/v1/namespaces/kubeless/configmaps/kubeless-config'));
   assert.ok(api.requests.some((r) => r.path === '/api/v1/namespaces/team-a/secrets/kubeless-registry-credentials'));
 });
 
-test('a legacy dockercfg Secret with a configurable name and namespace; Docker Hub user as namespace', async () => {
+test('a legacy dockercfg Secret with a configurable name and namespace', async () => {
   const config = await readBuilderConfig(api.kubeConfig, { namespace: 'team-a', secretName: 'legacy', secretNamespace: 'team-b' });
   assert.is(config.registrySecret.namespace, 'team-b');
-  assert.is(config.registry, 'docker.io/someone');
+  assert.is(config.registrySecret.dockerConfig!.format, 'dockercfg');
+  assert.is(config.registrySecret.dockerConfig!.entries[0]!.host, 'docker.io');
 });
 
-test('an explicit registry wins; several registries in the Secret need one', async () => {
+test('the registry comes from the options, else from function-registry in kubeless-config', async () => {
   const config = await readBuilderConfig(api.kubeConfig, { namespace: 'team-c', secretName: 'two', registry: 'b.example.com/functions' });
   assert.is(config.registry, 'b.example.com/functions');
-  try {
-    await readBuilderConfig(api.kubeConfig, { namespace: 'team-c', secretName: 'two' });
-    assert.unreachable('accepted');
-  } catch (error) {
-    assert.is((error as BuilderError).code, 'E_CONFIG_INVALID');
-    assert.match((error as Error).message, 'function-registry');
-  }
+  api.create('configmaps', { metadata: { name: 'with-registry', namespace: 'kubeless' }, data: { 'function-registry': ' a.example.com/fns ', 'builder-image': 'x' } });
+  const fromConfig = await readBuilderConfig(api.kubeConfig, { namespace: 'team-c', secretName: 'two', configMapName: 'with-registry' });
+  assert.is(fromConfig.registry, 'a.example.com/fns');
+  assert.is(fromConfig.enabled, false);
+  assert.is(fromConfig.tlsVerify, true);
 });
 
 test('a missing Secret is a user error that names it and says how to create it, without any secret', async () => {

@@ -50,8 +50,11 @@ export interface RegistrySecretRef {
 export interface BuilderConfig {
   /** `enable-build-step`. */
   enabled: boolean;
-  /** Where function images are pushed: `host[/namespace]`. */
-  registry: string;
+  /**
+   * Where function images are pushed: `host[/namespace]` (kubeless-config `function-registry`).
+   * Unset: like Kubeless, the host and username of the registry Secret's only entry (lib/target.ts).
+   */
+  registry?: string | undefined;
   /** `function-registry-tls-verify`: false = the target registry's certificate is not verified. */
   tlsVerify: boolean;
   /** `runtime-images` as the ConfigMap holds it (JSON text); the built-in catalog when absent. */
@@ -73,7 +76,7 @@ export interface ReadBuilderConfigOptions {
   configMapNamespace?: string;
   secretName?: string;
   secretNamespace?: string;
-  /** Overrides `function-registry` and the registry derived from the Secret. */
+  /** Overrides `function-registry`. */
   registry?: string;
   /** Overrides `builder-image`. */
   builderImage?: string;
@@ -111,24 +114,6 @@ export function dockerConfigFromSecret(secret: V1Secret, where: string): DockerC
   }
 }
 
-/**
- * The registry a secret points at when nothing names one: like Kubeless, the host of its only entry
- * plus the username as the repository namespace (`docker.io/<user>` for Docker Hub).
- */
-export function registryFromDockerConfig(config: DockerConfig, where: string): string {
-  if (config.entries.length !== 1) {
-    throw new KubernetesError(
-      'E_CONFIG_INVALID',
-      'user',
-      `no target registry: set "function-registry" (host[/namespace]) in kubeless-config, because ${where} has ${config.entries.length} registries and none can be chosen`,
-      { details: { secret: where, registries: config.entries.map((e) => e.key) } },
-    );
-  }
-  const [entry] = config.entries;
-  const username = entry!.credential.username?.toLowerCase();
-  return username !== undefined && /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/.test(username) ? `${entry!.host}/${username}` : entry!.host;
-}
-
 export async function readBuilderConfig(kubeConfig: KubeConfig, options: ReadBuilderConfigOptions): Promise<BuilderConfig> {
   const core = kubeConfig.makeApiClient(CoreV1Api);
   const configMapName = options.configMapName ?? KUBELESS_CONFIG_NAME;
@@ -155,7 +140,7 @@ export async function readBuilderConfig(kubeConfig: KubeConfig, options: ReadBui
   }
   const dockerConfig = dockerConfigFromSecret(secret, secretWhere);
 
-  const registry = options.registry ?? nonEmpty(data['function-registry']) ?? registryFromDockerConfig(dockerConfig, secretWhere);
+  const registry = options.registry ?? nonEmpty(data['function-registry'])?.trim();
   const builderImage = options.builderImage ?? nonEmpty(data['builder-image']);
   if (builderImage === undefined) {
     throw new KubernetesError('E_CONFIG_INVALID', 'user', `${configWhere} has no "builder-image": set it to the image built from Dockerfile.builder`, {

@@ -51,9 +51,9 @@ export function functionLabels(name: string): Record<string, string> {
 export function buildConfigMapData(fn: JobFunction, config: BuilderConfig): Record<string, string> {
   const data: Record<string, string> = {
     [CONFIG_KEYS.function]: typeof fn.source === 'string' ? fn.source : JSON.stringify(fn.source),
-    [CONFIG_KEYS.registry]: config.registry,
     [CONFIG_KEYS.tlsVerify]: String(config.tlsVerify),
   };
+  if (config.registry !== undefined) data[CONFIG_KEYS.registry] = config.registry;
   if (config.runtimeImages !== undefined) data[CONFIG_KEYS.runtimeImages] = config.runtimeImages;
   if (config.registrySettings !== undefined) data[CONFIG_KEYS.registrySettings] = config.registrySettings;
   const bytes = Object.entries(data).reduce((sum, [key, value]) => sum + Buffer.byteLength(key) + Buffer.byteLength(value), 0);

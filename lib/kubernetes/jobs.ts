@@ -1,0 +1,335 @@
+// Running one build Job to its end: create it (or join the one already running for the same tag),
+// wait for it through a watch that survives drops, 410 Gone and silence, and read its outcome from
+// the pod's termination message.
+import { BatchV1Api, CoreV1Api, Watch, type KubeConfig, type V1ConfigMap, type V1Job, type V1OwnerReference, type V1Pod } from '@kubernetes/client-node';
+import { BuilderError, EXIT_USER_ERROR, type ErrorKind } from '../errors.ts';
+import { BUILD_CONTAINER_NAME, type JobFailure, type JobResult } from './contract.ts';
+import { KubernetesError, kubernetesError, statusOf } from './errors.ts';
+import { ANNOTATION_TAG, type JobManifests } from './manifest.ts';
+
+export type JobLog = (event: Record<string, unknown>) => void;
+
+export interface RunJobOptions {
+  signal?: AbortSignal | undefined;
+  /** Give up waiting after this long; default: the Job's activeDeadlineSeconds plus two minutes. */
+  timeoutMs?: number | undefined;
+  /** A watch that brings no event for this long is replaced by a fresh list + watch. */
+  stallMs?: number | undefined;
+  log?: JobLog | undefined;
+}
+
+export interface JobOutcome {
+  result: JobResult;
+  /** Name of the Job that produced it. */
+  job: string;
+  /** True when this call created the Job, false when it joined one already there. */
+  created: boolean;
+}
+
+/** The build Job failed; `kind` says whether running it again can help. */
+export class BuildJobError extends BuilderError {
+  constructor(kind: ErrorKind, message: string, details: Record<string, unknown>) {
+    super('E_BUILD_JOB_FAILED', kind, message, { details });
+  }
+}
+
+const MAX_ENSURE_ATTEMPTS = 5;
+const LOG_TAIL_LINES = 20;
+
+function condition(job: V1Job, type: string): { reason?: string | undefined; message?: string | undefined } | undefined {
+  const found = job.status?.conditions?.find((c) => c.type === type && c.status === 'True');
+  return found ? { reason: found.reason, message: found.message } : undefined;
+}
+
+function finished(job: V1Job): 'Complete' | 'Failed' | undefined {
+  if (condition(job, 'Complete')) return 'Complete';
+  if (condition(job, 'Failed')) return 'Failed';
+  return undefined;
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal?.reason);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+export async function runBuildJob(kubeConfig: KubeConfig, manifests: JobManifests, options: RunJobOptions = {}): Promise<JobOutcome> {
+  const batch = kubeConfig.makeApiClient(BatchV1Api);
+  const core = kubeConfig.makeApiClient(CoreV1Api);
+  const log: JobLog = options.log ?? (() => {});
+  const name = manifests.job.metadata!.name!;
+  const namespace = manifests.job.metadata!.namespace!;
+  const where = `Job ${namespace}/${name}`;
+  const tag = manifests.job.metadata!.annotations?.[ANNOTATION_TAG];
+  const deadlineSeconds = manifests.job.spec?.activeDeadlineSeconds ?? 1800;
+  const deadline = Date.now() + (options.timeoutMs ?? deadlineSeconds * 1000 + 120_000);
+  const stallMs = options.stallMs ?? 60_000;
+  let created = false;
+
+  const ownerOf = (job: V1Job): V1OwnerReference => ({ apiVersion: 'batch/v1', kind: 'Job', name, uid: job.metadata!.uid!, controller: false, blockOwnerDeletion: false });
+
+  /** The ConfigMap with this call's data, owned by the Job so that it goes when the Job goes. */
+  async function upsertConfigMap(job: V1Job): Promise<void> {
+    const desired: V1ConfigMap = { ...manifests.configMap, metadata: { ...manifests.configMap.metadata, ownerReferences: [ownerOf(job)] } };
+    for (let attempt = 0; attempt < MAX_ENSURE_ATTEMPTS; attempt++) {
+      try {
+        await core.createNamespacedConfigMap({ namespace, body: desired });
+        return;
+      } catch (error) {
+        if (statusOf(error) !== 409) throw kubernetesError(error, `create ConfigMap ${namespace}/${name}`);
+      }
+      let existing: V1ConfigMap;
+      try {
+        existing = await core.readNamespacedConfigMap({ name, namespace });
+      } catch (error) {
+        if (statusOf(error) === 404) continue; // collected meanwhile: create it again
+        throw kubernetesError(error, `read ConfigMap ${namespace}/${name}`);
+      }
+      try {
+        await core.replaceNamespacedConfigMap({
+          name,
+          namespace,
+          body: { ...desired, metadata: { ...desired.metadata, resourceVersion: existing.metadata?.resourceVersion } },
+        });
+        return;
+      } catch (error) {
+        const status = statusOf(error);
+        if (status !== 409 && status !== 404) throw kubernetesError(error, `update ConfigMap ${namespace}/${name}`);
+      }
+    }
+    throw new KubernetesError('E_KUBERNETES_CONFLICT', 'infrastructure', `could not write ConfigMap ${namespace}/${name}: it kept changing under concurrent updates`, {
+      details: { configMap: `${namespace}/${name}` },
+    });
+  }
+
+  /** Creates the Job, or joins the one there; a failed one is replaced so a failure never blocks a retry. */
+  async function ensureJob(): Promise<V1Job> {
+    for (let attempt = 0; attempt < MAX_ENSURE_ATTEMPTS; attempt++) {
+      try {
+        const job = await batch.createNamespacedJob({ namespace, body: manifests.job });
+        created = true;
+        log({ event: 'job-created', job: name, namespace, uid: job.metadata?.uid });
+        await upsertConfigMap(job);
+        return job;
+      } catch (error) {
+        if (error instanceof BuilderError) throw error;
+        if (statusOf(error) !== 409) throw kubernetesError(error, `create ${where}`);
+      }
+      let existing: V1Job;
+      try {
+        existing = await batch.readNamespacedJob({ name, namespace });
+      } catch (error) {
+        if (statusOf(error) === 404) continue; // deleted meanwhile: create it
+        throw kubernetesError(error, `read ${where}`);
+      }
+      const existingTag = existing.metadata?.annotations?.[ANNOTATION_TAG];
+      if (tag !== undefined && existingTag !== undefined && existingTag !== tag) {
+        throw new KubernetesError('E_JOB_CONFLICT', 'user', `${where} exists but builds tag ${existingTag}, not ${tag}; delete it or rename the function`, {
+          details: { job: name, namespace, tag, existingTag },
+        });
+      }
+      if (finished(existing) !== 'Failed') {
+        log({ event: 'job-joined', job: name, namespace, uid: existing.metadata?.uid });
+        return existing;
+      }
+      log({ event: 'job-replaced', job: name, namespace, uid: existing.metadata?.uid, reason: condition(existing, 'Failed')?.reason });
+      try {
+        // The uid precondition keeps two callers from deleting each other's fresh Job.
+        await batch.deleteNamespacedJob({
+          name,
+          namespace,
+          propagationPolicy: 'Background',
+          body: { propagationPolicy: 'Background', preconditions: { uid: existing.metadata!.uid! } },
+        });
+      } catch (error) {
+        const status = statusOf(error);
+        if (status !== 404 && status !== 409) throw kubernetesError(error, `delete failed ${where}`);
+      }
+    }
+    throw new KubernetesError('E_KUBERNETES_CONFLICT', 'infrastructure', `could not create ${where}: it kept being replaced concurrently`, { details: { job: name, namespace } });
+  }
+
+  /** Waits until the Job with this name finishes; undefined when it disappeared. */
+  async function waitForJob(): Promise<V1Job | undefined> {
+    for (;;) {
+      if (options.signal?.aborted) throw options.signal.reason;
+      if (Date.now() > deadline) {
+        throw new KubernetesError('E_JOB_TIMEOUT', 'infrastructure', `${where} did not finish in time; see "kubectl describe job -n ${namespace} ${name}"`, {
+          details: { job: name, namespace },
+        });
+      }
+      let listed;
+      try {
+        listed = await batch.listNamespacedJob({ namespace, fieldSelector: `metadata.name=${name}` });
+      } catch (error) {
+        const failure = kubernetesError(error, `list ${where}`);
+        if (failure.kind === 'user') throw failure;
+        log({ event: 'job-list-retry', job: name, error: failure.message });
+        await sleep(1000, options.signal);
+        continue;
+      }
+      const job = listed.items[0];
+      if (job === undefined) return undefined;
+      if (finished(job)) return job;
+      const outcome = await watchOnce(listed.metadata?.resourceVersion ?? '0');
+      if (outcome === 'deleted') return undefined;
+      if (typeof outcome === 'object') return outcome;
+      log({ event: 'job-watch-restart', job: name, why: outcome });
+    }
+  }
+
+  /** One watch from `resourceVersion`: the finished Job, 'deleted', or why it ended (then re-list). */
+  async function watchOnce(resourceVersion: string): Promise<V1Job | 'deleted' | string> {
+    const watch = new Watch(kubeConfig);
+    return new Promise((resolve) => {
+      let settled = false;
+      let abort: AbortController | undefined;
+      let stallTimer: NodeJS.Timeout | undefined;
+      const finish = (value: V1Job | 'deleted' | string) => {
+        if (settled) return;
+        settled = true;
+        if (stallTimer) clearTimeout(stallTimer);
+        options.signal?.removeEventListener('abort', onAbort);
+        abort?.abort();
+        resolve(value);
+      };
+      const onAbort = () => finish('aborted');
+      const armStall = () => {
+        if (stallTimer) clearTimeout(stallTimer);
+        const remaining = Math.max(0, deadline - Date.now());
+        stallTimer = setTimeout(() => finish('stalled'), Math.min(stallMs, remaining));
+      };
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      armStall();
+      watch
+        .watch(
+          `/apis/batch/v1/namespaces/${encodeURIComponent(namespace)}/jobs`,
+          { fieldSelector: `metadata.name=${name}`, resourceVersion, allowWatchBookmarks: true, timeoutSeconds: Math.max(1, Math.ceil(stallMs / 1000) * 5) },
+          (type: string, object: Record<string, any>) => {
+            armStall();
+            if (type === 'ERROR') {
+              // 410 Expired: the resourceVersion is too old; anything else: start over from a list.
+              finish(`error ${object?.code ?? ''} ${object?.reason ?? ''}`.trim());
+              return;
+            }
+            if (type === 'BOOKMARK') return;
+            if (type === 'DELETED') {
+              finish('deleted');
+              return;
+            }
+            const job = object as V1Job;
+            if (finished(job)) finish(job);
+          },
+          (error: unknown) => finish(error ? `dropped (${(error as Error)?.message ?? String(error)})` : 'closed'),
+        )
+        .then((controller) => {
+          abort = controller;
+          if (settled) controller.abort();
+        })
+        .catch((error: unknown) => finish(`watch failed (${(error as Error)?.message ?? String(error)})`));
+    });
+  }
+
+  async function podsOf(job: V1Job): Promise<V1Pod[]> {
+    try {
+      const pods = await core.listNamespacedPod({ namespace, labelSelector: `job-name=${name}` });
+      return pods.items
+        .filter((pod) => pod.metadata?.ownerReferences?.some((owner) => owner.uid === job.metadata?.uid) ?? true)
+        .sort((a, b) => new Date(a.metadata?.creationTimestamp ?? 0).getTime() - new Date(b.metadata?.creationTimestamp ?? 0).getTime());
+    } catch (error) {
+      throw kubernetesError(error, `list pods of ${where}`);
+    }
+  }
+
+  function terminated(pod: V1Pod) {
+    const status = pod.status?.containerStatuses?.find((c) => c.name === BUILD_CONTAINER_NAME) ?? pod.status?.containerStatuses?.[0];
+    return status?.state?.terminated;
+  }
+
+  async function logTail(pod: V1Pod): Promise<string | undefined> {
+    try {
+      const text = await core.readNamespacedPodLog({ name: pod.metadata!.name!, namespace, container: BUILD_CONTAINER_NAME, tailLines: LOG_TAIL_LINES });
+      return typeof text === 'string' ? text : String(text);
+    } catch {
+      return undefined; // the log is a diagnostic extra: its absence must not hide the failure
+    }
+  }
+
+  async function success(job: V1Job): Promise<JobResult | undefined> {
+    const pods = await podsOf(job);
+    for (const pod of pods.reverse()) {
+      if (pod.status?.phase !== 'Succeeded') continue;
+      const message = terminated(pod)?.message;
+      if (!message) continue;
+      try {
+        const parsed = JSON.parse(message) as Partial<JobResult>;
+        if (typeof parsed.image === 'string' && typeof parsed.reference === 'string' && typeof parsed.digest === 'string') {
+          return { image: parsed.image, digest: parsed.digest, reference: parsed.reference, cached: parsed.cached === true };
+        }
+      } catch {
+        // not the builder's message: fall through
+      }
+    }
+    return undefined;
+  }
+
+  async function failure(job: V1Job): Promise<BuildJobError> {
+    const failed = condition(job, 'Failed') ?? {};
+    const pods = (await podsOf(job)).filter((pod) => pod.status?.phase === 'Failed');
+    const pod = pods[pods.length - 1];
+    const details: Record<string, unknown> = { job: name, namespace, reason: failed.reason, jobMessage: failed.message, attempts: pods.length };
+    let kind: ErrorKind = 'infrastructure';
+    let summary = failed.message ?? failed.reason ?? 'the Job failed';
+    if (pod !== undefined) {
+      const state = terminated(pod);
+      details.pod = pod.metadata?.name;
+      details.exitCode = state?.exitCode;
+      if (state?.exitCode === EXIT_USER_ERROR) kind = 'user';
+      let reported: JobFailure['error'] | undefined;
+      try {
+        reported = (JSON.parse(state?.message ?? '') as JobFailure).error;
+      } catch {
+        reported = undefined;
+      }
+      if (reported?.message) {
+        summary = reported.message;
+        details.code = reported.code;
+        if (reported.kind === 'user' || reported.kind === 'infrastructure') kind = reported.kind;
+      } else if (state?.message) {
+        summary = state.message.trim().split('\n').slice(-3).join(' | ');
+      }
+      details.logTail = await logTail(pod);
+    }
+    const because = failed.reason ? ` (${failed.reason})` : '';
+    return new BuildJobError(kind, `${where} failed${because}: ${summary}`, details);
+  }
+
+  for (let round = 0; round < MAX_ENSURE_ATTEMPTS; round++) {
+    const started = await ensureJob();
+    const job = finished(started) ? started : await waitForJob();
+    if (job === undefined) {
+      // Deleted while we waited (replaced by another caller, or collected): create or join again.
+      log({ event: 'job-gone', job: name });
+      continue;
+    }
+    if (finished(job) === 'Complete') {
+      const result = await success(job);
+      if (result !== undefined) {
+        log({ event: 'job-complete', job: name, reference: result.reference });
+        return { result, job: name, created };
+      }
+      throw new BuildJobError('infrastructure', `${where} completed but its pod left no readable result in its termination message`, { job: name, namespace });
+    }
+    throw await failure(job);
+  }
+  throw new KubernetesError('E_KUBERNETES_CONFLICT', 'infrastructure', `${where} kept disappearing while it was awaited`, { details: { job: name, namespace } });
+}
