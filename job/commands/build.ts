@@ -1,0 +1,85 @@
+// function-image-builder build <file|-> --registry HOST[/NS] ...: builds (or finds) the image of
+// every Function in the file and prints where it is.
+import { buildFunctionImage, type BuildResult } from '../../lib/build.ts';
+import { EXIT_OK } from '../../lib/errors.ts';
+import { parseFunctions } from '../../lib/function/parse.ts';
+import { functionId } from '../../lib/function/spec.ts';
+import { UsageError, type Command } from '../cli.ts';
+import { createDisplay } from '../display.ts';
+import { loadCatalog, loadDockerConfig, parseCommandLine, readFunctionInput, registryOptions, registrySettings } from '../inputs.ts';
+
+const usage = `usage: function-image-builder build <file|-> [options]
+
+Builds the image of each Kubeless Function in <file> (YAML or JSON; "-" reads stdin), pushes it and
+prints its immutable reference. An image that exists already is not rebuilt.
+
+options:
+  --registry HOST[/NS]      push to HOST/NS/<function>:<tag>; without NS the docker config's username
+                            for HOST is the namespace (Kubeless's layout). Default: the docker config's
+                            only entry
+  --runtimes FILE           runtime catalog: Kubeless runtime-images JSON or a kubeless-config
+                            ConfigMap (default: the upstream Kubeless runtimes)
+  --docker-config FILE      registry credentials: .dockerconfigjson, .dockercfg or docker's config.json
+                            (default: $DOCKER_CONFIG/config.json or ~/.docker/config.json if present)
+  --insecure-registry HOST  talk plain HTTP to HOST (repeatable)
+  --tls-no-verify HOST      do not verify HOST's TLS certificate (repeatable)
+  --ca HOST=FILE            trust the CA in FILE for HOST (repeatable)
+  --no-push                 build into the local Docker Engine only (minikube: eval $(minikube docker-env))
+  --timeout SECONDS         limit for building and pushing one function (default 1800)
+  --json                    print the result as JSON on stdout (an array when the file holds several)
+
+The Docker Engine is found like the docker CLI finds it: DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH.
+Exit codes: 0 built or found, 2 a problem with the input (spec, catalog, credentials denied, failing
+install step), 3 an infrastructure failure (daemon or registry unreachable, timeout) worth a retry.`;
+
+async function run(args: string[], io: Parameters<Command['run']>[1]): Promise<number> {
+  const { values, positionals } = parseCommandLine(args, { ...registryOptions, 'no-push': { type: 'boolean' }, timeout: { type: 'string' } });
+  if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? 'build needs the Function file (or "-" for stdin)' : `build takes one Function file, not ${positionals.length}`);
+  let timeoutMs: number | undefined;
+  if (values.timeout !== undefined) {
+    const seconds = Number(values.timeout);
+    if (!Number.isFinite(seconds) || seconds <= 0) throw new UsageError(`--timeout takes a number of seconds, not "${values.timeout}"`);
+    timeoutMs = seconds * 1000;
+  }
+  const functions = parseFunctions(await readFunctionInput(io, positionals[0]!));
+  const catalog = loadCatalog(io, values.runtimes);
+  const { config: dockerConfig } = loadDockerConfig(io, values['docker-config']);
+  const registries = registrySettings(io, values);
+
+  const results: BuildResult[] = [];
+  for (const fn of functions) {
+    const display = createDisplay(io.stderr, functionId(fn));
+    try {
+      const result = await buildFunctionImage(fn, {
+        registry: values.registry,
+        catalog,
+        dockerConfig,
+        registries,
+        push: !values['no-push'],
+        docker: io.env,
+        signal: io.signal,
+        timeoutMs,
+        onProgress: display.progress,
+        log: display.log,
+      });
+      display.finish();
+      results.push(result);
+      io.stderr.write(`${result.function}: ${summary(result)}\n`);
+      if (!values.json) io.stdout.write(`${result.reference}\n`);
+    } finally {
+      display.finish();
+    }
+  }
+  if (values.json) io.stdout.write(`${JSON.stringify(results.length === 1 ? results[0] : results, null, 2)}\n`);
+  return EXIT_OK;
+}
+
+function summary(result: BuildResult): string {
+  if (result.prebuilt) return `prebuilt image ${result.image}, nothing to build`;
+  const seconds = (result.timings.totalMs / 1000).toFixed(1);
+  if (result.cached) return `${result.image} exists already (${seconds}s)`;
+  if (!result.pushed) return `built ${result.image} in the local Docker Engine (image ID ${result.digest}, ${seconds}s)`;
+  return `built and pushed ${result.reference} (${seconds}s: build ${(result.timings.buildMs / 1000).toFixed(1)}s, push ${(result.timings.pushMs / 1000).toFixed(1)}s)`;
+}
+
+export const command: Command = { summary: 'build and push the image of a Function (unless it exists)', usage, run };

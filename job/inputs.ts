@@ -1,0 +1,98 @@
+// Reading what the build and tag commands are given on the command line: the Function file (or
+// stdin), the runtime catalog, the docker config and the per-registry transport flags.
+import { existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { parse as parseYaml } from 'yaml';
+import { BuilderError } from '../lib/errors.ts';
+import { parseDockerConfig, type DockerConfig } from '../lib/registry/credentials.ts';
+import type { RegistrySettings, RegistryTransport } from '../lib/registry/transport.ts';
+import { parseRuntimeCatalog, type RuntimeCatalog } from '../lib/runtime/catalog.ts';
+import { defaultRuntimeCatalog } from '../lib/runtime/default-catalog.ts';
+import { UsageError, type CommandIO } from './cli.ts';
+
+/** A file named on the command line that cannot be read. */
+export class InputFileError extends BuilderError {
+  constructor(path: string, what: string, cause: unknown) {
+    super('E_INPUT_UNREADABLE', 'user', `cannot read ${what} ${path}: ${(cause as Error).message}`, { cause, details: { path } });
+  }
+}
+
+/** The options both `build` and `tag` take: how to find runtimes, credentials and registries. */
+export const registryOptions = {
+  registry: { type: 'string' },
+  runtimes: { type: 'string' },
+  'docker-config': { type: 'string' },
+  'insecure-registry': { type: 'string', multiple: true },
+  'tls-no-verify': { type: 'string', multiple: true },
+  ca: { type: 'string', multiple: true },
+  json: { type: 'boolean' },
+} as const satisfies ParseArgsConfig['options'];
+
+export function parseCommandLine<O extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: O) {
+  try {
+    return parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+}
+
+function readText(io: CommandIO, path: string, what: string): string {
+  try {
+    return readFileSync(resolve(io.cwd, path), 'utf8');
+  } catch (error) {
+    throw new InputFileError(path, what, error);
+  }
+}
+
+/** The Function document(s): a file, or stdin for "-". */
+export async function readFunctionInput(io: CommandIO, path: string): Promise<string> {
+  if (path !== '-') return readText(io, path, 'the Function file');
+  const chunks: Buffer[] = [];
+  for await (const chunk of io.stdin) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** --runtimes: the runtime-images JSON, or a kubeless-config ConfigMap (YAML or JSON). Default: upstream Kubeless. */
+export function loadCatalog(io: CommandIO, path: string | undefined): RuntimeCatalog {
+  if (path === undefined) return defaultRuntimeCatalog();
+  const text = readText(io, path, 'the runtime catalog');
+  let document: unknown;
+  try {
+    document = JSON.parse(text);
+  } catch {
+    try {
+      document = parseYaml(text);
+    } catch (error) {
+      throw new InputFileError(path, 'the runtime catalog (neither JSON nor YAML)', error);
+    }
+  }
+  return parseRuntimeCatalog(document as object);
+}
+
+/**
+ * --docker-config FILE (a .dockerconfigjson, .dockercfg or docker CLI config.json); without it the
+ * docker CLI's own config ($DOCKER_CONFIG/config.json or ~/.docker/config.json) when there is one.
+ */
+export function loadDockerConfig(io: CommandIO, path: string | undefined): { config: DockerConfig | undefined; source: string | undefined } {
+  if (path !== undefined) return { config: parseDockerConfig(readText(io, path, 'the docker config')), source: path };
+  const dir = io.env.DOCKER_CONFIG || join(io.env.HOME || homedir(), '.docker');
+  const file = join(dir, 'config.json');
+  if (!existsSync(file)) return { config: undefined, source: undefined };
+  return { config: parseDockerConfig(readText(io, file, 'the docker config')), source: file };
+}
+
+/** --insecure-registry HOST (plain HTTP), --tls-no-verify HOST, --ca HOST=FILE, per host. */
+export function registrySettings(io: CommandIO, values: { 'insecure-registry'?: string[]; 'tls-no-verify'?: string[]; ca?: string[] }): RegistrySettings {
+  const settings: RegistrySettings = {};
+  const entry = (host: string): RegistryTransport => (settings[host] ??= {});
+  for (const host of values['insecure-registry'] ?? []) entry(host).insecure = true;
+  for (const host of values['tls-no-verify'] ?? []) entry(host).tlsVerify = false;
+  for (const pair of values.ca ?? []) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0 || eq === pair.length - 1) throw new UsageError(`--ca takes HOST=FILE (the PEM file of the CA that signs HOST's certificate), not "${pair}"`);
+    entry(pair.slice(0, eq)).ca = readText(io, pair.slice(eq + 1), `the CA file for ${pair.slice(0, eq)}`);
+  }
+  return settings;
+}

@@ -1,0 +1,274 @@
+// buildFunctionImage(): the pipeline of DESIGN.md in one call.
+//   parse → resolve (runtime images to digests) → identify (tag) → one registry request
+//   → tag exists: cached result, the Docker Engine is not even contacted
+//   → else build (Docker Engine) → push → local tag removed → { image, digest, reference, ... }
+import type Dockerode from 'dockerode';
+import { connectDocker, dockerEndpointFromEnv } from './docker/connect.ts';
+import { buildImage } from './docker/build-image.ts';
+import { pushImage, removeImage } from './docker/push-image.ts';
+import type { EngineAuth } from './docker/auth.ts';
+import type { DockerProgress } from './docker/progress.ts';
+import { BuildAbortedError } from './docker/errors.ts';
+import { parseFunction } from './function/parse.ts';
+import { functionId, type FunctionSpec } from './function/spec.ts';
+import { parseReference } from './image/reference.ts';
+import { parseDockerConfig, resolveCredentials, type DockerConfig, type RegistryCredential } from './registry/credentials.ts';
+import { RegistryClient, type RegistryLogEvent } from './registry/client.ts';
+import { transportFor, type RegistrySettings } from './registry/transport.ts';
+import { parseRuntimeCatalog, type RuntimeCatalog } from './runtime/catalog.ts';
+import { defaultRuntimeCatalog } from './runtime/default-catalog.ts';
+import { planImages, resolveBuildPlan } from './image/plan.ts';
+import { planIdentity } from './image/identity.ts';
+import { createBuildContext } from './image/context.ts';
+import { resolveTarget, type BuildTarget } from './target.ts';
+
+export type BuildProgress = DockerProgress | { kind: 'phase'; phase: 'resolve' | 'check' | 'build' | 'push' | 'done'; message: string };
+
+/** A structured log event; never holds a password or token. */
+export interface BuildLogEvent {
+  event: string;
+  level: 'debug' | 'info' | 'warn';
+  [field: string]: unknown;
+}
+
+export interface BuildFunctionOptions {
+  /** Target `host[/namespace]`. Without it: the host and username of the docker config's only entry. */
+  registry?: string;
+  /** Runtime catalog (parsed, or the runtime-images JSON / ConfigMap data); default: the upstream Kubeless runtimes. */
+  catalog?: RuntimeCatalog | string | object;
+  /** A parsed docker config, or the .dockerconfigjson / .dockercfg text or object. */
+  dockerConfig?: DockerConfig | string | Buffer | object;
+  /** Per-registry transport settings (tlsVerify, ca, insecure), by host. */
+  registries?: RegistrySettings;
+  /** false: build into the local daemon only (the minikube workflow); nothing is pushed. Default true. */
+  push?: boolean;
+  /** A Dockerode, or the environment to reach the daemon from (DOCKER_HOST, ...). Default process.env. */
+  docker?: Dockerode | Record<string, string | undefined>;
+  onProgress?: (event: BuildProgress) => void;
+  signal?: AbortSignal;
+  /** Limit for the build and push together. Default 30 minutes. */
+  timeoutMs?: number;
+  log?: (event: BuildLogEvent) => void;
+  /** Extra labels on the built image. */
+  labels?: Record<string, string>;
+  /** `networkmode` of the build's RUN containers (e.g. "host" for a package mirror on loopback). */
+  networkMode?: string;
+}
+
+export interface BuildTimings {
+  resolveMs: number;
+  checkMs: number;
+  buildMs: number;
+  pushMs: number;
+  totalMs: number;
+}
+
+export interface BuildResult {
+  /** `namespace/name` of the Function. */
+  function: string;
+  /** `host/ns/fn:tag` */
+  image: string;
+  tag: string;
+  /**
+   * The pushed manifest's digest. With `push: false`: the local image ID (the daemon's own
+   * identifier of the image, not a registry digest).
+   */
+  digest: string;
+  /** `host/ns/fn@sha256:...`, for a Deployment. With `push: false`: `image` (the tag is content-addressed). */
+  reference: string;
+  /** The image already existed: nothing was built. */
+  cached: boolean;
+  /** The image was pushed by this call. */
+  pushed: boolean;
+  /** The Function names its own image (containers[0].image); nothing was built or checked. */
+  prebuilt: boolean;
+  timings: BuildTimings;
+}
+
+const DEFAULT_TIMEOUT_MS = 30 * 60_000;
+
+export async function buildFunctionImage(fn: FunctionSpec | string | Buffer | object, options: BuildFunctionOptions = {}): Promise<BuildResult> {
+  const started = Date.now();
+  const timings: BuildTimings = { resolveMs: 0, checkMs: 0, buildMs: 0, pushMs: 0, totalMs: 0 };
+  const log = options.log ?? (() => {});
+  const progress = options.onProgress ?? (() => {});
+  const spec = isFunctionSpec(fn) ? fn : parseFunction(fn);
+  const id = functionId(spec);
+  for (const warning of spec.warnings) log({ event: 'function-warning', level: 'warn', function: id, message: warning });
+
+  if (spec.prebuiltImage) {
+    log({ event: 'prebuilt', level: 'info', function: id, image: spec.prebuiltImage });
+    const ref = parseReference(spec.prebuiltImage);
+    timings.totalMs = Date.now() - started;
+    return { function: id, image: spec.prebuiltImage, tag: ref.tag ?? '', digest: ref.digest ?? '', reference: spec.prebuiltImage, cached: true, pushed: false, prebuilt: true, timings };
+  }
+
+  const push = options.push ?? true;
+  const dockerConfig = options.dockerConfig === undefined || isDockerConfig(options.dockerConfig) ? options.dockerConfig : parseDockerConfig(options.dockerConfig);
+  const catalog = options.catalog === undefined ? defaultRuntimeCatalog() : isCatalog(options.catalog) ? options.catalog : parseRuntimeCatalog(options.catalog);
+  const target = resolveTarget({ registry: options.registry, dockerConfig, functionName: spec.name, local: !push });
+  const clients = new Map<string, RegistryClient>();
+  const registryLog = (event: RegistryLogEvent) => log({ ...event, function: id });
+  const client = (host: string) => {
+    let existing = clients.get(host);
+    if (!existing) {
+      existing = new RegistryClient({ registry: host, credentials: dockerConfig, transport: transportFor(options.registries, host), log: registryLog });
+      clients.set(host, existing);
+    }
+    return existing;
+  };
+
+  try {
+    progress({ kind: 'phase', phase: 'resolve', message: `resolving ${id} (${spec.runtime})` });
+    const plan = await resolveBuildPlan(spec, {
+      catalog,
+      signal: options.signal,
+      resolveImageDigest: async (image: string) => {
+        const ref = parseReference(image);
+        if (ref.digest) return image;
+        const digest = await client(ref.registry).resolveDigest(ref.repository, ref.tag ?? 'latest');
+        log({ event: 'runtime-image-resolved', level: 'info', function: id, image, digest });
+        return `${ref.name}@${digest}`;
+      },
+    });
+    const tag = planIdentity(plan);
+    for (const warning of plan.warnings) if (!spec.warnings.includes(warning)) log({ event: 'plan-warning', level: 'warn', function: id, message: warning });
+    const image = `${target.repository}:${tag}`;
+    timings.resolveMs = Date.now() - started;
+    log({ event: 'identified', level: 'info', function: id, image, tag });
+
+    let docker: Dockerode | undefined;
+    let endpoint = 'the Docker Engine';
+    const engine = async () => {
+      if (!docker) {
+        if (isDockerode(options.docker)) docker = options.docker;
+        else {
+          const env = options.docker ?? process.env;
+          endpoint = dockerEndpointFromEnv(env).description;
+          docker = await connectDocker(env, { signal: options.signal });
+        }
+        log({ event: 'docker', level: 'info', function: id, endpoint });
+      }
+      return docker;
+    };
+
+    const checkStarted = Date.now();
+    progress({ kind: 'phase', phase: 'check', message: `checking ${image}` });
+    if (push) {
+      const existing = await client(target.host).manifestExists(target.path, tag);
+      timings.checkMs = Date.now() - checkStarted;
+      if (existing) {
+        timings.totalMs = Date.now() - started;
+        log({ event: 'cached', level: 'info', function: id, image, digest: existing.digest });
+        progress({ kind: 'phase', phase: 'done', message: `${image} exists already` });
+        return { function: id, image, tag, digest: existing.digest, reference: `${target.repository}@${existing.digest}`, cached: true, pushed: false, prebuilt: false, timings };
+      }
+    } else {
+      const local = await (await engine()).getImage(image).inspect().catch((error: { statusCode?: number }) => {
+        if (error.statusCode === 404) return undefined;
+        throw error;
+      });
+      timings.checkMs = Date.now() - checkStarted;
+      if (local) {
+        timings.totalMs = Date.now() - started;
+        log({ event: 'cached', level: 'info', function: id, image, imageId: local.Id, local: true });
+        progress({ kind: 'phase', phase: 'done', message: `${image} exists in the local daemon already` });
+        return { function: id, image, tag, digest: local.Id, reference: image, cached: true, pushed: false, prebuilt: false, timings };
+      }
+    }
+
+    const buildStarted = Date.now();
+    const deadline = AbortSignal.any([...(options.signal ? [options.signal] : []), AbortSignal.timeout(options.timeoutMs ?? DEFAULT_TIMEOUT_MS)]);
+    const timedOut = () => deadline.aborted && !options.signal?.aborted;
+    const context = await createBuildContext(plan, { signal: deadline, ...(options.labels ? { labels: options.labels } : {}) });
+    const daemon = await engine();
+    const registryAuths: Record<string, EngineAuth> = {};
+    for (const host of new Set(planImages(plan).map((base) => parseReference(base).registry))) {
+      const credential = resolveCredentials(dockerConfig, host);
+      log({ event: 'credentials', level: 'info', function: id, registry: host, purpose: 'pull base image', key: credential?.key ?? null });
+      if (credential) registryAuths[host] = engineAuth(credential, host);
+    }
+    progress({ kind: 'phase', phase: 'build', message: `building ${image} on ${endpoint}` });
+    let built = false;
+    try {
+      const result = await buildImage(daemon, {
+        context: context.tar,
+        tags: [image],
+        registryAuths,
+        networkMode: options.networkMode,
+        onProgress: progress,
+        signal: deadline,
+        endpoint,
+      });
+      built = true;
+      timings.buildMs = Date.now() - buildStarted;
+      log({ event: 'built', level: 'info', function: id, image, imageId: result.imageId, ms: timings.buildMs });
+      if (!push) {
+        timings.totalMs = Date.now() - started;
+        progress({ kind: 'phase', phase: 'done', message: `built ${image} in the local daemon` });
+        return { function: id, image, tag, digest: result.imageId, reference: image, cached: false, pushed: false, prebuilt: false, timings };
+      }
+
+      const pushStarted = Date.now();
+      // Another build of the same tag may have finished meanwhile; its image is as good as ours.
+      const raced = await client(target.host).manifestExists(target.path, tag);
+      if (raced) {
+        timings.pushMs = Date.now() - pushStarted;
+        timings.totalMs = Date.now() - started;
+        log({ event: 'cached', level: 'info', function: id, image, digest: raced.digest, note: 'pushed by a concurrent build' });
+        return { function: id, image, tag, digest: raced.digest, reference: `${target.repository}@${raced.digest}`, cached: true, pushed: false, prebuilt: false, timings };
+      }
+      const credential = resolveCredentials(dockerConfig, target.host);
+      log({ event: 'credentials', level: 'info', function: id, registry: target.host, purpose: 'push', key: credential?.key ?? null });
+      progress({ kind: 'phase', phase: 'push', message: `pushing ${image}` });
+      const pushed = await pushImage(daemon, {
+        repository: target.repository,
+        tag,
+        auth: credential ? engineAuth(credential, target.host) : undefined,
+        credentialKey: credential?.key,
+        onProgress: progress,
+        signal: deadline,
+        endpoint,
+      });
+      timings.pushMs = Date.now() - pushStarted;
+      timings.totalMs = Date.now() - started;
+      log({ event: 'pushed', level: 'info', function: id, image, digest: pushed.digest, ms: timings.pushMs });
+      progress({ kind: 'phase', phase: 'done', message: `pushed ${target.repository}@${pushed.digest}` });
+      return { function: id, image, tag, digest: pushed.digest, reference: `${target.repository}@${pushed.digest}`, cached: false, pushed: true, prebuilt: false, timings };
+    } catch (error) {
+      if (error instanceof BuildAbortedError && error.code === 'E_BUILD_ABORTED' && timedOut()) {
+        throw new BuildAbortedError('E_BUILD_TIMEOUT', `building ${image} took longer than ${options.timeoutMs ?? DEFAULT_TIMEOUT_MS} ms and was cancelled`, { cause: error });
+      }
+      throw error;
+    } finally {
+      // The registry holds the result; a failed push must not leave a tag that looks like a result either.
+      if (push || !built) await removeImage(daemon, image).catch((error: unknown) => log({ event: 'cleanup-failed', level: 'warn', function: id, image, message: String(error) }));
+    }
+  } finally {
+    await Promise.all([...clients.values()].map((c) => c.close()));
+  }
+}
+
+function engineAuth(credential: RegistryCredential, host: string): EngineAuth {
+  if (credential.registryToken !== undefined) return { registrytoken: credential.registryToken, serveraddress: host };
+  if (credential.identityToken !== undefined) return { username: credential.username, identitytoken: credential.identityToken, serveraddress: host };
+  return { username: credential.username, password: credential.password, serveraddress: host };
+}
+
+function isFunctionSpec(value: unknown): value is FunctionSpec {
+  return typeof value === 'object' && value !== null && !Buffer.isBuffer(value) && 'handler' in value && typeof (value as FunctionSpec).handler === 'object' && 'contentType' in value;
+}
+
+function isDockerConfig(value: unknown): value is DockerConfig {
+  return typeof value === 'object' && value !== null && Array.isArray((value as DockerConfig).entries) && typeof (value as DockerConfig).format === 'string';
+}
+
+function isCatalog(value: unknown): value is RuntimeCatalog {
+  return typeof value === 'object' && value !== null && Array.isArray((value as RuntimeCatalog).runtimes);
+}
+
+function isDockerode(value: unknown): value is Dockerode {
+  return typeof value === 'object' && value !== null && 'modem' in value;
+}
+
+export type { BuildTarget };

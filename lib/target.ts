@@ -1,0 +1,85 @@
+// Where a function's image goes: <host>/<namespace>/<function>:<tag>. The namespace is the one given
+// with the registry, else (the Kubeless default) the username of the docker config entry for that
+// host; without a registry, the docker config's only entry names both host and namespace.
+import { BuilderError } from './errors.ts';
+import { ImageReferenceError, normaliseRegistryHost, parseReference } from './image/reference.ts';
+import { resolveCredentials, type DockerConfig } from './registry/credentials.ts';
+
+export interface BuildTarget {
+  /** Registry host[:port], normalised. */
+  host: string;
+  /** Repository path on the registry: `ns/fn`. */
+  path: string;
+  /** `host/ns/fn`, what an image reference starts with. */
+  repository: string;
+  /** How the target was chosen, for the log. */
+  reason: string;
+}
+
+export class TargetError extends BuilderError {
+  constructor(message: string, details: Record<string, unknown> = {}) {
+    super('E_TARGET_INVALID', 'user', message, { details });
+  }
+}
+
+/** Host of images built with `push: false` and no registry: a name no registry will ever answer for. */
+export const LOCAL_REGISTRY_HOST = 'kubeless.local';
+
+export function resolveTarget(options: { registry?: string | undefined; dockerConfig?: DockerConfig | undefined; functionName: string; local?: boolean }): BuildTarget {
+  let host: string;
+  let namespace: string | undefined;
+  let reason: string;
+  if (options.registry !== undefined && options.registry.trim() !== '') {
+    ({ host, namespace } = splitRegistry(options.registry.trim()));
+    reason = namespace === undefined ? `registry ${host}` : `registry ${host}, namespace ${namespace}`;
+    if (namespace === undefined) {
+      const credential = resolveCredentials(options.dockerConfig, host);
+      if (credential?.username) {
+        namespace = credential.username;
+        reason += `, namespace from the username of docker config key "${credential.key}"`;
+      }
+    }
+  } else {
+    const entries = options.dockerConfig?.entries ?? [];
+    const only = entries[0];
+    if (entries.length === 1 && only) {
+      host = only.host;
+      namespace = only.credential.username;
+      reason = `the only docker config entry "${only.key}"`;
+    } else if (options.local) {
+      host = LOCAL_REGISTRY_HOST;
+      reason = 'local build without a registry';
+    } else if (entries.length === 0) {
+      throw new TargetError('no target registry: give one (registry "host[/namespace]") or a docker config with the credentials of the registry to push to');
+    } else {
+      throw new TargetError(`no target registry, and the docker config has ${entries.length} entries (${entries.map((e) => `"${e.key}"`).join(', ')}): say which registry to push to (registry "host[/namespace]")`, {
+        keys: entries.map((e) => e.key),
+      });
+    }
+  }
+  const path = [namespace, options.functionName].filter((part) => part !== undefined && part !== '').join('/');
+  const repository = `${host}/${path}`;
+  try {
+    parseReference(repository);
+  } catch (error) {
+    if (!(error instanceof ImageReferenceError)) throw error;
+    throw new TargetError(`the image name ${repository} is not valid (${String(error.details.rule)}); give the registry as "host/namespace" with a lower-case namespace`, { repository });
+  }
+  return { host, path, repository, reason };
+}
+
+/** `host[/namespace]`, also accepting the Kubeless server forms `https://host/v1/` and `http://host:5000/v2`. */
+function splitRegistry(input: string): { host: string; namespace: string | undefined } {
+  let rest = input;
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(rest);
+  if (scheme) {
+    rest = rest.slice(scheme[0].length).replace(/\/+$/, '');
+    rest = rest.replace(/\/v[12]$/, '');
+  }
+  rest = rest.replace(/\/+$/, '');
+  const slash = rest.indexOf('/');
+  const host = normaliseRegistryHost(slash === -1 ? rest : rest.slice(0, slash));
+  const namespace = slash === -1 ? undefined : rest.slice(slash + 1);
+  if (host === '' || /\s/.test(host)) throw new TargetError(`registry "${input}" names no host; write host[:port][/namespace]`, { registry: input });
+  return { host, namespace: namespace === '' ? undefined : namespace };
+}
