@@ -31,3 +31,5 @@ export * from './image/identity.ts';
 export * from './image/resolve-digest.ts';
 export * from './image/dockerfile.ts';
 export * from './image/context.ts';
+export * from './target.ts';
+export * from './build.ts';
