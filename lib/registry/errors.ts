@@ -105,13 +105,10 @@ function where(context: RegistryErrorContext): string {
   return context.repository === undefined ? `registry ${context.registry}` : `registry ${context.registry}, repository ${context.repository}`;
 }
 
-function triedKey(context: RegistryErrorContext, keys: string[] = []): string {
-  if (context.credentialKey === null || context.credentialKey === undefined) {
-    return keys.length === 0
-      ? 'no docker config credentials were given'
-      : `no docker config key matches ${context.registry} (keys: ${keys.map((k) => JSON.stringify(k)).join(', ')})`;
-  }
-  return `credentials from docker config key ${JSON.stringify(context.credentialKey)}`;
+function noKey(context: RegistryErrorContext, keys: string[] = []): string {
+  return keys.length === 0
+    ? 'no docker config credentials were given'
+    : `no docker config key matches ${context.registry} (keys: ${keys.map((k) => JSON.stringify(k)).join(', ')})`;
 }
 
 /** The error for a final HTTP response that was not what the action expects. */
@@ -134,20 +131,23 @@ export function errorFromResponse(
   const codes = new Set(registryErrors.map((e) => e.code));
   const doing = `${context.action} failed at ${where(context)}`;
 
+  const keyed = context.credentialKey !== null && context.credentialKey !== undefined;
+  const account = keyed ? `the account of docker config key ${JSON.stringify(context.credentialKey)}` : 'anonymous access';
   if (status === 403 || codes.has('DENIED') || options.insufficientScope) {
+    const right = /push|mount|delete/.test(context.action) ? 'push' : 'pull';
+    const target = context.repository ?? context.registry;
     return new RegistryError(
       'E_REGISTRY_DENIED',
-      `${doing}: access denied to ${triedKey(context, options.configKeys)} (${said}); the account needs the right to ${context.action} there`,
+      `${doing}: ${account} may not do that (${said}); give it ${right} access to ${target}${keyed ? '' : `, or add an entry for "${context.registry}" to the registry secret`}`,
       context,
       extra,
     );
   }
   if (status === 401) {
-    const hint =
-      context.credentialKey === null || context.credentialKey === undefined
-        ? `add an entry for "${context.registry}" to the registry secret`
-        : 'check that entry\'s username and password (or token)';
-    return new RegistryError('E_REGISTRY_UNAUTHORIZED', `${doing}: not authenticated with ${triedKey(context, options.configKeys)} (${said}); ${hint}`, context, extra);
+    const message = keyed
+      ? `${doing}: the credentials of docker config key ${JSON.stringify(context.credentialKey)} were refused (${said}); check that entry's username and password (or token)`
+      : `${doing}: the registry requires authentication and ${noKey(context, options.configKeys)} (${said}); add an entry for "${context.registry}" to the registry secret`;
+    return new RegistryError('E_REGISTRY_UNAUTHORIZED', message, context, extra);
   }
   if (status === 404) {
     return new RegistryError('E_REGISTRY_NOT_FOUND', `${doing}: not found (${said}); check the repository name and tag or digest`, context, extra);

@@ -143,6 +143,8 @@ export class HttpTransport {
       connectTimeout: this.timeoutMs,
       headersTimeout: this.timeoutMs,
       bodyTimeout: this.timeoutMs,
+      // HTTP/1.1 everywhere: Docker's own registry client negotiates the same on most registries, and
+      // one protocol keeps redirects, retries and body handling identical for every registry.
       allowH2: false,
       keepAliveTimeout: 10_000,
     });
