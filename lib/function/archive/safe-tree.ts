@@ -89,7 +89,12 @@ export class SafeTree {
       if (target.includes('\\') || target.includes('\0')) throw this.unsafe(entry.name, 'is a symlink whose target holds "\\" or NUL');
       this.#entries.set(path, { path, type: 'symlink', mode: 0o777, content: Buffer.alloc(0), linkTarget: target, sha256: sha256Hex(target) });
     } else if (entry.type === 'hardlink') {
-      const target = this.#normalise(entry.linkname ?? '');
+      let target: string | undefined;
+      try {
+        target = this.#normalise(entry.linkname ?? '');
+      } catch {
+        target = undefined;
+      }
       const original = target === undefined ? undefined : this.#entries.get(target);
       if (original === undefined || original.type !== 'file') {
         throw this.unsafe(entry.name, `is a hard link to ${JSON.stringify(entry.linkname ?? '')}, which is not a file earlier in the archive`);
