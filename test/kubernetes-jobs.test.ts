@@ -1,0 +1,202 @@
+// runBuildJob with the real client-node against the test API server, whose kubelet runs each Job's
+// pod on the real Docker Engine. The pod here is a busybox script standing in for the builder, so the
+// Job lifecycle (create, join, replace, watch failures, termination message) is tested in seconds;
+// test/kubernetes-schedule.test.ts runs the real builder image through the same path.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, copyFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { V1Job } from '@kubernetes/client-node';
+import { DEFAULT_JOB_SETTINGS, type BuilderConfig } from '../lib/kubernetes/config.ts';
+import { buildJobManifest, type JobManifests } from '../lib/kubernetes/manifest.ts';
+import { BuildJobError, runBuildJob } from '../lib/kubernetes/jobs.ts';
+import { docker, TEST_LABEL } from './support/docker.ts';
+import { startKubeApi, type KubeApi } from './support/kube-api.ts';
+import { waitFor } from './support/net.ts';
+
+const IMAGE = `fib-k8s-script-${randomBytes(4).toString('hex')}:test`;
+const RESULT = { image: '127.0.0.1:5000/fns/hello:abc', digest: `sha256:${'b'.repeat(64)}`, reference: `127.0.0.1:5000/fns/hello@sha256:${'b'.repeat(64)}`, cached: false };
+
+let api: KubeApi;
+
+test.before(async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fib-k8s-script-'));
+  try {
+    copyFileSync('/bin/busybox', join(dir, 'busybox'));
+    writeFileSync(join(dir, 'Dockerfile'), 'FROM scratch\nCOPY busybox /bin/busybox\nENTRYPOINT ["/bin/busybox"]\n');
+    await docker(['build', '-q', '--force-rm', '--label', `${TEST_LABEL}=kubernetes-jobs`, '-t', IMAGE, dir], { env: { ...process.env, DOCKER_BUILDKIT: '0' } });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  api = await startKubeApi({ retryDelayMs: 50 });
+  api.create('secrets', { metadata: { name: 'kubeless-registry-credentials', namespace: 'default' }, type: 'kubernetes.io/dockerconfigjson', stringData: { '.dockerconfigjson': '{"auths":{}}' } });
+});
+
+test.after(async () => {
+  await api?.close();
+  await docker(['rmi', '-f', IMAGE]).catch(() => undefined);
+});
+
+let counter = 0;
+
+/** A build Job whose container runs `script` (busybox sh) instead of the builder. */
+function manifests(script: string, options: { tag?: string; backoffLimit?: number } = {}): JobManifests {
+  const config: BuilderConfig = {
+    enabled: true,
+    registry: '127.0.0.1:5000/fns',
+    tlsVerify: true,
+    builderImage: IMAGE,
+    registrySecret: { name: 'kubeless-registry-credentials', namespace: 'default' },
+    job: { ...DEFAULT_JOB_SETTINGS, backoffLimit: options.backoffLimit ?? 0, activeDeadlineSeconds: 60 },
+  };
+  const tag = options.tag ?? `${(++counter).toString(16).padStart(4, '0')}${randomBytes(30).toString('hex')}`;
+  const built = buildJobManifest({ name: 'hello', namespace: 'default', tag, source: { kind: 'Function', metadata: { name: 'hello' } } }, config);
+  const container = built.job.spec!.template.spec!.containers[0]!;
+  container.command = ['/bin/busybox', 'sh', '-c', script];
+  delete container.args;
+  return built;
+}
+
+const succeed = (delaySeconds = 0) =>
+  `test -s /etc/function-image-builder/build/function.json || exit 9; sleep ${delaySeconds}; echo building; echo '${JSON.stringify(RESULT)}' > /dev/termination-log`;
+
+function jobsNamed(name: string): number {
+  return api.list('jobs', 'default').filter((j) => j.metadata.name === name).length;
+}
+
+function posts(path: string): number {
+  return api.requests.filter((r) => r.method === 'POST' && r.path === path).length;
+}
+
+test('a fresh Job runs to completion; its result comes from the termination message; the ConfigMap is owned by the Job', async () => {
+  const m = manifests(succeed());
+  const outcome = await runBuildJob(api.kubeConfig, m, { stallMs: 5_000 });
+  assert.equal(outcome.result, RESULT);
+  assert.is(outcome.created, true);
+  assert.is(outcome.job, m.job.metadata!.name);
+  const job = api.get('jobs', 'default', outcome.job)!;
+  const configMap = api.get('configmaps', 'default', outcome.job)!;
+  assert.equal(configMap.metadata.ownerReferences.map((o: { uid: string }) => o.uid), [job.metadata.uid]);
+  assert.is(jobsNamed(outcome.job), 1);
+});
+
+test('two concurrent calls for one tag create one Job and both get its result', async () => {
+  const m = manifests(succeed(1));
+  const before = posts('/apis/batch/v1/namespaces/default/jobs');
+  const [a, b] = await Promise.all([runBuildJob(api.kubeConfig, m, { stallMs: 5_000 }), runBuildJob(api.kubeConfig, structuredClone(m), { stallMs: 5_000 })]);
+  assert.equal(a.result, RESULT);
+  assert.equal(b.result, RESULT);
+  assert.equal([a.created, b.created].sort(), [false, true]);
+  // Both tried to create; the API server let one through.
+  assert.is(posts('/apis/batch/v1/namespaces/default/jobs') - before, 2);
+  assert.is(api.list('pods', 'default').filter((p) => p.metadata.labels['job-name'] === a.job).length, 1);
+});
+
+test('a build that fails with the user-error exit code fails the Job at once, with its reason, message and log tail', async () => {
+  const failure = JSON.stringify({ error: { code: 'E_FUNCTION_INVALID', kind: 'user', message: 'function default/hello: spec.handler must be <module>.<function>' } });
+  const m = manifests(`echo step one; echo "handler is bad" >&2; echo '${failure}' > /dev/termination-log; exit 2`, { backoffLimit: 3 });
+  try {
+    await runBuildJob(api.kubeConfig, m, { stallMs: 5_000 });
+    assert.unreachable('the Job succeeded');
+  } catch (error) {
+    assert.instance(error, BuildJobError);
+    const e = error as BuildJobError;
+    assert.is(e.kind, 'user');
+    assert.is(e.details.reason, 'PodFailurePolicy');
+    assert.is(e.details.code, 'E_FUNCTION_INVALID');
+    assert.is(e.details.exitCode, 2);
+    assert.is(e.details.attempts, 1, 'a user error is not retried');
+    assert.match(e.message, 'spec.handler must be <module>.<function>');
+    assert.match(String(e.details.logTail), 'handler is bad');
+  }
+});
+
+test('a Job that failed for good is replaced on the next call, which then succeeds', async () => {
+  const failing = manifests('echo "registry unreachable" >&2; exit 3', { backoffLimit: 1 });
+  let firstUid: string | undefined;
+  try {
+    await runBuildJob(api.kubeConfig, failing, { stallMs: 5_000 });
+    assert.unreachable('the Job succeeded');
+  } catch (error) {
+    const e = error as BuildJobError;
+    assert.is(e.code, 'E_BUILD_JOB_FAILED');
+    assert.is(e.kind, 'infrastructure');
+    assert.is(e.details.reason, 'BackoffLimitExceeded');
+    assert.is(e.details.attempts, 2, 'an infrastructure failure is retried up to backoffLimit');
+    // No termination message: the kubelet falls back to the end of the log.
+    assert.match(e.message, 'registry unreachable');
+    firstUid = api.get('jobs', 'default', failing.job.metadata!.name!)!.metadata.uid;
+  }
+  const retry = manifests(succeed(), { tag: failing.job.metadata!.annotations!['function-image-builder.io/tag'] });
+  const outcome = await runBuildJob(api.kubeConfig, retry, { stallMs: 5_000 });
+  assert.equal(outcome.result, RESULT);
+  assert.is(outcome.created, true);
+  const job = api.get('jobs', 'default', outcome.job)!;
+  assert.is.not(job.metadata.uid, firstUid);
+  const deletes = api.requests.filter((r) => r.method === 'DELETE' && r.path.endsWith(`/jobs/${outcome.job}`));
+  assert.is(deletes.length, 1);
+  assert.match(deletes[0]!.query, 'propagationPolicy=Background');
+  // The new Job's ConfigMap survived the garbage collection of the old Job's dependents.
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(api.get('configmaps', 'default', outcome.job)?.metadata.ownerReferences.map((o: { uid: string }) => o.uid), [job.metadata.uid]);
+});
+
+async function whileRunning(m: JobManifests, during: () => void, stallMs = 5_000) {
+  const name = m.job.metadata!.name!;
+  const running = runBuildJob(api.kubeConfig, m, { stallMs });
+  await waitFor('a watch on the running Job', async () => api.get('jobs', 'default', name) !== undefined && api.openWatches() > 0, 10_000);
+  during();
+  return running;
+}
+
+function watches(name: string): number {
+  return api.requests.filter((r) => r.method === 'GET' && r.path === '/apis/batch/v1/namespaces/default/jobs' && r.query.includes('watch=true') && r.query.includes(name)).length;
+}
+
+test('a watch that drops mid-build is resumed from its resourceVersion', async () => {
+  const m = manifests(succeed(2));
+  const outcome = await whileRunning(m, () => api.dropWatches());
+  assert.equal(outcome.result, RESULT);
+  assert.ok(watches(outcome.job) >= 2, `watches: ${watches(outcome.job)}`);
+});
+
+test('410 Gone on the resumed watch leads to a fresh list, and the result still arrives', async () => {
+  const m = manifests(succeed(2));
+  const outcome = await whileRunning(m, () => {
+    api.compact();
+    api.dropWatches();
+  });
+  assert.equal(outcome.result, RESULT);
+  assert.ok(watches(outcome.job) >= 3, `watches: ${watches(outcome.job)}`);
+});
+
+test('a watch that stays open but goes silent is replaced after stallMs', async () => {
+  const m = manifests(succeed(1));
+  const started = Date.now();
+  try {
+    const outcome = await whileRunning(m, () => api.stallWatches(true), 1_500);
+    assert.equal(outcome.result, RESULT);
+  } finally {
+    api.stallWatches(false);
+  }
+  assert.ok(Date.now() - started < 15_000);
+});
+
+test('a Job of another tag under the same name is not joined', async () => {
+  const m = manifests(succeed(1));
+  const other = structuredClone(m);
+  (other.job as V1Job).metadata!.annotations!['function-image-builder.io/tag'] = 'f'.repeat(64);
+  const first = runBuildJob(api.kubeConfig, m, { stallMs: 5_000 });
+  await waitFor('the first Job', async () => api.get('jobs', 'default', m.job.metadata!.name!) !== undefined);
+  try {
+    await runBuildJob(api.kubeConfig, other, { stallMs: 5_000 });
+    assert.unreachable('joined');
+  } catch (error) {
+    assert.is((error as BuildJobError).code, 'E_JOB_CONFLICT');
+  }
+  assert.equal((await first).result, RESULT);
+});
+
+test.run();
