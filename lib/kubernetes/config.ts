@@ -4,6 +4,7 @@
 // and a pod can only mount Secrets of its own namespace: the Job runs where the Secret is.
 import { CoreV1Api, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
 import { parseDockerConfig, type DockerConfig } from '../registry/credentials.ts';
+import { parseRegistrySettings } from './registry-settings.ts';
 import { KubernetesError, kubernetesError } from './errors.ts';
 import { SECRET_KEYS } from './contract.ts';
 
@@ -147,6 +148,8 @@ export async function readBuilderConfig(kubeConfig: KubeConfig, options: ReadBui
       details: { key: 'builder-image', where: configWhere },
     });
   }
+  const registrySettings = nonEmpty(data['registry-settings']);
+  parseRegistrySettings(registrySettings, `${configWhere} key "registry-settings"`);
   return {
     enabled: parseBoolean(data['enable-build-step'], 'enable-build-step', configWhere, false),
     registry,
@@ -155,7 +158,7 @@ export async function readBuilderConfig(kubeConfig: KubeConfig, options: ReadBui
     builderImage,
     builderImageSecret: nonEmpty(data['builder-image-secret']),
     registrySecret: { name: secretName, namespace: secretNamespace, type: secret.type, dockerConfig },
-    registrySettings: nonEmpty(data['registry-settings']),
+    registrySettings,
     job: { ...DEFAULT_JOB_SETTINGS, ...options.job },
   };
 }

@@ -1,0 +1,39 @@
+// The build ConfigMap's `registry-settings` key. Kept apart from the API client code so that the
+// in-cluster commands can read it without loading @kubernetes/client-node.
+import { BuilderError } from '../errors.ts';
+import type { RegistrySettings } from '../registry/transport.ts';
+
+/**
+ * The `registry-settings` key: JSON of registry host → {tlsVerify, ca, insecure}, the settings that
+ * kubeless-config's single `function-registry-tls-verify` cannot express (a CA, plain HTTP, several
+ * registries). `where` names the source in errors.
+ */
+export function parseRegistrySettings(text: string | undefined, where: string): RegistrySettings {
+  if (text === undefined || text.trim() === '') return {};
+  const fail = (message: string, host?: string): never => {
+    throw new BuilderError('E_CONFIG_INVALID', 'user', `registry settings (${where}): ${message}`, { details: { where, ...(host ? { host } : {}) } });
+  };
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    fail('not JSON; expected {"host:port": {"tlsVerify": false, "ca": "<PEM>", "insecure": true}}');
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) fail('must be an object of registry host → settings');
+  const settings: RegistrySettings = {};
+  for (const [host, entry] of Object.entries(parsed as Record<string, unknown>)) {
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) fail(`"${host}" must be an object`, host);
+    const { tlsVerify, ca, insecure, ...rest } = entry as Record<string, unknown>;
+    const unknown = Object.keys(rest);
+    if (unknown.length > 0) fail(`"${host}" has unknown settings ${unknown.map((k) => `"${k}"`).join(', ')} (known: tlsVerify, ca, insecure)`, host);
+    if (tlsVerify !== undefined && typeof tlsVerify !== 'boolean') fail(`"${host}".tlsVerify must be true or false`, host);
+    if (insecure !== undefined && typeof insecure !== 'boolean') fail(`"${host}".insecure must be true or false`, host);
+    if (ca !== undefined && typeof ca !== 'string') fail(`"${host}".ca must be PEM text`, host);
+    settings[host] = {
+      ...(tlsVerify !== undefined ? { tlsVerify: tlsVerify as boolean } : {}),
+      ...(ca !== undefined ? { ca: ca as string } : {}),
+      ...(insecure !== undefined ? { insecure: insecure as boolean } : {}),
+    };
+  }
+  return settings;
+}
