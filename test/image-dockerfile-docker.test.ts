@@ -1,0 +1,135 @@
+// The generated Dockerfile and context, built by the real Docker Engine (classic builder) on a
+// busybox base made here: hostile values arrive intact in the install step, the image env and the
+// labels; /kubeless belongs to 1000; a code-only change reuses the cached dependency install.
+import { randomBytes } from 'node:crypto';
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createBuildContext, parseRuntimeCatalog, resolveBuildPlan } from '../lib/index.ts';
+import { docker, exec, TEST_LABEL } from './support/docker.ts';
+import { BUSYBOX } from './support/tiny-image.ts';
+
+const id = randomBytes(6).toString('hex');
+const base = `fib-fnmodel-base:${id}`;
+const PLACEHOLDER = `fib-fnmodel.invalid/base@sha256:${'0'.repeat(64)}`;
+const classic = { env: { ...process.env, DOCKER_BUILDKIT: '0' } };
+const HOSTILE = 'x"\nRUN touch /pwned\n# \\\n$HOME $(KUBELESS_DEPS_FILE) `id` \'';
+const RUNTIME_ENV = 'a" \\ $HOME ${HOME} `id` \' \\';
+
+const images: string[] = [];
+const intermediates: string[] = [];
+const dirs: string[] = [];
+
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'fib-fnmodel-'));
+  dirs.push(dir);
+  return dir;
+}
+
+async function build(tag: string, context: Buffer): Promise<string> {
+  const dir = tempDir();
+  writeFileSync(join(dir, 'context.tar'), context);
+  await exec('tar', ['-xf', join(dir, 'context.tar'), '-C', dir]);
+  rmSync(join(dir, 'context.tar'));
+  // The plan's base image is a placeholder digest; the Engine gets the local busybox base instead.
+  const dockerfile = join(dir, 'Dockerfile');
+  const { readFileSync } = await import('node:fs');
+  writeFileSync(dockerfile, readFileSync(dockerfile, 'utf8').replaceAll(PLACEHOLDER, base));
+  images.push(tag);
+  const output = await docker(['build', '--force-rm', '-t', tag, dir], classic);
+  intermediates.push(...[...output.matchAll(/---> ([0-9a-f]{12})\b/g)].map((m) => m[1]!));
+  return output;
+}
+
+const catalog = parseRuntimeCatalog([{ ID: 'nodejs', depName: 'package.json', fileNameSuffix: '.js', versions: [{ name: 'node14', version: '14', images: [
+  { phase: 'installation', image: PLACEHOLDER, command: 'env > install-env.txt; printf %s "$EVIL" > evil.txt; mkdir -p node_modules/dep && cat /proc/sys/kernel/random/uuid > node_modules/dep/index.js' },
+  { phase: 'runtime', image: PLACEHOLDER, env: { NODE_PATH: '$(KUBELESS_INSTALL_VOLUME)/node_modules', EVIL_ENV: RUNTIME_ENV } }] }] }]);
+
+function fn(code: string) {
+  return {
+    apiVersion: 'kubeless.io/v1beta1', kind: 'Function', metadata: { name: 'hello', namespace: 'default' },
+    spec: {
+      handler: 'handler.hello', runtime: 'nodejs14', function: code, deps: '{"dependencies":{}}',
+      deployment: { spec: { template: { spec: { containers: [{ env: [{ name: 'EVIL', value: HOSTILE }, { name: 'NPM_REGISTRY', value: 'http://npm.test/' }] }] } } } },
+    },
+  };
+}
+
+async function run(image: string, ...command: string[]): Promise<string> {
+  return docker(['run', '--rm', '--label', `${TEST_LABEL}=fnmodel`, '--network', 'none', image, ...command]);
+}
+
+test.before(async () => {
+  const dir = tempDir();
+  copyFileSync(BUSYBOX, join(dir, 'busybox'));
+  writeFileSync(join(dir, 'marker'), `${id}\n`);
+  writeFileSync(join(dir, 'Dockerfile'), [
+    'FROM scratch',
+    'COPY busybox /bin/busybox',
+    'COPY marker /marker',
+    'RUN ["/bin/busybox", "--install", "-s", "/bin"]',
+    `LABEL ${TEST_LABEL}=fnmodel-base`,
+    // As Kubeless runtime images do.
+    'USER 1000',
+    '',
+  ].join('\n'));
+  images.push(base);
+  await docker(['build', '-q', '-t', base, dir], classic);
+});
+
+test.after(async () => {
+  for (const image of images.reverse()) await docker(['rmi', '--force', image]).catch(() => undefined);
+  for (const layer of intermediates.reverse()) await docker(['rmi', layer]).catch(() => undefined);
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+test('the Engine builds the generated context; hostile values arrive intact and inject nothing', async () => {
+  const plan = await resolveBuildPlan(fn("module.exports = { hello: () => 'v1' };\n"), { catalog });
+  const context = await createBuildContext(plan, { labels: { 'x.test/note': 'say "hi" $USER \\' } });
+  const image = `fib-fnmodel-fn:${id}-1`;
+  await build(image, context.tar);
+
+  // $(VAR) references in the function's env are expanded as Kubernetes would; all else is literal.
+  assert.is(await run(image, 'cat', '/kubeless/evil.txt'), HOSTILE.replace('$(KUBELESS_DEPS_FILE)', '/kubeless/package.json'));
+  const installEnv = await run(image, 'cat', '/kubeless/install-env.txt');
+  for (const line of ['KUBELESS_INSTALL_VOLUME=/kubeless', 'KUBELESS_DEPS_FILE=/kubeless/package.json', 'NPM_REGISTRY=http://npm.test/']) {
+    assert.ok(installEnv.split('\n').includes(line), line);
+  }
+  assert.is((await exec('docker', ['run', '--rm', '--label', `${TEST_LABEL}=fnmodel`, '--network', 'none', image, 'ls', '/pwned'])).code === 0, false);
+
+  const config = JSON.parse(await docker(['image', 'inspect', '--format', '{{json .Config}}', image])) as { Env: string[]; Labels: Record<string, string>; User: string };
+  for (const entry of [`EVIL_ENV=${RUNTIME_ENV}`, 'NODE_PATH=/kubeless/node_modules', 'FUNC_HANDLER=hello', 'MOD_NAME=handler', 'FUNC_TIMEOUT=180',
+    'FUNC_RUNTIME=nodejs14', 'FUNC_MEMORY_LIMIT=0', 'FUNC_PORT=8080', 'KUBELESS_INSTALL_VOLUME=/kubeless']) {
+    assert.ok(config.Env.includes(entry), entry);
+  }
+  assert.not.ok(config.Env.some((entry) => entry.startsWith('EVIL=') || entry.startsWith('NPM_REGISTRY=')), 'the function env is the Deployment\'s, not the image\'s');
+  assert.is(config.Labels['io.kubeless.function.tag'], context.tag);
+  assert.is(config.Labels['org.opencontainers.image.title'], 'hello');
+  assert.is(config.Labels['x.test/note'], 'say "hi" $USER \\');
+  assert.is(config.User, '1000', 'USER stays as the runtime image has it');
+
+  const owners = await run(image, 'stat', '-c', '%u:%g %a %n', '/kubeless', '/kubeless/handler.js', '/kubeless/package.json', '/kubeless/node_modules/dep/index.js');
+  assert.equal(owners.trim().split('\n'), [
+    '1000:1000 755 /kubeless',
+    '1000:1000 644 /kubeless/handler.js',
+    '1000:1000 644 /kubeless/package.json',
+    '1000:1000 644 /kubeless/node_modules/dep/index.js',
+  ]);
+  assert.is(await run(image, 'cat', '/kubeless/handler.js'), "module.exports = { hello: () => 'v1' };\n");
+});
+
+test('a code-only change reuses the cached dependency install', async () => {
+  const first = `fib-fnmodel-fn:${id}-1`;
+  const installed = await run(first, 'cat', '/kubeless/node_modules/dep/index.js');
+  const plan = await resolveBuildPlan(fn("module.exports = { hello: () => 'v2' };\n"), { catalog });
+  const image = `fib-fnmodel-fn:${id}-2`;
+  const output = await build(image, (await createBuildContext(plan)).tar);
+  const runStep = output.slice(output.indexOf(' : RUN ["env"'));
+  assert.match(runStep.slice(0, runStep.indexOf('Step ', 1)), /Using cache/, 'the install step came from the cache');
+  assert.is(await run(image, 'cat', '/kubeless/node_modules/dep/index.js'), installed);
+  assert.is(await run(image, 'cat', '/kubeless/handler.js'), "module.exports = { hello: () => 'v2' };\n");
+});
+
+test.run();
