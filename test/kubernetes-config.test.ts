@@ -3,6 +3,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readBuilderConfig } from '../lib/kubernetes/config.ts';
 import { BuilderError } from '../lib/errors.ts';
+import { DEFAULT_RUNTIME_IMAGES } from '../lib/runtime/default-catalog.ts';
+
+const RUNTIME_IMAGES = JSON.stringify(DEFAULT_RUNTIME_IMAGES);
 import { startKubeApi, type KubeApi } from './support/kube-api.ts';
 
 const b64 = (text: string) => Buffer.from(text).toString('base64');
@@ -28,7 +31,7 @@ test.before(async () => {
     data: {
       'enable-build-step': 'true',
       'function-registry-tls-verify': 'false',
-      'runtime-images': '[{"ID":"nodejs","versions":[]}]',
+      'runtime-images': RUNTIME_IMAGES,
       'builder-image': 'registry.example.com/fib:1',
       'builder-image-secret': 'fib-pull',
     },
@@ -58,7 +61,7 @@ test('reads kubeless-config and the registry Secret of the function namespace', 
   const config = await readBuilderConfig(api.kubeConfig, { namespace: 'team-a' });
   assert.is(config.enabled, true);
   assert.is(config.tlsVerify, false);
-  assert.is(config.runtimeImages, '[{"ID":"nodejs","versions":[]}]');
+  assert.is(config.runtimeImages, RUNTIME_IMAGES);
   assert.is(config.builderImage, 'registry.example.com/fib:1');
   assert.is(config.builderImageSecret, 'fib-pull');
   assert.equal({ name: config.registrySecret.name, namespace: config.registrySecret.namespace }, { name: 'kubeless-registry-credentials', namespace: 'team-a' });
@@ -107,6 +110,10 @@ test('a missing kubeless-config, a bad boolean and an unreachable API server are
   const bad = await rejection(readBuilderConfig(api.kubeConfig, { namespace: 'team-a', configMapName: 'bad' }));
   assert.is(bad.code, 'E_CONFIG_INVALID');
   assert.match(bad.message, '"enable-build-step" must be "true" or "false"');
+  api.create('configmaps', { metadata: { name: 'bad-catalog', namespace: 'kubeless' }, data: { 'runtime-images': '[{"ID":"nodejs","versions":[]}]', 'builder-image': 'x' } });
+  const catalog = await rejection(readBuilderConfig(api.kubeConfig, { namespace: 'team-a', configMapName: 'bad-catalog' }));
+  assert.is(catalog.code, 'E_CATALOG_INVALID');
+  assert.match(catalog.message, 'kubeless/bad-catalog key "runtime-images"');
   const down = await startKubeApi();
   const kubeConfig = down.kubeConfig;
   await down.close();

@@ -5,6 +5,8 @@
 import { CoreV1Api, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
 import { parseDockerConfig, type DockerConfig } from '../registry/credentials.ts';
 import { parseRegistrySettings } from './registry-settings.ts';
+import { parseRuntimeCatalog } from '../runtime/catalog.ts';
+import { BuilderError } from '../errors.ts';
 import { KubernetesError, kubernetesError } from './errors.ts';
 import { SECRET_KEYS } from './contract.ts';
 
@@ -148,13 +150,23 @@ export async function readBuilderConfig(kubeConfig: KubeConfig, options: ReadBui
       details: { key: 'builder-image', where: configWhere },
     });
   }
+  const runtimeImages = nonEmpty(data['runtime-images']);
+  // Checked here so that a broken catalog is reported once, not by every build Job.
+  if (runtimeImages !== undefined) {
+    try {
+      parseRuntimeCatalog(runtimeImages);
+    } catch (error) {
+      if (!(error instanceof BuilderError)) throw error;
+      throw new KubernetesError(error.code, error.kind, `${configWhere} key "runtime-images": ${error.message}`, { cause: error, details: error.details });
+    }
+  }
   const registrySettings = nonEmpty(data['registry-settings']);
   parseRegistrySettings(registrySettings, `${configWhere} key "registry-settings"`);
   return {
     enabled: parseBoolean(data['enable-build-step'], 'enable-build-step', configWhere, false),
     registry,
     tlsVerify: parseBoolean(data['function-registry-tls-verify'], 'function-registry-tls-verify', configWhere, true),
-    runtimeImages: nonEmpty(data['runtime-images']),
+    runtimeImages,
     builderImage,
     builderImageSecret: nonEmpty(data['builder-image-secret']),
     registrySecret: { name: secretName, namespace: secretNamespace, type: secret.type, dockerConfig },

@@ -50,7 +50,7 @@ export function functionLabels(name: string): Record<string, string> {
 
 export function buildConfigMapData(fn: JobFunction, config: BuilderConfig): Record<string, string> {
   const data: Record<string, string> = {
-    [CONFIG_KEYS.function]: typeof fn.source === 'string' ? fn.source : JSON.stringify(fn.source),
+    [CONFIG_KEYS.function]: typeof fn.source === 'string' ? fn.source : `${JSON.stringify(fn.source, null, 2)}\n`,
     [CONFIG_KEYS.tlsVerify]: String(config.tlsVerify),
   };
   if (config.registry !== undefined) data[CONFIG_KEYS.registry] = config.registry;
@@ -84,7 +84,7 @@ export function buildJobManifest(fn: JobFunction, config: BuilderConfig): JobMan
   const configMap: V1ConfigMap = {
     apiVersion: 'v1',
     kind: 'ConfigMap',
-    metadata: { name, namespace, labels, annotations: { ...annotations } },
+    metadata: { name, namespace, labels: { ...labels }, annotations: { ...annotations } },
     data: buildConfigMapData(fn, config),
   };
 
@@ -116,7 +116,7 @@ export function buildJobManifest(fn: JobFunction, config: BuilderConfig): JobMan
         ],
       },
       template: {
-        metadata: { labels, annotations: { [ANNOTATION_FUNCTION]: `${fn.namespace}/${fn.name}` } },
+        metadata: { labels: { ...labels }, annotations: { [ANNOTATION_FUNCTION]: `${fn.namespace}/${fn.name}` } },
         spec: {
           // podFailurePolicy requires Never: the Job, not the kubelet, decides about retries.
           restartPolicy: 'Never',

@@ -1,0 +1,171 @@
+// function-image-builder job-manifest <file>: the ConfigMap and Job that build a Function in a
+// cluster, as YAML for `kubectl apply -f -` — what scheduleBuild() creates, for people and scripts.
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parse as parseYaml, parseAllDocuments, stringify, type Document } from 'yaml';
+import { BuilderError, EXIT_OK } from '../../lib/errors.ts';
+import { parseFunction, parseFunctions } from '../../lib/function/parse.ts';
+import { functionImageTag } from '../../lib/image/identity.ts';
+import { DEFAULT_JOB_SETTINGS, REGISTRY_SECRET_NAME, type BuilderConfig } from '../../lib/kubernetes/config.ts';
+import { buildJobManifest } from '../../lib/kubernetes/manifest.ts';
+import { parseRegistrySettings } from '../../lib/kubernetes/registry-settings.ts';
+import { registrySettingsFor } from '../../lib/kubernetes/schedule.ts';
+import { parseRuntimeCatalog } from '../../lib/runtime/catalog.ts';
+import { defaultRuntimeCatalog } from '../../lib/runtime/default-catalog.ts';
+import { resolveTarget, TargetError } from '../../lib/target.ts';
+import { UsageError, type Command, type CommandIO } from '../cli.ts';
+import { InputFileError, loadDockerConfig, parseCommandLine, readFunctionInput } from '../inputs.ts';
+
+const usage = `usage: function-image-builder job-manifest <file|-> [options]
+
+Prints, for each Kubeless Function in <file> (YAML or JSON; "-" reads stdin), the ConfigMap and the
+batch/v1 Job that build its image in the cluster, ready for "kubectl apply -f -". The Job is named
+build-<function>-<tag[0:10]>; the tag is computed here (runtime images given by tag are resolved at
+their registry).
+
+options:
+  --kubeless-config FILE    take the settings from a kubeless-config ConfigMap (YAML or JSON, e.g.
+                            kubectl get configmap -n kubeless kubeless-config -o yaml): runtime-images,
+                            function-registry-tls-verify, builder-image, builder-image-secret,
+                            function-registry, registry-settings; the options below override it
+  --builder-image IMAGE     the Job's image (built from Dockerfile.builder); required without
+                            --kubeless-config
+  --builder-image-secret NAME   pull secret of the builder image
+  --registry HOST[/NS]      push to HOST/NS/<function>:<tag> (default: the registry Secret's only entry)
+  --runtimes FILE           runtime-images JSON (default: kubeless-config's, else the upstream runtimes)
+  --tls-verify=false        do not verify the target registry's certificate
+  --secret NAME             registry Secret the Job mounts (default ${REGISTRY_SECRET_NAME})
+  --namespace NS            namespace of the Job, its ConfigMap and the Secret (default: the function's)
+  --docker-config FILE      credentials for resolving runtime image tags here (default: docker's config)
+  --docker-socket PATH      the Docker Engine socket on the nodes (default ${DEFAULT_JOB_SETTINGS.dockerSocket})
+  --backoff-limit N         retries of infrastructure failures (default ${DEFAULT_JOB_SETTINGS.backoffLimit})
+  --deadline SECONDS        activeDeadlineSeconds (default ${DEFAULT_JOB_SETTINGS.activeDeadlineSeconds})
+  --ttl SECONDS             ttlSecondsAfterFinished (default ${DEFAULT_JOB_SETTINGS.ttlSecondsAfterFinished})
+
+The ConfigMap is not owned by the Job here (its uid is not known before it exists); delete both with
+  kubectl delete job,configmap -l created-by=kubeless,function=<name>`;
+
+function readSettingsFile(io: CommandIO, path: string): Record<string, string> {
+  let text: string;
+  try {
+    text = readFileSync(resolve(io.cwd, path), 'utf8');
+  } catch (error) {
+    throw new InputFileError(path, 'the kubeless-config file', error);
+  }
+  let document: unknown;
+  try {
+    document = parseYaml(text);
+  } catch (error) {
+    throw new InputFileError(path, 'the kubeless-config file (neither YAML nor JSON)', error);
+  }
+  const data = (document as { kind?: unknown; data?: unknown } | null)?.kind === 'ConfigMap' ? (document as { data?: unknown }).data : document;
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) {
+    throw new BuilderError('E_CONFIG_INVALID', 'user', `${path}: expected a ConfigMap (or its data map) with kubeless-config keys`, { details: { path } });
+  }
+  return Object.fromEntries(Object.entries(data as Record<string, unknown>).map(([key, value]) => [key, String(value)]));
+}
+
+/** The objects of a YAML/JSON stream: documents, arrays and `List` items flattened. */
+function functionObjects(text: string): object[] {
+  const objects: object[] = [];
+  const collect = (value: unknown): void => {
+    if (Array.isArray(value)) value.forEach(collect);
+    else if (typeof value === 'object' && value !== null && (value as { kind?: unknown }).kind === 'List' && Array.isArray((value as { items?: unknown }).items)) {
+      ((value as { items: unknown[] }).items).forEach(collect);
+    } else if (value !== null && value !== undefined) objects.push(value as object);
+  };
+  for (const document of parseAllDocuments(text) as Document[]) {
+    // The Function parser reports a YAML error with the document it is in.
+    if (document.errors.length > 0) parseFunctions(text);
+    collect(document.toJS({ maxAliasCount: 100 }));
+  }
+  if (objects.length === 0) parseFunctions(text); // reports "holds no Function object"
+  return objects;
+}
+
+function integer(value: string | undefined, option: string, fallback: number, min: number): number {
+  if (value === undefined) return fallback;
+  const number = Number(value);
+  if (!Number.isInteger(number) || number < min) throw new UsageError(`--${option} takes a whole number ≥ ${min}, not "${value}"`);
+  return number;
+}
+
+async function run(args: string[], io: CommandIO): Promise<number> {
+  const { values, positionals } = parseCommandLine(args, {
+    'kubeless-config': { type: 'string' },
+    'builder-image': { type: 'string' },
+    'builder-image-secret': { type: 'string' },
+    registry: { type: 'string' },
+    runtimes: { type: 'string' },
+    'tls-verify': { type: 'string' },
+    secret: { type: 'string' },
+    namespace: { type: 'string' },
+    'docker-config': { type: 'string' },
+    'docker-socket': { type: 'string' },
+    'backoff-limit': { type: 'string' },
+    deadline: { type: 'string' },
+    ttl: { type: 'string' },
+  });
+  if (positionals.length !== 1) throw new UsageError('job-manifest needs one Function file (or "-" for stdin)');
+  const settings = values['kubeless-config'] !== undefined ? readSettingsFile(io, values['kubeless-config']) : {};
+  const pick = (key: string): string | undefined => (settings[key] !== undefined && settings[key]!.trim() !== '' ? settings[key] : undefined);
+
+  const builderImage = values['builder-image'] ?? pick('builder-image');
+  if (builderImage === undefined) throw new UsageError('job-manifest needs --builder-image (or a --kubeless-config with builder-image)');
+  const tlsText = values['tls-verify'] ?? pick('function-registry-tls-verify') ?? 'true';
+  if (tlsText !== 'true' && tlsText !== 'false') throw new UsageError(`the TLS setting must be true or false, not "${tlsText}"`);
+  let runtimeImages = pick('runtime-images');
+  if (values.runtimes !== undefined) {
+    try {
+      runtimeImages = readFileSync(resolve(io.cwd, values.runtimes), 'utf8');
+    } catch (error) {
+      throw new InputFileError(values.runtimes, 'the runtime catalog', error);
+    }
+  }
+  const catalog = runtimeImages === undefined ? defaultRuntimeCatalog() : parseRuntimeCatalog(runtimeImages);
+  const registrySettings = pick('registry-settings');
+  parseRegistrySettings(registrySettings, values['kubeless-config'] ?? 'registry-settings');
+  const { config: dockerConfig } = loadDockerConfig(io, values['docker-config']);
+
+  const documents: string[] = [];
+  for (const object of functionObjects(await readFunctionInput(io, positionals[0]!))) {
+    // Validated here; the object itself goes into the ConfigMap, as the cluster would hold it.
+    const fn = parseFunction(object);
+    const namespace = values.namespace ?? fn.namespace;
+    const config: BuilderConfig = {
+      enabled: true,
+      registry: values.registry ?? pick('function-registry'),
+      tlsVerify: tlsText === 'true',
+      runtimeImages,
+      builderImage,
+      builderImageSecret: values['builder-image-secret'] ?? pick('builder-image-secret'),
+      registrySecret: { name: values.secret ?? REGISTRY_SECRET_NAME, namespace },
+      registrySettings,
+      job: {
+        ...DEFAULT_JOB_SETTINGS,
+        dockerSocket: values['docker-socket'] ?? DEFAULT_JOB_SETTINGS.dockerSocket,
+        backoffLimit: integer(values['backoff-limit'], 'backoff-limit', DEFAULT_JOB_SETTINGS.backoffLimit, 0),
+        activeDeadlineSeconds: integer(values.deadline, 'deadline', DEFAULT_JOB_SETTINGS.activeDeadlineSeconds, 1),
+        ttlSecondsAfterFinished: integer(values.ttl, 'ttl', DEFAULT_JOB_SETTINGS.ttlSecondsAfterFinished, 0),
+      },
+    };
+    // The target may only be known in the cluster (from the Secret there); then the Job finds it.
+    let target;
+    try {
+      target = resolveTarget({ registry: config.registry, dockerConfig, functionName: fn.name });
+    } catch (error) {
+      if (!(error instanceof TargetError) || config.registry !== undefined) throw error;
+    }
+    const registries = target ? registrySettingsFor(config, target.host) : parseRegistrySettings(registrySettings, 'registry-settings');
+    const tag = await functionImageTag(fn, { catalog, dockerConfig, registries, signal: io.signal });
+    const { configMap, job } = buildJobManifest(
+      { name: fn.name, namespace: fn.namespace, uid: fn.uid, source: object, tag, image: target ? `${target.repository}:${tag}` : undefined },
+      config,
+    );
+    documents.push(stringify(configMap, { aliasDuplicateObjects: false }), stringify(job, { aliasDuplicateObjects: false }));
+  }
+  io.stdout.write(documents.map((doc) => `---\n${doc}`).join(''));
+  return EXIT_OK;
+}
+
+export const command: Command = { summary: 'print the ConfigMap and Job YAML that build a Function in a cluster', usage, run };

@@ -1,0 +1,105 @@
+// function-image-builder job: the entrypoint of the build Job's container. Builds the mounted
+// Function (or finds its image), logs JSON lines on stdout, and leaves the outcome in the
+// termination message, where the scheduler reads it from the pod's status.
+import { writeFileSync } from 'node:fs';
+import { buildFunctionImage } from '../../lib/build.ts';
+import { BuilderError, EXIT_OK, exitCodeFor } from '../../lib/errors.ts';
+import { parseFunction } from '../../lib/function/parse.ts';
+import { functionId } from '../../lib/function/spec.ts';
+import { JOB_ENV, TERMINATION_LOG_PATH, TERMINATION_MESSAGE_MAX, type JobFailure, type JobResult } from '../../lib/kubernetes/contract.ts';
+import { resolveTarget } from '../../lib/target.ts';
+import { UsageError, type Command, type CommandIO } from '../cli.ts';
+import { readJobInputs } from '../job-inputs.ts';
+import { createJsonLog, libraryLog, progressLog, type JsonLog } from '../json-log.ts';
+
+const usage = `usage: function-image-builder job
+
+The build Job's entrypoint. Takes no arguments: everything comes from the environment and the files
+the Job mounts (README.md, "The Job's contract"):
+  BUILDER_FUNCTION / BUILDER_FUNCTION_FILE   the Function (default /etc/function-image-builder/build/function.json)
+  BUILDER_CONFIG_DIR                         the build ConfigMap (default /etc/function-image-builder/build):
+                                             function-registry, function-registry-tls-verify,
+                                             runtime-images, registry-settings
+  BUILDER_SECRET_DIR                         the registry Secret (default /etc/function-image-builder/registry-secret):
+                                             .dockerconfigjson or .dockercfg
+  BUILDER_REGISTRY, BUILDER_REGISTRY_TLS_VERIFY, BUILDER_RUNTIME_IMAGES, BUILDER_REGISTRY_SETTINGS
+                                             override the files of the same meaning
+  BUILDER_TERMINATION_LOG                    where the result goes (default /dev/termination-log)
+  DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH   the Docker Engine (default the mounted /var/run/docker.sock)
+
+Logs one JSON object per line on stdout. Writes {"image","digest","reference","cached"} to the
+termination log, or {"error":{"code","kind","message"}} on failure.
+Exit codes: 0 built or found, 2 user error (retrying cannot help), 3 infrastructure failure.`;
+
+/** The termination message, cut to what the kubelet keeps. */
+export function terminationMessage(outcome: JobResult | JobFailure): string {
+  let text = JSON.stringify(outcome);
+  if (Buffer.byteLength(text) <= TERMINATION_MESSAGE_MAX || !('error' in outcome)) return text;
+  const { code, kind, message } = outcome.error;
+  let room = message.length;
+  while (Buffer.byteLength(text) > TERMINATION_MESSAGE_MAX && room > 0) {
+    room = Math.floor(room * 0.8);
+    text = JSON.stringify({ error: { code, kind, message: `${message.slice(0, room)}…` } });
+  }
+  return text;
+}
+
+function writeTermination(path: string, outcome: JobResult | JobFailure, log: JsonLog): void {
+  try {
+    writeFileSync(path, terminationMessage(outcome));
+  } catch (error) {
+    // The log still has the outcome; a missing termination file must not turn success into failure.
+    log('warn', 'termination-log-unwritable', { path, message: (error as Error).message });
+  }
+}
+
+async function run(args: string[], io: CommandIO): Promise<number> {
+  if (args.length > 0) throw new UsageError(`job takes no arguments (got ${args.join(' ')}); it reads the mounted files and the environment`);
+  const log = createJsonLog(io.stdout);
+  let terminationLog: string | undefined;
+  try {
+    const inputs = readJobInputs(io.env);
+    terminationLog = inputs.terminationLog;
+    log('info', 'inputs', {
+      sources: inputs.sources,
+      registry: inputs.registry ?? null,
+      tlsVerify: inputs.tlsVerify,
+      // Which registries the secret has credentials for: keys only.
+      credentialKeys: inputs.dockerConfig?.entries.map((entry) => entry.key) ?? [],
+    });
+    for (const warning of inputs.dockerConfig?.warnings ?? []) log('warn', 'docker-config-warning', { message: warning });
+
+    const spec = parseFunction(inputs.function);
+    const target = resolveTarget({ registry: inputs.registry, dockerConfig: inputs.dockerConfig, functionName: spec.name });
+    const registries = { ...inputs.registries };
+    if (!inputs.tlsVerify) registries[target.host] = { tlsVerify: false, ...registries[target.host] };
+    log('info', 'function', { function: functionId(spec), runtime: spec.runtime, target: target.repository, targetReason: target.reason });
+
+    const result = await buildFunctionImage(spec, {
+      registry: inputs.registry,
+      ...(inputs.runtimeImages !== undefined ? { catalog: inputs.runtimeImages } : {}),
+      dockerConfig: inputs.dockerConfig,
+      registries,
+      push: true,
+      docker: io.env,
+      signal: io.signal,
+      log: libraryLog(log),
+      onProgress: progressLog(log),
+    });
+    const outcome: JobResult = { image: result.image, digest: result.digest, reference: result.reference, cached: result.cached };
+    writeTermination(inputs.terminationLog, outcome, log);
+    log('info', 'result', { ...outcome, timings: result.timings });
+    return EXIT_OK;
+  } catch (error) {
+    const exitCode = exitCodeFor(error);
+    const reported =
+      error instanceof BuilderError
+        ? { code: error.code, kind: error.kind, message: error.message }
+        : { code: 'E_INTERNAL', kind: 'internal', message: error instanceof Error ? error.message : String(error) };
+    writeTermination(terminationLog ?? (io.env[JOB_ENV.terminationLog] || TERMINATION_LOG_PATH), { error: reported }, log);
+    log('error', 'failed', { ...reported, exitCode, ...(error instanceof BuilderError ? { details: error.details } : {}) });
+    return exitCode;
+  }
+}
+
+export const command: Command = { summary: 'in-cluster entrypoint: build the mounted Function, report to the termination log', usage, run };

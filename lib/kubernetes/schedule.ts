@@ -1,0 +1,92 @@
+// scheduleBuild(): what a controller calls when a Function changes. One registry request answers
+// "built already?"; only when the answer is no is a build Job created (or joined), and the caller
+// gets the pushed image's digest back from the Job's termination message.
+import type { KubeConfig } from '@kubernetes/client-node';
+import { parseFunction } from '../function/parse.ts';
+import { functionId } from '../function/spec.ts';
+import { functionImageTag } from '../image/identity.ts';
+import { parseReference } from '../image/reference.ts';
+import { RegistryClient } from '../registry/client.ts';
+import { parseRuntimeCatalog } from '../runtime/catalog.ts';
+import { defaultRuntimeCatalog } from '../runtime/default-catalog.ts';
+import { transportFor, type RegistrySettings } from '../registry/transport.ts';
+import { resolveTarget } from '../target.ts';
+import type { BuilderConfig } from './config.ts';
+import { runBuildJob, type RunJobOptions } from './jobs.ts';
+import { buildJobManifest } from './manifest.ts';
+import { parseRegistrySettings } from './registry-settings.ts';
+
+export interface ScheduleOptions extends RunJobOptions {
+  /** Transport settings for the scheduler's own registry requests, over the config's. */
+  registries?: RegistrySettings | undefined;
+}
+
+export interface ScheduledBuild {
+  /** `namespace/name` of the Function. */
+  function: string;
+  /** `host/ns/fn:tag`. */
+  image: string;
+  tag: string;
+  digest: string;
+  /** `host/ns/fn@sha256:...`: what the function's Deployment should run. */
+  reference: string;
+  /** The image existed already (before scheduling, or when the Job ran). */
+  cached: boolean;
+  /** The Function names its own image: nothing was checked or built. */
+  prebuilt: boolean;
+  /** The build Job, when one ran. */
+  job?: string | undefined;
+  /** This call created the Job (false: it joined one in progress, or none was needed). */
+  created: boolean;
+}
+
+/** Settings for the target registry as the Job will use them: registry-settings plus tls-verify. */
+export function registrySettingsFor(config: BuilderConfig, targetHost: string, extra?: RegistrySettings): RegistrySettings {
+  const settings: RegistrySettings = { ...parseRegistrySettings(config.registrySettings, 'registry-settings'), ...extra };
+  if (!config.tlsVerify) {
+    // Keep the spelling of an existing entry for this host (transportFor folds aliases and schemes).
+    const key =
+      Object.keys(settings).find((host) => {
+        const probe = {};
+        return transportFor({ [host]: probe }, targetHost) === probe;
+      }) ?? targetHost;
+    settings[key] = { tlsVerify: false, ...settings[key] };
+  }
+  return settings;
+}
+
+/**
+ * `fn` is the Function as the cluster holds it (object, or its YAML/JSON text): it goes to the Job as
+ * is. The config comes from readBuilderConfig(); `enable-build-step` is the caller's to honour.
+ */
+export async function scheduleBuild(kubeConfig: KubeConfig, fn: string | object, config: BuilderConfig, options: ScheduleOptions = {}): Promise<ScheduledBuild> {
+  const spec = parseFunction(fn);
+  const id = functionId(spec);
+  const log = options.log ?? (() => {});
+  if (spec.prebuiltImage) {
+    const ref = parseReference(spec.prebuiltImage);
+    return { function: id, image: spec.prebuiltImage, tag: ref.tag ?? '', digest: ref.digest ?? '', reference: spec.prebuiltImage, cached: true, prebuilt: true, created: false };
+  }
+  const dockerConfig = config.registrySecret.dockerConfig;
+  const target = resolveTarget({ registry: config.registry, dockerConfig, functionName: spec.name });
+  const registries = registrySettingsFor(config, target.host, options.registries);
+  const catalog = config.runtimeImages === undefined ? defaultRuntimeCatalog() : parseRuntimeCatalog(config.runtimeImages);
+  const tag = await functionImageTag(spec, { catalog, dockerConfig, registries, signal: options.signal });
+  const image = `${target.repository}:${tag}`;
+
+  const client = new RegistryClient({ registry: target.host, credentials: dockerConfig, transport: transportFor(registries, target.host), signal: options.signal });
+  let existing;
+  try {
+    existing = await client.manifestExists(target.path, tag);
+  } finally {
+    await client.close();
+  }
+  if (existing) {
+    log({ event: 'cached', function: id, image, digest: existing.digest });
+    return { function: id, image, tag, digest: existing.digest, reference: `${target.repository}@${existing.digest}`, cached: true, prebuilt: false, created: false };
+  }
+
+  const manifests = buildJobManifest({ name: spec.name, namespace: spec.namespace, uid: spec.uid, source: fn, tag, image }, config);
+  const outcome = await runBuildJob(kubeConfig, manifests, options);
+  return { function: id, tag, ...outcome.result, prebuilt: false, job: outcome.job, created: outcome.created };
+}
