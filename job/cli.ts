@@ -32,6 +32,9 @@ export class UsageError extends BuilderError {
 export const commands: Record<string, () => Promise<{ command: Command }>> = {
   build: () => import('./commands/build.ts'),
   tag: () => import('./commands/tag.ts'),
+  job: () => import('./commands/job.ts'),
+  wait: () => import('./commands/wait.ts'),
+  'job-manifest': () => import('./commands/job-manifest.ts'),
 };
 
 async function usage(): Promise<string> {
