@@ -26,7 +26,7 @@ async function fails(promise: Promise<unknown>, code: string): Promise<BuilderEr
     assert.is((error as BuilderError).code, code, (error as Error).message);
     return error as BuilderError;
   }
-  throw new assert.Assertion({ message: `expected ${code}, got success`, operator: 'rejects' });
+  return assert.unreachable(`expected ${code}, got success`) as never;
 }
 
 function tree(source: MaterialisedSource): string[] {

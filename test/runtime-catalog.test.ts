@@ -20,7 +20,7 @@ function catalogError(input: unknown, field: RegExp): void {
     assert.match((error as Error).message, field);
     return;
   }
-  throw new assert.Assertion({ message: 'expected E_CATALOG_INVALID', operator: 'throws' });
+  return assert.unreachable('expected E_CATALOG_INVALID') as never;
 }
 
 test('the same catalog from JSON text, a ConfigMap, its data object, or objects', () => {
