@@ -429,22 +429,33 @@ async function dockerBuild(recipe: Recipe, entries: ContextEntry[], tag: string,
         }
         let source = entry.source as string;
         if (entry.strip) {
-          source = join(temp, 'stripped');
-          const stripped = await exec(STRIP, ['--strip-all', '-o', source, entry.source as string]);
-          if (stripped.code !== 0) throw new Error(`${STRIP} ${entry.source} failed (install binutils): ${stripped.stderr}`);
+          // Without binutils' strip the image is only bigger, not wrong: use the file as it is.
+          const target = join(temp, 'stripped');
+          const stripped = await exec(STRIP, ['--strip-all', '-o', target, source]).catch(() => undefined);
+          if (stripped?.code === 0) source = target;
+          else console.warn(`runtime images: could not strip ${source} (${stripped?.stderr.trim() || `${STRIP} not found`}); using it unstripped`);
         }
         await pipeline(createReadStream(source), pack.entry(header(entry, statSync(source).size)));
       }
       pack.finalize();
     })();
-    const [code] = await Promise.all([exited, writing.catch((error: unknown) => {
-      pack.destroy(error as Error);
-      child.kill();
-      throw error;
-    }), feeding]);
+    // A context that cannot be sent must not leave docker waiting for the rest of it.
+    const writeError = writing.then(
+      () => undefined,
+      (error: Error) => {
+        pack.destroy(error);
+        child.kill();
+        return error;
+      },
+    );
+    const code = await exited;
+    const failedWrite = await writeError;
+    await feeding;
+    // docker's own message first: when the build fails, sending the rest of the context fails too.
     if (code !== 0) {
-      throw new Error(`docker build of runtime image ${recipe.name} exited ${code}: ${Buffer.concat(err).toString().trim()}`);
+      throw new Error(`docker build of runtime image ${recipe.name} exited ${code}: ${Buffer.concat(err).toString().trim() || failedWrite?.message}`);
     }
+    if (failedWrite) throw failedWrite;
     return Buffer.concat(out).toString().trim();
   } finally {
     rmSync(temp, { recursive: true, force: true });
@@ -660,17 +671,19 @@ export async function runtimeCatalogFor(registry: RegistryHandle, options: Runti
 }
 
 /**
- * Removes every local image reference under <host>/kubeless/ — tags and repo@digest references,
- * e.g. those a test's build pulled — without touching the cached fib-runtime/ images.
+ * Removes every local reference to <host>/kubeless/{nodejs,nodejs-install,python,python-install} —
+ * tags and repo@digest references, e.g. those a test's build pulled — without touching the cached
+ * fib-runtime/ images. Call it before stopping the registry.
  */
 export async function releaseRuntimeImages(registry: Pick<RegistryHandle, 'host'>): Promise<void> {
   for (const key of [...pushed.keys()]) if (key.split('\0')[1] === registry.host) pushed.delete(key);
-  const prefix = `${registry.host}/kubeless/`;
+  // Only the repositories pushed here: a test may well build its own images under <host>/kubeless/.
+  const repositories = new Set(Object.keys(RECIPES).map((name) => `${registry.host}/kubeless/${name}`));
   const lines = (await docker(['images', '--digests', '--format', '{{.Repository}}\t{{.Tag}}\t{{.Digest}}'])).split('\n');
   const references = new Set<string>();
   for (const line of lines) {
     const [repository, tag, digest] = line.split('\t');
-    if (!repository?.startsWith(prefix)) continue;
+    if (!repository || !repositories.has(repository)) continue;
     if (tag && tag !== '<none>') references.add(`${repository}:${tag}`);
     if (digest && digest !== '<none>') references.add(`${repository}@${digest}`);
   }
