@@ -354,6 +354,8 @@ function sortEntries(entries: ContextEntry[]): ContextEntry[] {
 }
 
 async function sha256OfFile(path: string): Promise<string> {
+  // Thousands of small files (stdlib, npm): reading each at once is far cheaper than a stream each.
+  if (statSync(path).size < 8 * 1024 * 1024) return createHash('sha256').update(readFileSync(path)).digest('hex');
   const hash = createHash('sha256');
   await pipeline(createReadStream(path), hash);
   return hash.digest('hex');
