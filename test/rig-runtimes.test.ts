@@ -79,6 +79,11 @@ async function call(url: string, init: RequestInit = {}): Promise<{ status: numb
   return { status: response.status, body: await response.text(), type: response.headers.get('content-type') };
 }
 
+/** A POST whose body has no length: sent with Transfer-Encoding: chunked. */
+function chunked(parts: string[]): RequestInit {
+  return { method: 'POST', body: new Blob(parts).stream(), duplex: 'half' } as RequestInit;
+}
+
 /** A tar of a fixture directory, entries owned by uid 1000 like the files of a function image. */
 async function tarOf(dir: string): Promise<Buffer> {
   const pack = tar.pack();
@@ -171,6 +176,7 @@ test('nodejs runtime: /healthz, /metrics, event ids from headers, JSON and text 
 
     const text = await call(urls.text, { method: 'POST', body: 'héllo' });
     assert.equal([text.status, text.body], [200, 'got 5 characters: héllo']);
+    assert.is((await call(urls.text, chunked(['ab', 'cd']))).body, 'got 4 characters: abcd');
 
     const metrics = await call(`${urls.echo}/metrics`);
     assert.is(metrics.status, 200);
@@ -332,6 +338,7 @@ test('python runtime: /healthz, /metrics, event ids, JSON and text bodies, conte
 
       const text = await call(urls.text, { method: 'POST', body: 'héllo' });
       assert.equal([text.status, text.body], [200, 'got 5 characters: héllo']);
+      assert.is((await call(urls.text, chunked(['ab', 'cd']))).body, 'got 4 characters: abcd');
 
       const started = Date.now();
       assert.is((await call(urls.slow)).status, 408);
