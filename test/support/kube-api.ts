@@ -50,6 +50,8 @@ export interface KubeApi {
   requests: RequestRecord[];
   /** Stores an object as if created through the API (seed ConfigMaps and Secrets). */
   create(kind: Kind, object: Obj): Obj;
+  /** Replaces the stored object's data (a Secret or ConfigMap an operator fixes). */
+  replace(kind: Kind, object: Obj): Obj;
   get(kind: Kind, namespace: string, name: string): Obj | undefined;
   list(kind: Kind, namespace?: string): Obj[];
   /** Ends every open watch connection, as an API server restart or a load balancer would. */
@@ -585,6 +587,18 @@ export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeAp
     containers,
     create(kind, object) {
       return createObject(kind, object.metadata?.namespace ?? 'default', object);
+    },
+    replace(kind, object) {
+      const namespace = object.metadata?.namespace ?? 'default';
+      const existing = store.get(key(kind, namespace, object.metadata.name));
+      if (!existing) throw new Error(`${kind} ${namespace}/${object.metadata.name} does not exist`);
+      const next: Obj = { ...clone(existing), ...clone(object), metadata: existing.metadata };
+      if (kind === 'secrets' && object.stringData) {
+        next.data = {};
+        for (const [k, v] of Object.entries(object.stringData as Record<string, string>)) next.data[k] = Buffer.from(v).toString('base64');
+        delete next.stringData;
+      }
+      return clone(put(kind, next, 'MODIFIED'));
     },
     get(kind, namespace, name) {
       const object = store.get(key(kind, namespace, name));

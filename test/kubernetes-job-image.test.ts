@@ -1,0 +1,248 @@
+// The Job image of Dockerfile.builder, built here on the rig's offline Node image, run two ways:
+//  - exactly as a kubelet runs the build Job's pod (docker run with the Docker socket, the registry
+//    Secret and the build ConfigMap mounted where the manifest says, host network only to reach the
+//    rig's loopback registry): a working function image is pushed and the termination message written;
+//    a bad Function exits 2, an unreachable registry 3;
+//  - through scheduleBuild() with the real client-node against the test API server, whose kubelet runs
+//    the same image: cache hit, fresh build, concurrent calls, a failure surfaced and then replaced,
+//    a watch that drops mid-build.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DEFAULT_JOB_SETTINGS, type BuilderConfig } from '../lib/kubernetes/config.ts';
+import { buildJobManifest } from '../lib/kubernetes/manifest.ts';
+import { BuildJobError } from '../lib/kubernetes/jobs.ts';
+import { scheduleBuild } from '../lib/kubernetes/schedule.ts';
+import { parseDockerConfig } from '../lib/registry/credentials.ts';
+import { buildBuilderImage, type BuilderImage } from './support/builder-image.ts';
+import { exec, TEST_LABEL } from './support/docker.ts';
+import { startKubeApi, type KubeApi } from './support/kube-api.ts';
+import { waitFor } from './support/net.ts';
+import { callBuiltFunction, functionObject, startPipelineRig, type PipelineRig } from './support/pipeline.ts';
+import { startRegistry } from './support/registry.ts';
+
+const HANDLER = readFileSync(join(import.meta.dirname, '..', 'fixtures', 'functions', 'runtimes', 'nodejs', 'handler.js'), 'utf8');
+const SECRET = 'kubeless-registry-credentials';
+
+let rig: PipelineRig;
+let builder: BuilderImage;
+let api: KubeApi;
+const temps: string[] = [];
+
+test.before(async () => {
+  try {
+    const [started, built] = await Promise.allSettled([startPipelineRig('k8s-job', ['basic']), buildBuilderImage()]);
+    if (started.status === 'fulfilled') rig = started.value;
+    if (built.status === 'fulfilled') builder = built.value;
+    if (started.status === 'rejected') throw started.reason;
+    if (built.status === 'rejected') throw built.reason;
+    api = await startKubeApi({ retryDelayMs: 100 });
+    api.create('secrets', { metadata: { name: SECRET, namespace: 'default' }, type: 'kubernetes.io/dockerconfigjson', stringData: { '.dockerconfigjson': rig.dockerConfigJson } });
+  } catch (error) {
+    // uvu does not print what a hook threw.
+    console.error('kubernetes-job-image setup failed:', error);
+    throw error;
+  }
+});
+
+test.after(async () => {
+  await api?.close();
+  await builder?.remove();
+  await rig?.stop();
+  for (const dir of temps) rmSync(dir, { recursive: true, force: true });
+});
+
+function config(overrides: Partial<BuilderConfig> = {}): BuilderConfig {
+  return {
+    enabled: true,
+    registry: `${rig.source.host}/functions`,
+    tlsVerify: true,
+    runtimeImages: JSON.stringify(rig.catalog),
+    builderImage: builder.image,
+    registrySecret: { name: SECRET, namespace: 'default', dockerConfig: parseDockerConfig(rig.dockerConfigJson) },
+    job: { ...DEFAULT_JOB_SETTINGS, backoffLimit: 1, activeDeadlineSeconds: 300 },
+    ...overrides,
+  };
+}
+
+function textFunction(name: string): Record<string, unknown> {
+  return functionObject(name, { handler: 'handler.text', runtime: 'nodejs24', function: HANDLER });
+}
+
+interface PodRun {
+  code: number;
+  log: Record<string, any>[];
+  raw: string;
+  termination: any;
+}
+
+/**
+ * Runs the builder image as the kubelet runs the Job's pod: each volumeMount of the manifest backed by
+ * a temp dir holding the ConfigMap's or Secret's keys, or by the hostPath itself.
+ */
+async function runLikeKubelet(fn: Record<string, unknown> | string, options: { config?: BuilderConfig; secret?: string } = {}): Promise<PodRun> {
+  const { job, configMap } = buildJobManifest({ name: 'direct', namespace: 'default', source: fn, tag: 'direct' }, options.config ?? config());
+  const pod = job.spec!.template.spec!;
+  const container = pod.containers[0]!;
+  const dir = mkdtempSync(join(tmpdir(), 'fib-k8s-pod-'));
+  temps.push(dir);
+  const sources = new Map<string, string>();
+  for (const volume of pod.volumes!) {
+    const path = join(dir, volume.name);
+    if (volume.configMap) {
+      mkdirSync(path);
+      for (const [key, value] of Object.entries(configMap.data!)) writeFileSync(join(path, key), value);
+      sources.set(volume.name, path);
+    } else if (volume.secret) {
+      mkdirSync(path);
+      writeFileSync(join(path, '.dockerconfigjson'), options.secret ?? rig.dockerConfigJson, { mode: 0o400 });
+      sources.set(volume.name, path);
+    } else if (volume.hostPath) {
+      sources.set(volume.name, volume.hostPath.path);
+    }
+  }
+  const termination = join(dir, 'termination-log');
+  writeFileSync(termination, '', { mode: 0o666 });
+  const name = `fib-k8s-pod-${randomBytes(4).toString('hex')}`;
+  const args = ['run', '--name', name, '--label', `${TEST_LABEL}=k8s-pod`, '--network', 'host'];
+  for (const mount of container.volumeMounts!) args.push('-v', `${sources.get(mount.name)}:${mount.mountPath}${mount.readOnly ? ':ro' : ''}`);
+  args.push('-v', `${termination}:${container.terminationMessagePath}`, container.image!, ...(container.args ?? []));
+  try {
+    const result = await exec('docker', args, { timeoutMs: 300_000 });
+    const lines = result.stdout.split('\n').filter(Boolean);
+    const log = lines.map((line) => {
+      try {
+        return JSON.parse(line) as Record<string, any>;
+      } catch {
+        throw new Error(`not a JSON log line: ${line}\n${result.stderr}`);
+      }
+    });
+    const text = readFileSync(termination, 'utf8');
+    return { code: result.code, log, raw: result.stdout + result.stderr, termination: text ? JSON.parse(text) : undefined };
+  } finally {
+    await exec('docker', ['rm', '-f', name]);
+  }
+}
+
+test('the Job image builds and pushes a working function image and writes the termination message', async () => {
+  const run = await runLikeKubelet(textFunction('k8s-direct'));
+  assert.is(run.code, 0, run.raw);
+  const result = run.termination;
+  assert.equal(Object.keys(result).sort(), ['cached', 'digest', 'image', 'reference']);
+  assert.is(result.cached, false);
+  assert.match(result.image, new RegExp(`^${rig.source.host}/functions/k8s-direct:[0-9a-f]{64}$`));
+  assert.is(result.reference, `${rig.source.host}/functions/k8s-direct@${result.digest}`);
+  // One JSON object per line, the credential key named, the password nowhere.
+  for (const line of run.log) assert.ok(line.time && line.level && line.event, JSON.stringify(line));
+  assert.ok(run.log.some((line) => line.event === 'credentials' && line.key === rig.source.host), 'the credential key is logged');
+  assert.ok(run.log.some((line) => line.event === 'result' && line.reference === result.reference));
+  assert.not.match(run.raw, rig.source.password!);
+  const answer = await callBuiltFunction(result.reference, rig.source, 'abc');
+  assert.is(answer.status, 200, answer.text);
+  assert.is(answer.text, 'got 3 characters: abc');
+});
+
+test('a bad Function exits with the user-error code and says why in the termination message', async () => {
+  const fn = functionObject('k8s-bad', { handler: 'no-dot-here', runtime: 'nodejs24', function: HANDLER });
+  const run = await runLikeKubelet(fn);
+  assert.is(run.code, 2, run.raw);
+  assert.is(run.termination.error.code, 'E_FUNCTION_INVALID');
+  assert.is(run.termination.error.kind, 'user');
+  assert.match(run.termination.error.message, 'spec.handler');
+});
+
+test('an unreachable registry exits with the infrastructure code', async () => {
+  const stopped = await startRegistry('anonymous');
+  await stopped.stop();
+  const run = await runLikeKubelet(textFunction('k8s-down'), { config: config({ registry: `${stopped.host}/functions` }) });
+  assert.is(run.code, 3, run.raw);
+  assert.is(run.termination.error.kind, 'infrastructure');
+  assert.match(run.termination.error.code, /^E_REGISTRY_(UNREACHABLE|UNAVAILABLE|TIMEOUT)$/);
+  assert.match(run.termination.error.message, stopped.host);
+});
+
+const jobPosts = () => api.requests.filter((r) => r.method === 'POST' && r.path === '/apis/batch/v1/namespaces/default/jobs').length;
+
+test('scheduleBuild: an image that exists is returned at once, and no Job is created', async () => {
+  const before = jobPosts();
+  const result = await scheduleBuild(api.kubeConfig, textFunction('k8s-direct'), config());
+  assert.is(result.cached, true);
+  assert.is(result.created, false);
+  assert.is(result.job, undefined);
+  assert.is(result.reference, `${rig.source.host}/functions/k8s-direct@${result.digest}`);
+  assert.is(jobPosts(), before);
+});
+
+test('scheduleBuild: a fresh build runs a Job and returns the pushed digest; the next call is a cache hit', async () => {
+  const fn = textFunction('k8s-fresh');
+  const result = await scheduleBuild(api.kubeConfig, fn, config(), { stallMs: 10_000 });
+  assert.is(result.cached, false);
+  assert.is(result.created, true);
+  assert.match(result.job!, /^build-k8s-fresh-[0-9a-f]{10}$/);
+  assert.is(result.job, `build-k8s-fresh-${result.tag.slice(0, 10)}`);
+  const job = api.get('jobs', 'default', result.job!)!;
+  assert.ok(job.status.conditions.some((c: { type: string; status: string }) => c.type === 'Complete' && c.status === 'True'));
+  const answer = await callBuiltFunction(result.reference, rig.source, 'abcd');
+  assert.is(answer.text, 'got 4 characters: abcd');
+  const before = jobPosts();
+  const again = await scheduleBuild(api.kubeConfig, fn, config());
+  assert.is(again.cached, true);
+  assert.is(again.reference, result.reference);
+  assert.is(jobPosts(), before);
+});
+
+test('scheduleBuild: two concurrent calls for one tag share one Job', async () => {
+  const fn = textFunction('k8s-twice');
+  const [a, b] = await Promise.all([scheduleBuild(api.kubeConfig, fn, config(), { stallMs: 10_000 }), scheduleBuild(api.kubeConfig, fn, config(), { stallMs: 10_000 })]);
+  assert.is(a.reference, b.reference);
+  assert.equal([a.created, b.created].sort(), [false, true]);
+  assert.is(api.list('jobs', 'default').filter((j) => j.metadata.name === a.job).length, 1);
+  assert.is(api.list('pods', 'default').filter((p) => p.metadata.labels['job-name'] === a.job).length, 1);
+});
+
+test('scheduleBuild: a failing build surfaces its reason; after the fix the failed Job is replaced', async () => {
+  const wrong = JSON.stringify({ auths: { [rig.source.host]: { auth: Buffer.from(`${rig.source.username}:wrong-${randomBytes(4).toString('hex')}`).toString('base64') } } });
+  api.create('secrets', { metadata: { name: 'fixable', namespace: 'default' }, type: 'kubernetes.io/dockerconfigjson', stringData: { '.dockerconfigjson': wrong } });
+  // The controller's copy of the credentials is right; the Secret the Job mounts is not.
+  const fixable = config({ registrySecret: { name: 'fixable', namespace: 'default', dockerConfig: parseDockerConfig(rig.dockerConfigJson) } });
+  const fn = textFunction('k8s-retry');
+  let failedUid: string | undefined;
+  try {
+    await scheduleBuild(api.kubeConfig, fn, fixable, { stallMs: 10_000 });
+    assert.unreachable('the build succeeded with wrong credentials');
+  } catch (error) {
+    assert.instance(error, BuildJobError);
+    const e = error as BuildJobError;
+    assert.is(e.kind, 'user');
+    assert.is(e.details.reason, 'PodFailurePolicy');
+    assert.is(e.details.exitCode, 2);
+    assert.match(String(e.details.code), /^E_REGISTRY_(UNAUTHORIZED|DENIED)$/);
+    assert.match(e.message, rig.source.host, 'the message names the registry');
+    assert.ok(typeof e.details.logTail === 'string' && (e.details.logTail as string).includes('"event":"failed"'));
+    assert.not.match(JSON.stringify({ message: e.message, details: e.details }), rig.source.password!);
+    failedUid = api.get('jobs', 'default', e.details.job as string)!.metadata.uid;
+  }
+  api.replace('secrets', { metadata: { name: 'fixable', namespace: 'default' }, stringData: { '.dockerconfigjson': rig.dockerConfigJson } });
+  const result = await scheduleBuild(api.kubeConfig, fn, fixable, { stallMs: 10_000 });
+  assert.is(result.created, true);
+  assert.is.not(api.get('jobs', 'default', result.job!)!.metadata.uid, failedUid);
+  assert.ok(api.requests.some((r) => r.method === 'DELETE' && r.path.endsWith(`/jobs/${result.job}`) && r.query.includes('propagationPolicy=Background')));
+  assert.is((await callBuiltFunction(result.reference, rig.source, 'xy')).text, 'got 2 characters: xy');
+});
+
+test('scheduleBuild: a watch that drops mid-build (and then 410 Gone) still ends with the result', async () => {
+  const fn = textFunction('k8s-drop');
+  const running = scheduleBuild(api.kubeConfig, fn, config(), { stallMs: 10_000 });
+  await waitFor('the build Job and a watch on it', async () => api.list('jobs', 'default').some((j) => j.metadata.name.startsWith('build-k8s-drop-')) && api.openWatches() > 0, 60_000);
+  api.compact();
+  api.dropWatches();
+  const result = await running;
+  assert.is(result.cached, false);
+  const watches = api.requests.filter((r) => r.query.includes('watch=true') && r.query.includes(result.job!)).length;
+  assert.ok(watches >= 3, `watches: ${watches}`);
+});
+
+test.run();
