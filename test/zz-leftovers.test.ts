@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { docker, TEST_LABEL } from './support/docker.ts';
 import { findLeftovers, otherTestRuns, RIG_TEMP_PREFIX, type Leftover } from './support/leftovers.ts';
 import { startRegistry } from './support/registry.ts';
+import { removeRuntimeImages } from './support/runtime-images.ts';
 import { buildTinyImage } from './support/tiny-image.ts';
 
 test('the leftovers check sees a running registry, a labelled container, an image and a rig temp dir', async () => {
@@ -38,6 +39,9 @@ test('the leftovers check sees a running registry, a labelled container, an imag
 });
 
 test('nothing the tests started outlives them', async () => {
+  // The offline runtime images are a cache shared by the test files of one run; the run ends here,
+  // so they go too (unless another run on this machine may still be using them).
+  if (otherTestRuns().length === 0) await removeRuntimeImages();
   // Removal of --rm containers and exiting children can lag a moment behind the test that ended them.
   const deadline = Date.now() + 10_000;
   let found = await findLeftovers();
