@@ -1,0 +1,148 @@
+// npm run bench: function-image-builder against the plain docker CLI on the same machine, in the
+// same run, on the same registry and runtime images. The baseline is what a developer writes by
+// hand: a two-stage Dockerfile (deps installed before the code is copied, so the CLI gets the same
+// layer cache), `docker build` then `docker push`, every time. Scenarios, each RUNS times with the
+// two sides interleaved, medians reported:
+//   (a) redeploy of an unchanged function
+//   (b) a code-only change of a function with dependencies
+//   (c) a fresh function (new deps, nothing cached but the base images)
+// Not part of `npm test`: it takes a few minutes and measures rather than checks.
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { buildFunctionImage } from '../lib/build.ts';
+import { docker, exec } from '../test/support/docker.ts';
+import { functionObject, startPipelineRig, type PipelineRig } from '../test/support/pipeline.ts';
+import { dockerClientConfig } from '../test/support/registry.ts';
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 5);
+const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'functions', 'runtimes', 'nodejs-deps');
+const HANDLER = readFileSync(join(FIXTURES, 'handler.js'), 'utf8');
+const PACKAGE = JSON.parse(readFileSync(join(FIXTURES, 'package.json'), 'utf8')) as Record<string, unknown>;
+
+interface Sample {
+  ours: number[];
+  cli: number[];
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
+
+async function timed(work: () => Promise<unknown>): Promise<number> {
+  const started = performance.now();
+  await work();
+  return performance.now() - started;
+}
+
+function packageJson(nonce: string): string {
+  return JSON.stringify({ ...PACKAGE, description: `bench ${nonce}` }, null, 2);
+}
+
+function code(nonce: string): string {
+  return `${HANDLER}\n// ${nonce}\n`;
+}
+
+/** The hand-written equivalent of the generated image, for `docker build`. */
+function handWrittenDockerfile(rig: PipelineRig): string {
+  const node = rig.catalog.find((runtime) => runtime.ID === 'nodejs')!.versions[0]!;
+  const install = node.images.find((image) => image.phase === 'installation')!;
+  const runtime = node.images.find((image) => image.phase === 'runtime')!;
+  return [
+    `FROM ${install.image} AS deps`,
+    'COPY --chown=1000:1000 package.json /kubeless/package.json',
+    'WORKDIR /kubeless',
+    'ENV KUBELESS_INSTALL_VOLUME=/kubeless KUBELESS_DEPS_FILE=/kubeless/package.json',
+    `RUN ${install.command}`,
+    `FROM ${runtime.image}`,
+    'COPY --chown=1000:1000 --from=deps /kubeless /kubeless',
+    'COPY --chown=1000:1000 handler.js /kubeless/handler.js',
+    'ENV NODE_PATH=/kubeless/node_modules FUNC_HANDLER=hello MOD_NAME=handler FUNC_TIMEOUT=180 FUNC_RUNTIME=nodejs24 FUNC_MEMORY_LIMIT=0 FUNC_PORT=8080 KUBELESS_INSTALL_VOLUME=/kubeless',
+    '',
+  ].join('\n');
+}
+
+async function main(): Promise<void> {
+  const rig = await startPipelineRig('bench', ['anonymous']);
+  const work = mkdtempSync(join(tmpdir(), 'fib-bench-'));
+  const sourceConfig = dockerClientConfig(rig.source);
+  const registry = rig.targets.anonymous!.host;
+  const options = { registry: `${registry}/bench`, catalog: rig.catalog, dockerConfig: rig.dockerConfigJson };
+  const dockerfile = handWrittenDockerfile(rig);
+  const cliEnv = { ...process.env, DOCKER_BUILDKIT: '0' };
+
+  const cliBuildPush = async (name: string, tag: string, handler: string, deps: string) => {
+    const dir = join(work, `${name}-${tag}`);
+    rmSync(dir, { recursive: true, force: true });
+    await exec('mkdir', ['-p', dir]);
+    writeFileSync(join(dir, 'Dockerfile'), dockerfile);
+    writeFileSync(join(dir, 'handler.js'), handler);
+    writeFileSync(join(dir, 'package.json'), deps);
+    const image = `${registry}/bench-cli/${name}:${tag}`;
+    await docker(['--config', sourceConfig.dir, 'build', '-q', '-t', image, dir], { env: cliEnv });
+    await docker(['--config', sourceConfig.dir, 'push', image]);
+  };
+  const ours = (name: string, handler: string, deps: string) =>
+    buildFunctionImage(functionObject(name, { handler: 'handler.hello', runtime: 'nodejs24', function: handler, deps }), options);
+
+  const samples: Record<'a' | 'b' | 'c', Sample> = { a: { ours: [], cli: [] }, b: { ours: [], cli: [] }, c: { ours: [], cli: [] } };
+  try {
+    // The function that is redeployed and changed: built once by both sides first (not measured).
+    const deps = packageJson('steady');
+    let handler = code('initial');
+    await ours('bench-app', handler, deps);
+    await cliBuildPush('bench-app', 'v0', handler, deps);
+
+    for (let run = 1; run <= RUNS; run++) {
+      const nonce = randomBytes(4).toString('hex');
+      // (c) fresh: a new function with deps no build has seen.
+      const freshDeps = packageJson(`fresh ${nonce}`);
+      const freshCode = code(`fresh ${nonce}`);
+      samples.c.ours.push(await timed(() => ours(`bench-fresh-${nonce}`, freshCode, freshDeps)));
+      samples.c.cli.push(await timed(() => cliBuildPush(`bench-fresh-${nonce}`, 'v1', freshCode, freshDeps)));
+
+      // (b) code-only change of the function with deps.
+      handler = code(`change ${run} ${nonce}`);
+      samples.b.ours.push(await timed(() => ours('bench-app', handler, deps)));
+      samples.b.cli.push(await timed(() => cliBuildPush('bench-app', `v${run}`, handler, deps)));
+
+      // (a) redeploy of that unchanged function.
+      samples.a.ours.push(await timed(async () => {
+        const result = await ours('bench-app', handler, deps);
+        if (!result.cached) throw new Error('an unchanged function was rebuilt');
+      }));
+      samples.a.cli.push(await timed(() => cliBuildPush('bench-app', `v${run}`, handler, deps)));
+      process.stderr.write(`run ${run}/${RUNS} done\n`);
+    }
+  } finally {
+    sourceConfig.cleanup();
+    rmSync(work, { recursive: true, force: true });
+    await rig.stop();
+  }
+
+  const engine = (await docker(['version', '--format', '{{.Server.Version}}'])).trim();
+  const machine = `${cpus()[0]?.model.trim() ?? 'unknown CPU'}, ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB RAM, Docker Engine ${engine}, Node ${process.versions.node}`;
+  const rows: [string, Sample][] = [
+    ['(a) redeploy, unchanged function', samples.a],
+    ['(b) code-only change, function with deps', samples.b],
+    ['(c) fresh function with deps', samples.c],
+  ];
+  const seconds = (ms: number) => `${(ms / 1000).toFixed(ms < 1000 ? 3 : 2)} s`;
+  const lines = [
+    `Measured ${new Date().toISOString().slice(0, 10)} on ${machine}; median of ${RUNS} runs each, loopback registry.`,
+    '',
+    '| scenario | function-image-builder | docker build + docker push | ratio (docker CLI / builder) |',
+    '|---|---:|---:|---:|',
+    ...rows.map(([name, sample]) => {
+      const ours = median(sample.ours);
+      const cli = median(sample.cli);
+      return `| ${name} | ${seconds(ours)} | ${seconds(cli)} | ${(cli / ours).toFixed(1)}× |`;
+    }),
+  ];
+  console.log(lines.join('\n'));
+}
+
+await main();
