@@ -143,6 +143,16 @@ test('a Job that failed for good is replaced on the next call, which then succee
   assert.equal(api.get('configmaps', 'default', outcome.job)?.metadata.ownerReferences.map((o: { uid: string }) => o.uid), [job.metadata.uid]);
 });
 
+test('a Complete Job left from an earlier build is run again, not trusted', async () => {
+  const m = manifests(succeed());
+  const first = await runBuildJob(api.kubeConfig, m, { stallMs: 5_000 });
+  const firstUid = api.get('jobs', 'default', first.job)!.metadata.uid;
+  const second = await runBuildJob(api.kubeConfig, structuredClone(m), { stallMs: 5_000 });
+  assert.is(second.created, true);
+  assert.is.not(api.get('jobs', 'default', second.job)!.metadata.uid, firstUid);
+  assert.equal(second.result, RESULT);
+});
+
 async function whileRunning(m: JobManifests, during: () => void, stallMs = 5_000) {
   const name = m.job.metadata!.name!;
   const running = runBuildJob(api.kubeConfig, m, { stallMs });

@@ -111,7 +111,7 @@ export async function runBuildJob(kubeConfig: KubeConfig, manifests: JobManifest
     });
   }
 
-  /** Creates the Job, or joins the one there; a failed one is replaced so a failure never blocks a retry. */
+  /** Creates the Job, or joins the one running; a finished one is replaced so a failure never blocks a retry. */
   async function ensureJob(): Promise<V1Job> {
     for (let attempt = 0; attempt < MAX_ENSURE_ATTEMPTS; attempt++) {
       try {
@@ -137,11 +137,14 @@ export async function runBuildJob(kubeConfig: KubeConfig, manifests: JobManifest
           details: { job: name, namespace, tag, existingTag },
         });
       }
-      if (finished(existing) !== 'Failed') {
+      const state = finished(existing);
+      if (state === undefined) {
         log({ event: 'job-joined', job: name, namespace, uid: existing.metadata?.uid });
         return existing;
       }
-      log({ event: 'job-replaced', job: name, namespace, uid: existing.metadata?.uid, reason: condition(existing, 'Failed')?.reason });
+      // A Failed Job must not block a retry. A Complete one is no proof either: this is only called
+      // when the registry lacks the image (deleted since?), and a rebuild of a pushed image is cheap.
+      log({ event: 'job-replaced', job: name, namespace, uid: existing.metadata?.uid, state, reason: condition(existing, state)?.reason });
       try {
         // The uid precondition keeps two callers from deleting each other's fresh Job.
         await batch.deleteNamespacedJob({
