@@ -153,6 +153,24 @@ test('a Complete Job left from an earlier build is run again, not trusted', asyn
   assert.equal(second.result, RESULT);
 });
 
+test('a builder image that cannot be pulled fails fast, naming the image, and the Job is removed', async () => {
+  const m = manifests(succeed());
+  m.job.spec!.template.spec!.containers[0]!.image = 'fib-no-such-builder-image:1';
+  const started = Date.now();
+  try {
+    await runBuildJob(api.kubeConfig, m, { stallMs: 500 });
+    assert.unreachable('the Job succeeded');
+  } catch (error) {
+    const e = error as BuildJobError;
+    assert.is(e.code, 'E_BUILD_JOB_FAILED');
+    assert.is(e.details.reason, 'ImagePullBackOff');
+    assert.match(e.message, 'fib-no-such-builder-image:1');
+    assert.match(e.message, 'builder-image');
+  }
+  assert.ok(Date.now() - started < 10_000, 'long before the deadline');
+  await waitFor('the stuck Job to be deleted', async () => api.get('jobs', 'default', m.job.metadata!.name!) === undefined);
+});
+
 async function whileRunning(m: JobManifests, during: () => void, stallMs = 5_000) {
   const name = m.job.metadata!.name!;
   const running = runBuildJob(api.kubeConfig, m, { stallMs });

@@ -34,6 +34,8 @@ export class BuildJobError extends BuilderError {
 }
 
 const MAX_ENSURE_ATTEMPTS = 5;
+/** Container waiting reasons that do not go away by waiting. */
+const UNSTARTABLE = new Set(['ImagePullBackOff', 'InvalidImageName', 'ErrImageNeverPull']);
 const LOG_TAIL_LINES = 20;
 
 function condition(job: V1Job, type: string): { reason?: string | undefined; message?: string | undefined } | undefined {
@@ -187,6 +189,8 @@ export async function runBuildJob(kubeConfig: KubeConfig, manifests: JobManifest
       if (outcome === 'deleted') return undefined;
       if (typeof outcome === 'object') return outcome;
       log({ event: 'job-watch-restart', job: name, why: outcome });
+      // A Job whose pod cannot start changes no status until its deadline: look at the pods.
+      await checkPodsCanStart(job);
     }
   }
 
@@ -240,6 +244,36 @@ export async function runBuildJob(kubeConfig: KubeConfig, manifests: JobManifest
         })
         .catch((error: unknown) => finish(`watch failed (${(error as Error)?.message ?? String(error)})`));
     });
+  }
+
+  /**
+   * Fails at once, and removes the Job so a corrected config can create it anew, when the builder
+   * image cannot be pulled: otherwise the pod would wait in ImagePullBackOff until the deadline.
+   */
+  async function checkPodsCanStart(job: V1Job): Promise<void> {
+    let pods: V1Pod[];
+    try {
+      pods = await podsOf(job);
+    } catch {
+      return; // the next round will see
+    }
+    for (const pod of pods) {
+      for (const status of pod.status?.containerStatuses ?? []) {
+        const waiting = status.state?.waiting;
+        if (!waiting?.reason || !UNSTARTABLE.has(waiting.reason)) continue;
+        const image = pod.spec?.containers.find((c) => c.name === status.name)?.image;
+        try {
+          await batch.deleteNamespacedJob({ name, namespace, propagationPolicy: 'Background', body: { propagationPolicy: 'Background', preconditions: { uid: job.metadata!.uid! } } });
+        } catch {
+          // already gone or replaced: either way it no longer blocks a retry
+        }
+        throw new BuildJobError(
+          'user',
+          `${where}: the builder image ${image ?? ''} cannot be started (${waiting.reason}: ${waiting.message ?? 'no message'}); check kubeless-config "builder-image" and "builder-image-secret"`,
+          { job: name, namespace, pod: pod.metadata?.name, reason: waiting.reason, image },
+        );
+      }
+    }
   }
 
   async function podsOf(job: V1Job): Promise<V1Pod[]> {

@@ -387,6 +387,21 @@ export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeAp
       if (container.command) args.push('--entrypoint', container.command[0]);
       args.push(container.image, ...(container.command ? container.command.slice(1) : []), ...(container.args ?? []));
 
+      // Nothing is pulled here: an image the Engine lacks is what a kubelet reports as ImagePullBackOff,
+      // and the pod never starts (the Job stays active until its deadline).
+      if ((await exec('docker', ['image', 'inspect', container.image])).code !== 0) {
+        const waiting = store.get(key('pods', namespace, podName));
+        if (waiting) {
+          waiting.status = {
+            phase: 'Pending',
+            containerStatuses: [{ name: container.name, ready: false, restartCount: 0, image: container.image, imageID: '', state: { waiting: { reason: 'ImagePullBackOff', message: `Back-off pulling image "${container.image}"` } } }],
+          };
+          put('pods', waiting, 'MODIFIED');
+        }
+        // Until the deadline kills the Job, the pod is deleted, or the server closes.
+        while (!closed && store.has(key('pods', namespace, podName))) await new Promise((r) => setTimeout(r, 100));
+        throw new Error(`image ${container.image} was never pulled`);
+      }
       const started = new Date().toISOString();
       const now = store.get(key('pods', namespace, podName));
       if (now) {
