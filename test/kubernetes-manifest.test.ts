@@ -190,7 +190,8 @@ test('the Deployment patch pins the image by digest and validates once applied, 
   for (const name of NAMES.filter((n) => DNS1123_LABEL.test(n))) {
     const image = `127.0.0.1:5000/functions/${name}:${TAG}`;
     const reference = `127.0.0.1:5000/functions/${name}@${digest}`;
-    const patch = functionDeploymentPatch({ image, digest, reference }, { containerName: name, imagePullSecret: 'kubeless-registry-credentials' });
+    // The container is named after the function, as scheduleBuild's result says it.
+    const patch = functionDeploymentPatch({ function: `default/${name}`, image, digest, reference }, { imagePullSecret: 'kubeless-registry-credentials' });
     const applied = applyPatch(baseDeployment(name), patch);
     new Deployment(applied).validate();
     assert.is(applied.spec.template.spec.containers[0].image, reference);

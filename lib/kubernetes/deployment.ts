@@ -5,6 +5,8 @@ import { BuilderError } from '../errors.ts';
 import { JOB_SECRET_DIR } from './contract.ts';
 
 export interface ImageResult {
+  /** `namespace/name` of the Function (as scheduleBuild returns it): names the container by default. */
+  function?: string | undefined;
   /** `<registry>/<repository>:<tag>`. */
   image: string;
   /** `repo@sha256:...`; absent while the build has not finished. */
@@ -13,8 +15,8 @@ export interface ImageResult {
 }
 
 export interface DeploymentPatchOptions {
-  /** The function's container; Kubeless names it after the function. */
-  containerName: string;
+  /** The function's container; Kubeless names it after the function, the default here too. */
+  containerName?: string | undefined;
   /** Pull secret of the function image (usually the registry Secret the build pushed with). */
   imagePullSecret?: string | undefined;
   /**
@@ -33,9 +35,10 @@ export interface DeploymentPatchOptions {
 
 export const WAIT_CONTAINER_NAME = 'wait-for-image';
 
-export function functionDeploymentPatch(result: ImageResult, options: DeploymentPatchOptions): V1Deployment {
-  if (!options.containerName) {
-    throw new BuilderError('E_PATCH_INVALID', 'user', 'functionDeploymentPatch: containerName is required (the function container, named after the function)');
+export function functionDeploymentPatch(result: ImageResult, options: DeploymentPatchOptions = {}): V1Deployment {
+  const containerName = options.containerName ?? result.function?.split('/').pop();
+  if (!containerName) {
+    throw new BuilderError('E_PATCH_INVALID', 'user', 'functionDeploymentPatch: give containerName (the function container, named after the function) or a result with its function');
   }
   // A digest pins exactly what was built and pushed; a tag alone is only safe with the wait container.
   const image = result.reference ?? result.image;
@@ -64,7 +67,7 @@ export function functionDeploymentPatch(result: ImageResult, options: Deployment
     spec: {
       template: {
         spec: {
-          containers: [{ name: options.containerName, image }],
+          containers: [{ name: containerName, image }],
           ...(options.imagePullSecret !== undefined ? { imagePullSecrets: [{ name: options.imagePullSecret }] } : {}),
           ...(initContainers.length > 0 ? { initContainers } : {}),
           ...(volumes.length > 0 ? { volumes } : {}),
