@@ -95,7 +95,7 @@ test('identical inputs give a byte-identical tar: sorted entries, fixed mtime, o
 test('with deps: the deps stage copies only the deps file and installs before any code is copied', async () => {
   const { dockerfile, tag } = await context(fn());
   const lines = instructions(dockerfile);
-  assert.equal(keywords(dockerfile), ['FROM', 'COPY', 'WORKDIR', 'RUN', 'FROM', 'COPY', 'COPY', 'ENV', 'LABEL']);
+  assert.equal(keywords(dockerfile), ['FROM', 'COPY', 'WORKDIR', 'RUN', 'FROM', 'ENV', 'COPY', 'COPY', 'LABEL']);
   assert.is(lines[0], `FROM registry.test/install@${DIGEST('a')} AS deps`);
   assert.is(lines[1], 'COPY --chown=1000:1000 ["deps/package.json","/kubeless/package.json"]');
   assert.is(lines[2], 'WORKDIR /kubeless');
@@ -103,9 +103,9 @@ test('with deps: the deps stage copies only the deps file and installs before an
     'env', '--', 'NPM_REGISTRY=http://npm.test/', 'KUBELESS_INSTALL_VOLUME=/kubeless', 'KUBELESS_DEPS_FILE=/kubeless/package.json', 'sh', '-c', '/kubeless-npm-install.sh',
   ]);
   assert.is(lines[4], `FROM registry.test/runtime@${DIGEST('b')}`);
-  assert.is(lines[5], 'COPY --from=deps --chown=1000:1000 ["/kubeless","/kubeless"]');
-  assert.is(lines[6], 'COPY --chown=1000:1000 ["function/","/kubeless/"]');
-  assert.is(lines[7], 'ENV NODE_PATH="/kubeless/node_modules"     FUNC_HANDLER="hello"     MOD_NAME="handler"     FUNC_TIMEOUT="180"     FUNC_RUNTIME="nodejs14"     FUNC_MEMORY_LIMIT="0"     FUNC_PORT="8080"     KUBELESS_INSTALL_VOLUME="/kubeless"');
+  assert.is(lines[6], 'COPY --from=deps --chown=1000:1000 ["/kubeless","/kubeless"]');
+  assert.is(lines[7], 'COPY --chown=1000:1000 ["function/","/kubeless/"]');
+  assert.is(lines[5], 'ENV NODE_PATH="/kubeless/node_modules"     FUNC_HANDLER="hello"     MOD_NAME="handler"     FUNC_TIMEOUT="180"     FUNC_RUNTIME="nodejs14"     FUNC_MEMORY_LIMIT="0"     FUNC_PORT="8080"     KUBELESS_INSTALL_VOLUME="/kubeless"');
   for (const label of ['"org.opencontainers.image.title"="hello"', `"io.kubeless.function.tag"="${tag}"`, '"io.kubeless.function"="hello"', '"io.kubeless.function.runtime"="nodejs14"', '"io.kubeless.function.handler"="handler.hello"']) {
     assert.ok(lines[8]!.includes(label), label);
   }
@@ -114,20 +114,20 @@ test('with deps: the deps stage copies only the deps file and installs before an
 
 test('without deps there is no dependency stage', async () => {
   const { dockerfile, tar } = await context(fn((f) => { delete f.spec.deps; }));
-  assert.equal(keywords(dockerfile), ['FROM', 'COPY', 'ENV', 'LABEL']);
+  assert.equal(keywords(dockerfile), ['FROM', 'ENV', 'COPY', 'LABEL']);
   assert.not.match(dockerfile, /AS deps|^RUN/m);
   assert.not.ok((await readTar(tar)).some((e) => e.name.startsWith('deps')));
 });
 
 test('a compilation phase gets deps and code, KUBELESS_FUNC_NAME, and the final stage takes its /kubeless', async () => {
   const { dockerfile, tar } = await context(fn((f) => { f.spec.runtime = 'go1.14'; f.spec.handler = 'handler.Hello'; f.spec.deps = 'module hello\n'; }));
-  assert.equal(keywords(dockerfile), ['FROM', 'COPY', 'WORKDIR', 'RUN', 'FROM', 'COPY --from=compile', 'ENV', 'LABEL'].map((k) => k.split(' ')[0]));
+  assert.equal(keywords(dockerfile), ['FROM', 'COPY', 'WORKDIR', 'RUN', 'FROM', 'ENV', 'COPY --from=compile', 'LABEL'].map((k) => k.split(' ')[0]));
   const lines = instructions(dockerfile);
   assert.is(lines[0], `FROM registry.test/go-init@${DIGEST('c')} AS compile`);
   const run = JSON.parse(lines[3]!.slice('RUN '.length)) as string[];
   assert.ok(run.includes('KUBELESS_FUNC_NAME=Hello'));
   assert.equal(run.slice(-3), ['sh', '-c', '/compile-function.sh']);
-  assert.is(lines[5], 'COPY --from=compile --chown=1000:1000 ["/kubeless","/kubeless"]');
+  assert.is(lines[6], 'COPY --from=compile --chown=1000:1000 ["/kubeless","/kubeless"]');
   // No installation phase: the deps file travels with the code.
   assert.ok((await readTar(tar)).some((e) => e.name === 'function/go.mod'));
 });
@@ -142,13 +142,13 @@ test('hostile values stay inert: every one lands inside one JSON string or one q
   });
   const f = fn((f) => { f.spec.deployment.spec.template.spec.containers[0].env = [{ name: 'EVIL', value: hostileEnv }, { name: 'A.B-c', value: '$(KUBELESS_INSTALL_VOLUME)' }]; });
   const { dockerfile } = await context(f, { labels: { 'x.test/note': 'say "hi" $USER \\' } }, c);
-  assert.equal(keywords(dockerfile), ['FROM', 'COPY', 'WORKDIR', 'RUN', 'FROM', 'COPY', 'COPY', 'ENV', 'LABEL']);
+  assert.equal(keywords(dockerfile), ['FROM', 'COPY', 'WORKDIR', 'RUN', 'FROM', 'ENV', 'COPY', 'COPY', 'LABEL']);
   const lines = instructions(dockerfile);
   const run = JSON.parse(lines[3]!.slice('RUN '.length)) as string[];
   assert.ok(run.includes(`EVIL=${hostileEnv}`));
   assert.ok(run.includes('A.B-c=/kubeless'));
   assert.is(run.at(-1), hostileCommand);
-  assert.ok(lines[7]!.startsWith(`ENV EVIL=${quoteDockerfileValue(runtimeEnv, 'x')} `));
+  assert.ok(lines[5]!.startsWith(`ENV EVIL=${quoteDockerfileValue(runtimeEnv, 'x')} `));
   assert.ok(dockerfile.includes('"x.test/note"="say \\"hi\\" \\$USER \\\\"'));
   assert.not.match(dockerfile, /^(RUN touch|USER)/m);
 });

@@ -3,7 +3,7 @@
 //   deps stage     FROM the installation image: only the deps file is copied, then the install
 //                  command runs, so a change to the code alone reuses this stage from the cache;
 //   compile stage  (optional) FROM the compilation image: deps + code, then the compile command;
-//   final stage    FROM the runtime image by digest: /kubeless (owner 1000), the runtime env, labels.
+//   final stage    FROM the runtime image by digest: the runtime env, /kubeless (owner 1000), labels.
 //
 // No input can add an instruction: RUN and COPY use the JSON (exec) form, whose strings JSON
 // escapes completely and which the builder does not expand; ENV and LABEL values are written in
@@ -104,13 +104,14 @@ export function renderDockerfile(plan: BuildPlan, options: DockerfileOptions): s
       runStep(compilation.command as string, compilation.env),
     );
   }
-  lines.push('', fromImage(runtime.image));
+  // The env is the same for every version of the function's code: set before the COPY steps it
+  // stays cached, and a code-only change commits just the code layer and the tag label.
+  lines.push('', fromImage(runtime.image), envInstruction(runtime.env));
   if (compilation !== undefined) {
     lines.push(`COPY --from=compile ${chown} ${execForm([INSTALL_VOLUME, INSTALL_VOLUME])}`);
   } else {
     lines.push(...copyDeps, copyCode);
   }
-  lines.push(envInstruction(runtime.env));
   const labels: Record<string, string> = {
     ...options.labels,
     'org.opencontainers.image.title': spec.name,
