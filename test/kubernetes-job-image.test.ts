@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { DEFAULT_JOB_SETTINGS, type BuilderConfig } from '../lib/kubernetes/config.ts';
 import { buildJobManifest } from '../lib/kubernetes/manifest.ts';
 import { BuildJobError } from '../lib/kubernetes/jobs.ts';
+import { functionDeploymentPatch } from '../lib/kubernetes/deployment.ts';
 import { scheduleBuild } from '../lib/kubernetes/schedule.ts';
 import { parseDockerConfig } from '../lib/registry/credentials.ts';
 import { buildBuilderImage, type BuilderImage } from './support/builder-image.ts';
@@ -31,6 +32,8 @@ let rig: PipelineRig;
 let builder: BuilderImage;
 let api: KubeApi;
 const temps: string[] = [];
+/** What the first test pushed. */
+let pushed: { image: string; reference: string } | undefined;
 
 test.before(async () => {
   try {
@@ -140,9 +143,29 @@ test('the Job image builds and pushes a working function image and writes the te
   assert.ok(run.log.some((line) => line.event === 'credentials' && line.key === rig.source.host), 'the credential key is logged');
   assert.ok(run.log.some((line) => line.event === 'result' && line.reference === result.reference));
   assert.not.match(run.raw, rig.source.password!);
+  pushed = { image: result.image, reference: result.reference };
   const answer = await callBuiltFunction(result.reference, rig.source, 'abc');
   assert.is(answer.status, 200, answer.text);
   assert.is(answer.text, 'got 3 characters: abc');
+});
+
+test("the Deployment patch's wait init container, run from the Job image, finds the pushed image", async () => {
+  assert.ok(pushed, 'the first test pushed an image');
+  const patch = functionDeploymentPatch({ function: 'default/k8s-direct', image: pushed!.image }, { wait: { builderImage: builder.image, registrySecret: SECRET, timeoutSeconds: 30 } });
+  const init = patch.spec!.template.spec!.initContainers![0]!;
+  const secret = mkdtempSync(join(tmpdir(), 'fib-k8s-wait-'));
+  temps.push(secret);
+  writeFileSync(join(secret, '.dockerconfigjson'), rig.dockerConfigJson);
+  const name = `fib-k8s-wait-${randomBytes(4).toString('hex')}`;
+  try {
+    const mount = init.volumeMounts![0]!;
+    const result = await exec('docker', ['run', '--name', name, '--label', `${TEST_LABEL}=k8s-wait`, '--network', 'host', '-v', `${secret}:${mount.mountPath}:ro`, init.image!, ...init.args!], { timeoutMs: 60_000 });
+    assert.is(result.code, 0, result.stdout + result.stderr);
+    const found = result.stdout.split('\n').filter(Boolean).map((line) => JSON.parse(line)).find((line) => line.event === 'image-found');
+    assert.is(`${pushed!.image.split(':').slice(0, -1).join(':')}@${found.digest}`, pushed!.reference);
+  } finally {
+    await exec('docker', ['rm', '-f', name]);
+  }
 });
 
 test('a bad Function exits with the user-error code and says why in the termination message', async () => {
