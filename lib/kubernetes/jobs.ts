@@ -165,6 +165,7 @@ export async function runBuildJob(kubeConfig: KubeConfig, manifests: JobManifest
 
   /** Waits until the Job with this name finishes; undefined when it disappeared. */
   async function waitForJob(): Promise<V1Job | undefined> {
+    let quickEnds = 0;
     for (;;) {
       if (options.signal?.aborted) throw options.signal.reason;
       if (Date.now() > deadline) {
@@ -185,10 +186,14 @@ export async function runBuildJob(kubeConfig: KubeConfig, manifests: JobManifest
       const job = listed.items[0];
       if (job === undefined) return undefined;
       if (finished(job)) return job;
+      const watchStarted = Date.now();
       const outcome = await watchOnce(listed.metadata?.resourceVersion ?? '0');
       if (outcome === 'deleted') return undefined;
       if (typeof outcome === 'object') return outcome;
       log({ event: 'job-watch-restart', job: name, why: outcome });
+      // A watch refused over and over must not turn into a busy loop against the API server.
+      quickEnds = Date.now() - watchStarted < 1000 ? quickEnds + 1 : 0;
+      if (quickEnds > 1) await sleep(Math.min(5000, 250 * 2 ** quickEnds), options.signal);
       // A Job whose pod cannot start changes no status until its deadline: look at the pods.
       await checkPodsCanStart(job);
     }
