@@ -87,6 +87,9 @@ export interface BuildResult {
 
 const DEFAULT_TIMEOUT_MS = 30 * 60_000;
 
+/** Builds under way in this process, by target image. */
+const inFlight = new Map<string, Promise<BuildResult>>();
+
 export async function buildFunctionImage(fn: FunctionSpec | string | Buffer | object, options: BuildFunctionOptions = {}): Promise<BuildResult> {
   const started = Date.now();
   const timings: BuildTimings = { resolveMs: 0, checkMs: 0, buildMs: 0, pushMs: 0, totalMs: 0 };
@@ -152,97 +155,124 @@ export async function buildFunctionImage(fn: FunctionSpec | string | Buffer | ob
       return docker;
     };
 
-    const checkStarted = Date.now();
-    progress({ kind: 'phase', phase: 'check', message: `checking ${image}` });
-    if (push) {
-      const existing = await client(target.host).manifestExists(target.path, tag);
-      timings.checkMs = Date.now() - checkStarted;
-      if (existing) {
-        timings.totalMs = Date.now() - started;
-        log({ event: 'cached', level: 'info', function: id, image, digest: existing.digest });
-        progress({ kind: 'phase', phase: 'done', message: `${image} exists already` });
-        return { function: id, image, tag, digest: existing.digest, reference: `${target.repository}@${existing.digest}`, cached: true, pushed: false, prebuilt: false, timings };
-      }
-    } else {
-      const local = await (await engine()).getImage(image).inspect().catch((error: { statusCode?: number }) => {
-        if (error.statusCode === 404) return undefined;
-        throw error;
-      });
-      timings.checkMs = Date.now() - checkStarted;
-      if (local) {
-        timings.totalMs = Date.now() - started;
-        log({ event: 'cached', level: 'info', function: id, image, imageId: local.Id, local: true });
-        progress({ kind: 'phase', phase: 'done', message: `${image} exists in the local daemon already` });
-        return { function: id, image, tag, digest: local.Id, reference: image, cached: true, pushed: false, prebuilt: false, timings };
-      }
-    }
-
-    const buildStarted = Date.now();
-    const deadline = AbortSignal.any([...(options.signal ? [options.signal] : []), AbortSignal.timeout(options.timeoutMs ?? DEFAULT_TIMEOUT_MS)]);
-    const timedOut = () => deadline.aborted && !options.signal?.aborted;
-    const context = await createBuildContext(plan, { signal: deadline, ...(options.labels ? { labels: options.labels } : {}) });
-    const daemon = await engine();
-    const registryAuths: Record<string, EngineAuth> = {};
-    for (const host of new Set(planImages(plan).map((base) => parseReference(base).registry))) {
-      const credential = resolveCredentials(dockerConfig, host);
-      log({ event: 'credentials', level: 'info', function: id, registry: host, purpose: 'pull base image', key: credential?.key ?? null });
-      if (credential) registryAuths[host] = engineAuth(credential, host);
-    }
-    progress({ kind: 'phase', phase: 'build', message: `building ${image} on ${endpoint}` });
-    let built = false;
-    try {
-      const result = await buildImage(daemon, {
-        context: context.tar,
-        tags: [image],
-        registryAuths,
-        networkMode: options.networkMode,
-        onProgress: progress,
-        signal: deadline,
-        endpoint,
-      });
-      built = true;
-      timings.buildMs = Date.now() - buildStarted;
-      log({ event: 'built', level: 'info', function: id, image, imageId: result.imageId, ms: timings.buildMs });
-      if (!push) {
-        timings.totalMs = Date.now() - started;
-        progress({ kind: 'phase', phase: 'done', message: `built ${image} in the local daemon` });
-        return { function: id, image, tag, digest: result.imageId, reference: image, cached: false, pushed: false, prebuilt: false, timings };
+    // Two builds of one image at once in this process become one build; the others join it.
+    // (Across processes, the Kubernetes layer runs one Job per tag, and the HEAD before the push
+    // lets a late builder take the image that is already there.)
+    const produce = async (): Promise<BuildResult> => {
+      const checkStarted = Date.now();
+      progress({ kind: 'phase', phase: 'check', message: `checking ${image}` });
+      if (push) {
+        const existing = await client(target.host).manifestExists(target.path, tag);
+        timings.checkMs = Date.now() - checkStarted;
+        if (existing) {
+          timings.totalMs = Date.now() - started;
+          log({ event: 'cached', level: 'info', function: id, image, digest: existing.digest });
+          progress({ kind: 'phase', phase: 'done', message: `${image} exists already` });
+          return { function: id, image, tag, digest: existing.digest, reference: `${target.repository}@${existing.digest}`, cached: true, pushed: false, prebuilt: false, timings };
+        }
+      } else {
+        const local = await (await engine()).getImage(image).inspect().catch((error: { statusCode?: number }) => {
+          if (error.statusCode === 404) return undefined;
+          throw error;
+        });
+        timings.checkMs = Date.now() - checkStarted;
+        if (local) {
+          timings.totalMs = Date.now() - started;
+          log({ event: 'cached', level: 'info', function: id, image, imageId: local.Id, local: true });
+          progress({ kind: 'phase', phase: 'done', message: `${image} exists in the local daemon already` });
+          return { function: id, image, tag, digest: local.Id, reference: image, cached: true, pushed: false, prebuilt: false, timings };
+        }
       }
 
-      const pushStarted = Date.now();
-      // Another build of the same tag may have finished meanwhile; its image is as good as ours.
-      const raced = await client(target.host).manifestExists(target.path, tag);
-      if (raced) {
+      const buildStarted = Date.now();
+      const deadline = AbortSignal.any([...(options.signal ? [options.signal] : []), AbortSignal.timeout(options.timeoutMs ?? DEFAULT_TIMEOUT_MS)]);
+      const timedOut = () => deadline.aborted && !options.signal?.aborted;
+      const context = await createBuildContext(plan, { signal: deadline, ...(options.labels ? { labels: options.labels } : {}) });
+      const daemon = await engine();
+      const registryAuths: Record<string, EngineAuth> = {};
+      for (const host of new Set(planImages(plan).map((base) => parseReference(base).registry))) {
+        const credential = resolveCredentials(dockerConfig, host);
+        log({ event: 'credentials', level: 'info', function: id, registry: host, purpose: 'pull base image', key: credential?.key ?? null });
+        if (credential) registryAuths[host] = engineAuth(credential, host);
+      }
+      progress({ kind: 'phase', phase: 'build', message: `building ${image} on ${endpoint}` });
+      let built = false;
+      try {
+        const result = await buildImage(daemon, {
+          context: context.tar,
+          tags: [image],
+          registryAuths,
+          networkMode: options.networkMode,
+          onProgress: progress,
+          signal: deadline,
+          endpoint,
+        });
+        built = true;
+        timings.buildMs = Date.now() - buildStarted;
+        log({ event: 'built', level: 'info', function: id, image, imageId: result.imageId, ms: timings.buildMs });
+        if (!push) {
+          timings.totalMs = Date.now() - started;
+          progress({ kind: 'phase', phase: 'done', message: `built ${image} in the local daemon` });
+          return { function: id, image, tag, digest: result.imageId, reference: image, cached: false, pushed: false, prebuilt: false, timings };
+        }
+
+        const pushStarted = Date.now();
+        // Another build of the same tag may have finished meanwhile; its image is as good as ours.
+        const raced = await client(target.host).manifestExists(target.path, tag);
+        if (raced) {
+          timings.pushMs = Date.now() - pushStarted;
+          timings.totalMs = Date.now() - started;
+          log({ event: 'cached', level: 'info', function: id, image, digest: raced.digest, note: 'pushed by a concurrent build' });
+          return { function: id, image, tag, digest: raced.digest, reference: `${target.repository}@${raced.digest}`, cached: true, pushed: false, prebuilt: false, timings };
+        }
+        const credential = resolveCredentials(dockerConfig, target.host);
+        log({ event: 'credentials', level: 'info', function: id, registry: target.host, purpose: 'push', key: credential?.key ?? null });
+        progress({ kind: 'phase', phase: 'push', message: `pushing ${image}` });
+        const pushed = await pushImage(daemon, {
+          repository: target.repository,
+          tag,
+          auth: credential ? engineAuth(credential, target.host) : undefined,
+          credentialKey: credential?.key,
+          onProgress: progress,
+          signal: deadline,
+          endpoint,
+        });
         timings.pushMs = Date.now() - pushStarted;
         timings.totalMs = Date.now() - started;
-        log({ event: 'cached', level: 'info', function: id, image, digest: raced.digest, note: 'pushed by a concurrent build' });
-        return { function: id, image, tag, digest: raced.digest, reference: `${target.repository}@${raced.digest}`, cached: true, pushed: false, prebuilt: false, timings };
+        log({ event: 'pushed', level: 'info', function: id, image, digest: pushed.digest, ms: timings.pushMs });
+        progress({ kind: 'phase', phase: 'done', message: `pushed ${target.repository}@${pushed.digest}` });
+        return { function: id, image, tag, digest: pushed.digest, reference: `${target.repository}@${pushed.digest}`, cached: false, pushed: true, prebuilt: false, timings };
+      } catch (error) {
+        if (error instanceof BuildAbortedError && error.code === 'E_BUILD_ABORTED' && timedOut()) {
+          throw new BuildAbortedError('E_BUILD_TIMEOUT', `building ${image} took longer than ${options.timeoutMs ?? DEFAULT_TIMEOUT_MS} ms and was cancelled`, { cause: error });
+        }
+        throw error;
+      } finally {
+        // The registry holds the result; a failed push must not leave a tag that looks like a result either.
+        if (push || !built) await removeImage(daemon, image).catch((error: unknown) => log({ event: 'cleanup-failed', level: 'warn', function: id, image, message: String(error) }));
       }
-      const credential = resolveCredentials(dockerConfig, target.host);
-      log({ event: 'credentials', level: 'info', function: id, registry: target.host, purpose: 'push', key: credential?.key ?? null });
-      progress({ kind: 'phase', phase: 'push', message: `pushing ${image}` });
-      const pushed = await pushImage(daemon, {
-        repository: target.repository,
-        tag,
-        auth: credential ? engineAuth(credential, target.host) : undefined,
-        credentialKey: credential?.key,
-        onProgress: progress,
-        signal: deadline,
-        endpoint,
-      });
-      timings.pushMs = Date.now() - pushStarted;
-      timings.totalMs = Date.now() - started;
-      log({ event: 'pushed', level: 'info', function: id, image, digest: pushed.digest, ms: timings.pushMs });
-      progress({ kind: 'phase', phase: 'done', message: `pushed ${target.repository}@${pushed.digest}` });
-      return { function: id, image, tag, digest: pushed.digest, reference: `${target.repository}@${pushed.digest}`, cached: false, pushed: true, prebuilt: false, timings };
-    } catch (error) {
-      if (error instanceof BuildAbortedError && error.code === 'E_BUILD_ABORTED' && timedOut()) {
-        throw new BuildAbortedError('E_BUILD_TIMEOUT', `building ${image} took longer than ${options.timeoutMs ?? DEFAULT_TIMEOUT_MS} ms and was cancelled`, { cause: error });
+    };
+    const key = `${push ? 'push' : 'local'} ${image}`;
+    for (;;) {
+      const running = inFlight.get(key);
+      if (!running) break;
+      log({ event: 'joined', level: 'info', function: id, image });
+      progress({ kind: 'phase', phase: 'check', message: `${image} is being built by another call; waiting for it` });
+      try {
+        const joined = await running;
+        timings.totalMs = Date.now() - started;
+        return { ...joined, cached: true, pushed: false, timings };
+      } catch (error) {
+        // The other call was cancelled by its own caller: this one still wants the image.
+        if (!(error instanceof BuildAbortedError && error.code === 'E_BUILD_ABORTED') || options.signal?.aborted) throw error;
       }
-      throw error;
+    }
+    const produced = produce();
+    inFlight.set(key, produced);
+    try {
+      return await produced;
     } finally {
-      // The registry holds the result; a failed push must not leave a tag that looks like a result either.
-      if (push || !built) await removeImage(daemon, image).catch((error: unknown) => log({ event: 'cleanup-failed', level: 'warn', function: id, image, message: String(error) }));
+      inFlight.delete(key);
     }
   } finally {
     await Promise.all([...clients.values()].map((c) => c.close()));

@@ -163,4 +163,16 @@ test('a url source with a checksum is identified without downloading it', async 
   assert.is(rig.files.hits.get(path), 1, 'not downloaded for the cached answer');
 });
 
+test('two builds of one new Function at once produce one image: one build, one push, one digest', async () => {
+  const fn = () => functionObject('concurrent-fn', { handler: 'handler.text', runtime: 'nodejs24', function: fixture('nodejs/handler.js') + '\n// concurrent\n' });
+  const events: BuildProgress[][] = [[], []];
+  const [a, b] = await Promise.all(events.map((list) => buildFunctionImage(fn(), options({ onProgress: (e) => list.push(e) }))));
+  assert.is(a!.tag, b!.tag);
+  assert.is(a!.digest, b!.digest);
+  assert.equal([a!.pushed, b!.pushed].sort(), [false, true], 'exactly one call pushed');
+  assert.is(events.filter((list) => list.some((e) => e.kind === 'step')).length, 1, 'exactly one call ran a build');
+  const answer = await callBuiltFunction(b!.reference, undefined, 'both');
+  assert.ok(answer.status === 200, `the image answers: ${answer.status}`);
+});
+
 test.run();
