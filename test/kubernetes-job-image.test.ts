@@ -258,11 +258,23 @@ test('scheduleBuild: a failing build surfaces its reason; after the fix the fail
 
 test('scheduleBuild: a watch that drops mid-build (and then 410 Gone) still ends with the result', async () => {
   const fn = textFunction('k8s-drop');
-  const running = scheduleBuild(api.kubeConfig, fn, config(), { stallMs: 10_000 });
-  await waitFor('the build Job and a watch on it', async () => api.list('jobs', 'default').some((j) => j.metadata.name.startsWith('build-k8s-drop-')) && api.openWatches() > 0, 60_000);
-  api.compact();
-  api.dropWatches();
-  const result = await running;
+  // The pod waits until the watch has been dropped and re-established, so the build cannot end first.
+  api.holdPods(true);
+  let result;
+  try {
+    const running = scheduleBuild(api.kubeConfig, fn, config(), { stallMs: 10_000 });
+    await waitFor('the build Job and a watch on it', async () => api.list('jobs', 'default').some((j) => j.metadata.name.startsWith('build-k8s-drop-')) && api.openWatches() > 0, 60_000);
+    const watchRequests = () => api.requests.filter((r) => r.query.includes('watch=true')).length;
+    const before = watchRequests();
+    api.compact();
+    api.expireNextWatch();
+    api.dropWatches();
+    await waitFor('the watch to be re-established after the drop and the 410', async () => watchRequests() >= before + 2 && api.openWatches() > 0, 60_000);
+    api.holdPods(false);
+    result = await running;
+  } finally {
+    api.holdPods(false);
+  }
   assert.is(result.cached, false);
   const watches = api.requests.filter((r) => r.query.includes('watch=true') && r.query.includes(result.job!)).length;
   assert.ok(watches >= 3, `watches: ${watches}`);

@@ -194,6 +194,7 @@ test('410 Gone on the resumed watch leads to a fresh list, and the result still 
   const m = manifests(succeed(2));
   const outcome = await whileRunning(m, () => {
     api.compact();
+    api.expireNextWatch();
     api.dropWatches();
   });
   assert.equal(outcome.result, RESULT);

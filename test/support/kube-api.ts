@@ -56,12 +56,16 @@ export interface KubeApi {
   list(kind: Kind, namespace?: string): Obj[];
   /** Ends every open watch connection, as an API server restart or a load balancer would. */
   dropWatches(): void;
-  /** Forgets the event history: a watch from any earlier resourceVersion gets 410 Expired. */
+  /** Forgets the event history: a watch from an earlier resourceVersion than the current one gets 410 Expired. */
   compact(): void;
+  /** The next watch request gets 410 Expired, as when history is compacted between a list and its watch. */
+  expireNextWatch(): void;
   /** While on, watch connections stay open but receive nothing. */
   stallWatches(on: boolean): void;
   /** Number of watch connections currently open. */
   openWatches(): number;
+  /** While on, the kubelet starts no pod: a Job stays active until released. */
+  holdPods(on: boolean): void;
   /** Containers the kubelet started (docker names), for assertions and debugging. */
   containers: string[];
   close(): Promise<void>;
@@ -120,6 +124,9 @@ export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeAp
   let rv = 1;
   let history: WatchEvent[] = [];
   let compactedAt = 0;
+  let expireNext = false;
+  let podGate: Promise<void> = Promise.resolve();
+  let releasePods: (() => void) | undefined;
   let stalled = false;
   const watchers = new Set<Watcher>();
   const requests: RequestRecord[] = [];
@@ -254,7 +261,7 @@ export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeAp
     }
     const runNext = (): void => {
       if (state.finished || closed || !currentJob(job)) return;
-      const task = runPod(job).then(({ pod, exitCode }) => {
+      const task = podGate.then(() => runPod(job)).then(({ pod, exitCode }) => {
         if (state.finished || !currentJob(job)) return;
         if (exitCode === 0) {
           state.finished = true;
@@ -484,7 +491,9 @@ export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeAp
     };
     res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
     res.flushHeaders();
-    if (from > 0 && from < compactedAt) {
+    const expire = expireNext;
+    expireNext = false;
+    if (expire || (from > 0 && from < compactedAt)) {
       // What a real API server sends for a compacted resourceVersion: 200, one ERROR event, close.
       res.end(`${JSON.stringify({ type: 'ERROR', object: status(410, 'Expired', `too old resource version: ${from} (${compactedAt})`) })}\n`);
       return;
@@ -629,11 +638,21 @@ export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeAp
       }
     },
     compact() {
-      compactedAt = rv + 1;
+      compactedAt = rv;
       history = [];
+    },
+    expireNextWatch() {
+      expireNext = true;
     },
     stallWatches(on) {
       stalled = on;
+    },
+    holdPods(on) {
+      if (on && !releasePods) podGate = new Promise<void>((resolve) => (releasePods = resolve));
+      if (!on && releasePods) {
+        releasePods();
+        releasePods = undefined;
+      }
     },
     openWatches() {
       return watchers.size;
