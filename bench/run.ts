@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { buildFunctionImage } from '../lib/build.ts';
+import { buildFunctionImage, type BuildTimings } from '../lib/build.ts';
 import { docker, exec } from '../test/support/docker.ts';
 import { functionObject, startPipelineRig, type PipelineRig } from '../test/support/pipeline.ts';
 import { dockerClientConfig } from '../test/support/registry.ts';
@@ -88,6 +88,7 @@ async function main(): Promise<void> {
   const ours = (name: string, handler: string, deps: string) =>
     buildFunctionImage(functionObject(name, { handler: 'handler.hello', runtime: 'nodejs24', function: handler, deps }), options);
 
+  const stages: BuildTimings[] = [];
   const samples: Record<'a' | 'b' | 'c', Sample> = { a: { ours: [], cli: [] }, b: { ours: [], cli: [] }, c: { ours: [], cli: [] } };
   try {
     // The function that is redeployed and changed: built once by both sides first (not measured).
@@ -106,7 +107,7 @@ async function main(): Promise<void> {
 
       // (b) code-only change of the function with deps.
       handler = code(`change ${run} ${nonce}`);
-      samples.b.ours.push(await timed(() => ours('bench-app', handler, deps)));
+      samples.b.ours.push(await timed(async () => stages.push((await ours('bench-app', handler, deps)).timings)));
       samples.b.cli.push(await timed(() => cliBuildPush('bench-app', `v${run}`, handler, deps)));
 
       // (a) redeploy of that unchanged function.
@@ -142,6 +143,8 @@ async function main(): Promise<void> {
       return `| ${name} | ${seconds(ours)} | ${seconds(cli)} | ${(cli / ours).toFixed(1)}× |`;
     }),
   ];
+  const stage = (key: keyof BuildTimings) => seconds(median(stages.map((t) => t[key])));
+  lines.push('', `(b) by stage, medians: resolve ${stage('resolveMs')}, registry check ${stage('checkMs')}, build ${stage('buildMs')}, push ${stage('pushMs')}.`);
   console.log(lines.join('\n'));
 }
 

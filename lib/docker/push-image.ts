@@ -79,10 +79,15 @@ function pushFailure(failure: EngineMessage, name: string, repository: string, c
   return new PushFailedError('infrastructure', `pushing ${name} to ${registry} failed: ${message}`, { details });
 }
 
-/** Removes a local tag (and the image, once no tag is left). A tag that is already gone is fine. */
+/**
+ * Removes a local tag (and the image, once no tag is left). A tag that is already gone is fine.
+ * The untagged parent layers stay (noprune): they are the build cache of the function's next
+ * version — the runtime env and the copied dependencies — as `docker build` leaves them too;
+ * `docker image prune` reclaims them.
+ */
 export async function removeImage(docker: Dockerode, name: string): Promise<boolean> {
   try {
-    await docker.getImage(name).remove({ noprune: false });
+    await docker.getImage(name).remove({ noprune: true });
     return true;
   } catch (error) {
     if ((error as { statusCode?: number }).statusCode === 404) return false;
