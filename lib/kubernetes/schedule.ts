@@ -2,6 +2,7 @@
 // "built already?"; only when the answer is no is a build Job created (or joined), and the caller
 // gets the pushed image's digest back from the Job's termination message.
 import type { KubeConfig } from '@kubernetes/client-node';
+import type { BuildResult } from '../build.ts';
 import { parseFunction } from '../function/parse.ts';
 import { functionId } from '../function/spec.ts';
 import { functionImageTag } from '../image/identity.ts';
@@ -21,19 +22,10 @@ export interface ScheduleOptions extends RunJobOptions {
   registries?: RegistrySettings | undefined;
 }
 
-export interface ScheduledBuild {
-  /** `namespace/name` of the Function. */
-  function: string;
-  /** `host/ns/fn:tag`. */
-  image: string;
-  tag: string;
-  digest: string;
-  /** `host/ns/fn@sha256:...`: what the function's Deployment should run. */
-  reference: string;
+/** What a build gives a Deployment (as buildFunctionImage's result), plus the Job that made it. */
+export interface ScheduledBuild extends Pick<BuildResult, 'function' | 'image' | 'tag' | 'digest' | 'reference' | 'prebuilt'> {
   /** The image existed already (before scheduling, or when the Job ran). */
   cached: boolean;
-  /** The Function names its own image: nothing was checked or built. */
-  prebuilt: boolean;
   /** The build Job, when one ran. */
   job?: string | undefined;
   /** This call created the Job (false: it joined one in progress, or none was needed). */
