@@ -9,12 +9,12 @@ import { connectDocker, dockerEndpointFromEnv } from '../lib/docker/connect.ts';
 import { buildImage } from '../lib/docker/build-image.ts';
 import { pushImage, removeImage } from '../lib/docker/push-image.ts';
 import type { DockerProgress } from '../lib/docker/progress.ts';
-import { BuilderError } from '../lib/errors.ts';
 import { docker } from './support/docker.ts';
 import { dockerTlsEndpoint } from './support/docker-tls.ts';
 import { containersFrom, contextTar, imageScope } from './support/engine-images.ts';
 import { freePort } from './support/net.ts';
 import { dockerClientConfig, startRegistry, type RegistryHandle } from './support/registry.ts';
+import { rejectsWith } from './support/errors.ts';
 
 const scope = imageScope('docker-engine');
 const engine = new Dockerode({ socketPath: '/var/run/docker.sock' });
@@ -37,16 +37,6 @@ test.after(async () => {
   await scope.cleanup();
 });
 
-async function expectError(promise: Promise<unknown>, code: string): Promise<BuilderError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.instance(error, BuilderError, String(error));
-    assert.is((error as BuilderError).code, code, (error as Error).message);
-    return error as BuilderError;
-  }
-  return assert.unreachable(`expected ${code}, nothing was thrown`) as never;
-}
 
 test('endpoint from the environment: socket by default, tcp + TLS as minikube docker-env sets it', () => {
   assert.equal(dockerEndpointFromEnv({}).options.socketPath, '/var/run/docker.sock');
@@ -57,12 +47,12 @@ test('endpoint from the environment: socket by default, tcp + TLS as minikube do
 
 test('connectDocker: a closed port, a missing socket and missing cert files are typed errors naming the endpoint', async () => {
   const port = await freePort();
-  const closed = await expectError(connectDocker({ DOCKER_HOST: `tcp://127.0.0.1:${port}` }), 'E_DOCKER_UNAVAILABLE');
+  const closed = await rejectsWith(connectDocker({ DOCKER_HOST: `tcp://127.0.0.1:${port}` }), 'E_DOCKER_UNAVAILABLE');
   assert.is(closed.kind, 'infrastructure');
   assert.match(closed.message, `tcp://127.0.0.1:${port}`);
-  const socket = await expectError(connectDocker({ DOCKER_HOST: 'unix:///nonexistent/docker.sock' }), 'E_DOCKER_UNAVAILABLE');
+  const socket = await rejectsWith(connectDocker({ DOCKER_HOST: 'unix:///nonexistent/docker.sock' }), 'E_DOCKER_UNAVAILABLE');
   assert.match(socket.message, 'unix:///nonexistent/docker.sock');
-  const certs = await expectError(connectDocker({ DOCKER_HOST: `tcp://127.0.0.1:${port}`, DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: '/nonexistent-certs' }), 'E_DOCKER_CONFIG');
+  const certs = await rejectsWith(connectDocker({ DOCKER_HOST: `tcp://127.0.0.1:${port}`, DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: '/nonexistent-certs' }), 'E_DOCKER_CONFIG');
   assert.match(certs.message, '/nonexistent-certs/ca.pem');
 });
 
@@ -73,7 +63,7 @@ test('connectDocker: a daemon that accepts but never answers times out', async (
   const port = (server.address() as { port: number }).port;
   try {
     const started = Date.now();
-    const error = await expectError(connectDocker({ DOCKER_HOST: `tcp://127.0.0.1:${port}` }, { timeoutMs: 300 }), 'E_DOCKER_UNAVAILABLE');
+    const error = await rejectsWith(connectDocker({ DOCKER_HOST: `tcp://127.0.0.1:${port}` }, { timeoutMs: 300 }), 'E_DOCKER_UNAVAILABLE');
     assert.ok(Date.now() - started < 5_000);
     assert.match(error.message, 'within 300 ms');
   } finally {
@@ -90,7 +80,7 @@ test('connectDocker through a TLS endpoint with client certificates (minikube do
     assert.ok(info.ApiVersion);
     assert.ok(endpoint.accepted() >= 1);
     // Without TLS the endpoint hangs up: unavailable, naming the endpoint.
-    const error = await expectError(connectDocker({ DOCKER_HOST: endpoint.env.DOCKER_HOST }, { timeoutMs: 3_000 }), 'E_DOCKER_UNAVAILABLE');
+    const error = await rejectsWith(connectDocker({ DOCKER_HOST: endpoint.env.DOCKER_HOST }, { timeoutMs: 3_000 }), 'E_DOCKER_UNAVAILABLE');
     assert.match(error.message, `127.0.0.1:${endpoint.port}`);
   } finally {
     await endpoint.stop();
@@ -120,7 +110,7 @@ test('buildImage: steps reported, output read to the end, tag and labels applied
 
 test('buildImage: a failing RUN is E_BUILD_FAILED (user) with the step and its output, no container left, no tag', async () => {
   const tag = `fib-docker-engine-fail:${scope.value}`;
-  const error = await expectError(
+  const error = await rejectsWith(
     buildImage(engine, {
       context: await contextTar({ Dockerfile: `FROM ${base}\nRUN echo first-line && echo to-stderr >&2 && exit 7\n` }),
       tags: [tag],
@@ -138,7 +128,7 @@ test('buildImage: a failing RUN is E_BUILD_FAILED (user) with the step and its o
 
 test('buildImage: a base image missing from its registry is E_BASE_IMAGE_NOT_FOUND naming it', async () => {
   const missing = `${anonymous.host}/nope/runtime@sha256:${'0'.repeat(64)}`;
-  const error = await expectError(
+  const error = await rejectsWith(
     buildImage(engine, { context: await contextTar({ Dockerfile: `FROM ${missing}\nRUN true\n` }), tags: [`fib-docker-engine-missing:${scope.value}`] }),
     'E_BASE_IMAGE_NOT_FOUND',
   );
@@ -158,11 +148,11 @@ test('buildImage: abort and timeout cancel the build and leave no container behi
       if (e.kind === 'output' && e.line === 'sleeping') controller.abort();
     },
   });
-  await expectError(running, 'E_BUILD_ABORTED');
+  await rejectsWith(running, 'E_BUILD_ABORTED');
   assert.ok(Date.now() - started < 30_000);
   assert.equal(await containersFrom(base), []);
 
-  const timedOut = await expectError(
+  const timedOut = await rejectsWith(
     buildImage(engine, { context: await contextTar({ Dockerfile: `FROM ${base}\nRUN sleep 60\n` }), tags: [`fib-docker-engine-timeout:${scope.value}`], timeoutMs: 1_500 }),
     'E_BUILD_TIMEOUT',
   );
@@ -189,14 +179,14 @@ test('pushImage: Basic credentials in X-Registry-Auth; a wrong password is E_PUS
   await docker(['tag', base, `${repository}:one`]);
   try {
     const wrong = 'not-the-password-' + scope.value;
-    const error = await expectError(
+    const error = await rejectsWith(
       pushImage(engine, { repository, tag: 'one', auth: { username: basic.username!, password: wrong, serveraddress: basic.host }, credentialKey: `http://${basic.host}/v2` }),
       'E_PUSH_FAILED',
     );
     assert.is(error.kind, 'user');
     assert.match(error.message, `http://${basic.host}/v2`);
     assert.not.match(JSON.stringify({ m: error.message, d: error.details }), wrong);
-    const anonymousPush = await expectError(pushImage(engine, { repository, tag: 'one' }), 'E_PUSH_FAILED');
+    const anonymousPush = await rejectsWith(pushImage(engine, { repository, tag: 'one' }), 'E_PUSH_FAILED');
     assert.match(anonymousPush.message, 'without a credential');
     const pushed = await pushImage(engine, { repository, tag: 'one', auth: { username: basic.username!, password: basic.password!, serveraddress: basic.host } });
     assert.match(pushed.digest, /^sha256:/);
@@ -213,7 +203,7 @@ test('buildImage: a private base image is pulled with the credentials in X-Regis
     await docker(['--config', config.dir, 'push', privateBase]);
     await docker(['rmi', privateBase]);
     const context = await contextTar({ Dockerfile: `FROM ${privateBase}\nRUN echo from-private\n` });
-    const refused = await expectError(buildImage(engine, { context, tags: [`fib-docker-engine-private:${scope.value}`] }), 'E_BASE_IMAGE_PULL_FAILED');
+    const refused = await rejectsWith(buildImage(engine, { context, tags: [`fib-docker-engine-private:${scope.value}`] }), 'E_BASE_IMAGE_PULL_FAILED');
     assert.is(refused.kind, 'user');
     assert.is(refused.details.image, privateBase);
     const built = await buildImage(engine, {

@@ -2,8 +2,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { BuilderError, materialiseSources, parseFunction, sha256Hex, type MaterialisedSource, type SourceOptions } from '../lib/index.ts';
+import { materialiseSources, parseFunction, sha256Hex, type MaterialisedSource, type SourceOptions } from '../lib/index.ts';
 import { bzip2, gzip, makeTar, makeZip, xz, type TestEntry } from './support/archives.ts';
+import { rejectsWith } from './support/errors.ts';
 
 const NODE: SourceOptions = { depName: 'package.json', fileNameSuffix: '.js' };
 const CODE = "module.exports = { hello: () => 'hello' };\n";
@@ -18,16 +19,6 @@ function spec(source: string, contentType = 'text', extra: Record<string, unknow
   });
 }
 
-async function fails(promise: Promise<unknown>, code: string): Promise<BuilderError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.instance(error, BuilderError, String(error));
-    assert.is((error as BuilderError).code, code, (error as Error).message);
-    return error as BuilderError;
-  }
-  return assert.unreachable(`expected ${code}, got success`) as never;
-}
 
 function tree(source: MaterialisedSource): string[] {
   return source.files.map((file) => `${file.path} ${file.type} ${file.mode.toString(8)} ${file.type === 'symlink' ? `-> ${file.linkTarget}` : file.content.toString()}`);
@@ -92,11 +83,11 @@ test('+deps takes the deps file from the archive; it must be there', async () =>
   assert.is(source.deps?.fromArchive, true);
 
   const without = gzip(await makeTar([{ name: 'handler.js', content: CODE }]));
-  const error = await fails(materialiseSources(spec(without.toString('base64'), 'base64+compressedtar+deps'), NODE), 'E_FUNCTION_INVALID');
+  const error = await rejectsWith(materialiseSources(spec(without.toString('base64'), 'base64+compressedtar+deps'), NODE), 'E_FUNCTION_INVALID');
   assert.match(error.message, /function src\/hello: spec\.function: the archive must hold package\.json/);
 
   const conflict = spec(tgz.toString('base64'), 'base64+compressedtar+deps', { deps: '{"other":1}' });
-  assert.match((await fails(materialiseSources(conflict, NODE), 'E_FUNCTION_INVALID')).message, /spec\.deps: differs from the archive's package\.json/);
+  assert.match((await rejectsWith(materialiseSources(conflict, NODE), 'E_FUNCTION_INVALID')).message, /spec\.deps: differs from the archive's package\.json/);
 });
 
 test('spec.deps is the deps file otherwise, and replaces an archive copy with a warning', async () => {
@@ -110,14 +101,14 @@ test('spec.deps is the deps file otherwise, and replaces an archive copy with a 
   assert.is(replaced.deps?.content.toString(), '{"replaced":true}');
   assert.match(replaced.warnings.join('\n'), /package\.json is replaced by spec\.deps/);
 
-  assert.match((await fails(materialiseSources(spec(CODE, 'text', { deps: 'x' }), { depName: '', fileNameSuffix: '.bal' }), 'E_FUNCTION_INVALID')).message, /spec\.deps: is set but runtime/);
+  assert.match((await rejectsWith(materialiseSources(spec(CODE, 'text', { deps: 'x' }), { depName: '', fileNameSuffix: '.bal' }), 'E_FUNCTION_INVALID')).message, /spec\.deps: is set but runtime/);
 });
 
 test('checksum: verified against the decoded bytes; a mismatch names expected and actual', async () => {
   const bytes = Buffer.from(CODE);
   await materialiseSources(spec(bytes.toString('base64'), 'base64', { checksum: `sha256:${sha256Hex(bytes)}` }), NODE);
   const wrong = `sha256:${'0'.repeat(64)}`;
-  const error = await fails(materialiseSources(spec(bytes.toString('base64'), 'base64', { checksum: wrong }), NODE), 'E_CHECKSUM_MISMATCH');
+  const error = await rejectsWith(materialiseSources(spec(bytes.toString('base64'), 'base64', { checksum: wrong }), NODE), 'E_CHECKSUM_MISMATCH');
   assert.is(error.kind, 'user');
   assert.ok(error.message.includes(wrong));
   assert.ok(error.message.includes(`sha256:${sha256Hex(bytes)}`));
@@ -126,13 +117,13 @@ test('checksum: verified against the decoded bytes; a mismatch names expected an
 
 test('the content type must match the bytes: a tar under +zip, a zip under +compressedtar, junk', async () => {
   const tgz = gzip(await makeTar(entries));
-  assert.match((await fails(materialiseSources(spec(tgz.toString('base64'), 'base64+zip'), NODE), 'E_SOURCE_INVALID')).message, /not a zip archive; it looks like a tar/);
+  assert.match((await rejectsWith(materialiseSources(spec(tgz.toString('base64'), 'base64+zip'), NODE), 'E_SOURCE_INVALID')).message, /not a zip archive; it looks like a tar/);
   const zip = makeZip([{ name: 'handler.js', content: CODE }]);
-  assert.match((await fails(materialiseSources(spec(zip.toString('base64'), 'base64+compressedtar'), NODE), 'E_SOURCE_INVALID')).message, /looks like a zip archive: use \+zip/);
+  assert.match((await rejectsWith(materialiseSources(spec(zip.toString('base64'), 'base64+compressedtar'), NODE), 'E_SOURCE_INVALID')).message, /looks like a zip archive: use \+zip/);
   const junk = Buffer.from('just some text, no archive at all').toString('base64');
-  await fails(materialiseSources(spec(junk, 'base64+compressedtar'), NODE), 'E_SOURCE_INVALID');
+  await rejectsWith(materialiseSources(spec(junk, 'base64+compressedtar'), NODE), 'E_SOURCE_INVALID');
   const corrupt = Buffer.concat([Buffer.from([0x1f, 0x8b]), Buffer.from('not gzip data')]).toString('base64');
-  assert.match((await fails(materialiseSources(spec(corrupt, 'base64+compressedtar'), NODE), 'E_SOURCE_INVALID')).message, /gzip data of the archive is corrupt/);
+  assert.match((await rejectsWith(materialiseSources(spec(corrupt, 'base64+compressedtar'), NODE), 'E_SOURCE_INVALID')).message, /gzip data of the archive is corrupt/);
 });
 
 // --- url sources, against an HTTP server on loopback -------------------------------------------
@@ -172,7 +163,7 @@ test('url: downloaded, redirects followed, checksum verified on the downloaded b
     const withCredentials = await materialiseSources(spec(base.replace('http://', 'http://user:pa%3Ass@') + '/f.tgz', 'url+compressedtar'), NODE);
     assert.equal(tree(withCredentials), expectedTree);
     assert.is(authorization, `Basic ${Buffer.from('user:pa:ss').toString('base64')}`);
-    const error = await fails(materialiseSources(spec(`${base}/f.tgz`, 'url+compressedtar', { checksum: `sha256:${'1'.repeat(64)}` }), NODE), 'E_CHECKSUM_MISMATCH');
+    const error = await rejectsWith(materialiseSources(spec(`${base}/f.tgz`, 'url+compressedtar', { checksum: `sha256:${'1'.repeat(64)}` }), NODE), 'E_CHECKSUM_MISMATCH');
     assert.ok(error.message.includes(sha256Hex(tgz)));
   });
 });
@@ -181,11 +172,11 @@ test('url: HTTP errors are typed (4xx user, 5xx infrastructure) and never show c
   await withServer((request, response) => {
     response.writeHead(request.url?.startsWith('/missing') ? 404 : 503).end('nope');
   }, async (base) => {
-    const missing = await fails(materialiseSources(spec(`${base.replace('http://', 'http://me:secret@')}/missing?sig=topsecret`, 'url'), NODE), 'E_SOURCE_DOWNLOAD');
+    const missing = await rejectsWith(materialiseSources(spec(`${base.replace('http://', 'http://me:secret@')}/missing?sig=topsecret`, 'url'), NODE), 'E_SOURCE_DOWNLOAD');
     assert.is(missing.kind, 'user');
     assert.match(missing.message, /HTTP 404/);
     assert.not.match(missing.message, /secret/);
-    const down = await fails(materialiseSources(spec(`${base}/broken`, 'url'), NODE), 'E_SOURCE_DOWNLOAD');
+    const down = await rejectsWith(materialiseSources(spec(`${base}/broken`, 'url'), NODE), 'E_SOURCE_DOWNLOAD');
     assert.is(down.kind, 'infrastructure');
     assert.match(down.message, /HTTP 503/);
   });
@@ -196,10 +187,10 @@ test('url: redirect loops, non-http redirects and refused connections fail clear
     if (request.url === '/loop') response.writeHead(301, { location: '/loop' }).end();
     else response.writeHead(302, { location: 'file:///etc/passwd' }).end();
   }, async (base) => {
-    assert.match((await fails(materialiseSources(spec(`${base}/loop`, 'url'), { ...NODE, download: { maxRedirects: 3 } }), 'E_SOURCE_DOWNLOAD')).message, /more than 3 redirects/);
-    assert.match((await fails(materialiseSources(spec(`${base}/file`, 'url'), NODE), 'E_SOURCE_DOWNLOAD')).message, /file: URL/);
+    assert.match((await rejectsWith(materialiseSources(spec(`${base}/loop`, 'url'), { ...NODE, download: { maxRedirects: 3 } }), 'E_SOURCE_DOWNLOAD')).message, /more than 3 redirects/);
+    assert.match((await rejectsWith(materialiseSources(spec(`${base}/file`, 'url'), NODE), 'E_SOURCE_DOWNLOAD')).message, /file: URL/);
   });
-  const refused = await fails(materialiseSources(spec('http://127.0.0.1:9/f.js', 'url'), NODE), 'E_SOURCE_DOWNLOAD');
+  const refused = await rejectsWith(materialiseSources(spec('http://127.0.0.1:9/f.js', 'url'), NODE), 'E_SOURCE_DOWNLOAD');
   assert.is(refused.kind, 'infrastructure');
 });
 
@@ -209,7 +200,7 @@ test('url: the time limit covers a server that never finishes', async () => {
     response.write('partial');
   }, async (base) => {
     const started = Date.now();
-    const error = await fails(materialiseSources(spec(`${base}/slow`, 'url'), { ...NODE, download: { timeoutMs: 300 } }), 'E_SOURCE_DOWNLOAD');
+    const error = await rejectsWith(materialiseSources(spec(`${base}/slow`, 'url'), { ...NODE, download: { timeoutMs: 300 } }), 'E_SOURCE_DOWNLOAD');
     assert.is(error.kind, 'infrastructure');
     assert.match(error.message, /within 300 ms/);
     assert.ok(Date.now() - started < 5000);
@@ -228,8 +219,8 @@ test('url: the size limit holds with and without Content-Length', async () => {
     }
   }, async (base) => {
     const options = { ...NODE, download: { maxBytes: 100_000 } };
-    assert.match((await fails(materialiseSources(spec(`${base}/sized`, 'url'), { ...NODE, download: { maxBytes: 1000 } }), 'E_SOURCE_TOO_LARGE')).message, /65536 bytes, more than the limit of 1000/);
-    assert.match((await fails(materialiseSources(spec(`${base}/chunked`, 'url'), options), 'E_SOURCE_TOO_LARGE')).message, /limit of 100000/);
+    assert.match((await rejectsWith(materialiseSources(spec(`${base}/sized`, 'url'), { ...NODE, download: { maxBytes: 1000 } }), 'E_SOURCE_TOO_LARGE')).message, /65536 bytes, more than the limit of 1000/);
+    assert.match((await rejectsWith(materialiseSources(spec(`${base}/chunked`, 'url'), options), 'E_SOURCE_TOO_LARGE')).message, /limit of 100000/);
     const ok = await materialiseSources(spec(`${base}/sized`, 'url'), options);
     assert.is(ok.files[0]?.content.length, big.length);
   });
