@@ -6,7 +6,7 @@
 //
 // IDENTITY_FORMAT names how the image is assembled from these inputs (Dockerfile, layout): bump it
 // whenever that changes, so images built the old way are not taken for new ones.
-import { createHash } from 'node:crypto';
+import { sha256Hex } from '../function/files.ts';
 import { formatContentType, type FunctionSpec } from '../function/spec.ts';
 import type { DockerConfig } from '../registry/credentials.ts';
 import type { RegistrySettings } from '../registry/transport.ts';
@@ -46,7 +46,7 @@ export function identityDocument(plan: BuildPlan): Record<string, Canonical> {
   let deps: Canonical;
   if (plan.source.kind === 'url') {
     source = { checksum: plan.source.checksum };
-    deps = spec.contentType.depsIncluded ? { inArchive: true } : spec.deps === undefined ? null : { sha256: createHash('sha256').update(spec.deps, 'utf8').digest('hex') };
+    deps = spec.contentType.depsIncluded ? { inArchive: true } : spec.deps === undefined ? null : { sha256: sha256Hex(spec.deps) };
   } else {
     const materialised = plan.source.source;
     source = {
@@ -82,7 +82,7 @@ export function identityDocument(plan: BuildPlan): Record<string, Canonical> {
 
 /** The image tag of a resolved plan: 64 hex digits. */
 export function planIdentity(plan: BuildPlan): string {
-  return createHash('sha256').update(canonicalJson(identityDocument(plan))).digest('hex');
+  return sha256Hex(canonicalJson(identityDocument(plan)));
 }
 
 export interface FunctionImageTagOptions extends ResolvePlanOptions {
