@@ -6,7 +6,7 @@ import { BuilderError } from '../errors.ts';
 import type { ArchiveLimits } from '../function/archive/limits.ts';
 import type { DownloadOptions } from '../function/download.ts';
 import { parseFunction } from '../function/parse.ts';
-import { readSourceBytes, sourceFromBytes, type MaterialisedSource, type SourceOptions } from '../function/source.ts';
+import { materialiseSources, type MaterialisedSource } from '../function/source.ts';
 import { functionId, type FunctionSpec } from '../function/spec.ts';
 import { findRuntime, type ResolvedRuntime, type RuntimeCatalog, type RuntimePhase } from '../runtime/catalog.ts';
 import { defaultRuntimeCatalog } from '../runtime/default-catalog.ts';
@@ -146,19 +146,15 @@ export async function resolveBuildPlan(input: FunctionSpec | string | Buffer | o
     };
   }
 
-  const sourceOptions: SourceOptions = { depName: runtime.depName, fileNameSuffix: runtime.fileNameSuffix };
-  if (options.download !== undefined) sourceOptions.download = options.download;
-  if (options.limits !== undefined) sourceOptions.limits = options.limits;
+  const readSources = (signal: AbortSignal | undefined): Promise<MaterialisedSource> =>
+    materialiseSources(spec, { depName: runtime.depName, fileNameSuffix: runtime.fileNameSuffix, download: options.download, limits: options.limits, signal });
 
   let source: PlanSource;
   let materialised: Promise<MaterialisedSource> | undefined;
   if (spec.contentType.source === 'url' && spec.checksum !== undefined) {
     source = { kind: 'url', checksum: spec.checksum };
   } else {
-    const readOptions: { download?: DownloadOptions; signal?: AbortSignal } = {};
-    if (options.download !== undefined) readOptions.download = options.download;
-    if (options.signal !== undefined) readOptions.signal = options.signal;
-    const files = await sourceFromBytes(spec, await readSourceBytes(spec, readOptions), sourceOptions);
+    const files = await readSources(options.signal);
     warnings.push(...files.warnings);
     source = { kind: 'files', source: files };
     materialised = Promise.resolve(files);
@@ -173,11 +169,7 @@ export async function resolveBuildPlan(input: FunctionSpec | string | Buffer | o
     warnings,
     materialise(signal?: AbortSignal): Promise<MaterialisedSource> {
       if (materialised === undefined) {
-        const readOptions: { download?: DownloadOptions; signal?: AbortSignal } = {};
-        if (options.download !== undefined) readOptions.download = options.download;
-        const abort = signal ?? options.signal;
-        if (abort !== undefined) readOptions.signal = abort;
-        const pending = readSourceBytes(spec, readOptions).then((bytes) => sourceFromBytes(spec, bytes, sourceOptions));
+        const pending = readSources(signal ?? options.signal);
         materialised = pending;
         // A failed download may be retried by calling again.
         pending.catch(() => {
