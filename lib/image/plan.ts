@@ -51,8 +51,6 @@ export interface BuildPlan {
   runtime: ResolvedRuntime;
   /** Only the phases that take part: installation when there are deps to install, compilation when it has a command. */
   phases: { installation?: PlanPhase; compilation?: PlanPhase; runtime: PlanPhase };
-  /** The Function has a deps file (spec.deps, or +deps in the archive). */
-  hasDeps: boolean;
   source: PlanSource;
   warnings: string[];
   /** The files and deps file; downloads a url source with a checksum on first call. */
@@ -164,7 +162,6 @@ export async function resolveBuildPlan(input: FunctionSpec | string | Buffer | o
     function: spec,
     runtime,
     phases,
-    hasDeps,
     source,
     warnings,
     materialise(signal?: AbortSignal): Promise<MaterialisedSource> {
