@@ -36,9 +36,7 @@ export async function createBuildContext(plan: BuildPlan, options: BuildContextO
   options.signal?.throwIfAborted();
   const tag = planIdentity(plan);
   const depName = plan.runtime.depName;
-  const dockerfileOptions: Parameters<typeof renderDockerfile>[1] = { tag, depName };
-  if (options.labels !== undefined) dockerfileOptions.labels = options.labels;
-  const dockerfile = renderDockerfile(plan, dockerfileOptions);
+  const dockerfile = renderDockerfile(plan, { tag, labels: options.labels });
 
   const entries: ContextEntry[] = [{ name: 'Dockerfile', type: 'file', mode: 0o644, content: Buffer.from(dockerfile, 'utf8') }];
   const directories = new Set<string>([CONTEXT_FUNCTION_DIR]);
@@ -53,7 +51,6 @@ export async function createBuildContext(plan: BuildPlan, options: BuildContextO
   if (source.deps !== undefined) {
     const depsFile: SourceFile = { path: depName, type: 'file', mode: 0o644, content: source.deps.content, sha256: source.deps.sha256 };
     if (plan.phases.installation !== undefined) {
-      directories.add(CONTEXT_DEPS_DIR);
       addFile(depsFile, CONTEXT_DEPS_DIR);
     } else if (!source.deps.fromArchive) {
       // Nothing installs it, but it still belongs in /kubeless beside the code.
