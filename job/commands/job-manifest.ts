@@ -2,9 +2,9 @@
 // cluster, as YAML for `kubectl apply -f -` — what scheduleBuild() creates, for people and scripts.
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { parse as parseYaml, parseAllDocuments, stringify, type Document } from 'yaml';
+import { parse as parseYaml, stringify } from 'yaml';
 import { BuilderError, EXIT_OK } from '../../lib/errors.ts';
-import { parseFunction, parseFunctions } from '../../lib/function/parse.ts';
+import { functionObjects, parseFunction } from '../../lib/function/parse.ts';
 import { functionImageTag } from '../../lib/image/identity.ts';
 import { DEFAULT_JOB_SETTINGS, REGISTRY_SECRET_NAME, type BuilderConfig } from '../../lib/kubernetes/config.ts';
 import { buildJobManifest } from '../../lib/kubernetes/manifest.ts';
@@ -65,24 +65,6 @@ function readSettingsFile(io: CommandIO, path: string): Record<string, string> {
   return Object.fromEntries(Object.entries(data as Record<string, unknown>).map(([key, value]) => [key, String(value)]));
 }
 
-/** The objects of a YAML/JSON stream: documents, arrays and `List` items flattened. */
-function functionObjects(text: string): object[] {
-  const objects: object[] = [];
-  const collect = (value: unknown): void => {
-    if (Array.isArray(value)) value.forEach(collect);
-    else if (typeof value === 'object' && value !== null && (value as { kind?: unknown }).kind === 'List' && Array.isArray((value as { items?: unknown }).items)) {
-      ((value as { items: unknown[] }).items).forEach(collect);
-    } else if (value !== null && value !== undefined) objects.push(value as object);
-  };
-  for (const document of parseAllDocuments(text) as Document[]) {
-    // The Function parser reports a YAML error with the document it is in.
-    if (document.errors.length > 0) parseFunctions(text);
-    collect(document.toJS({ maxAliasCount: 100 }));
-  }
-  if (objects.length === 0) parseFunctions(text); // reports "holds no Function object"
-  return objects;
-}
-
 function integer(value: string | undefined, option: string, fallback: number, min: number): number {
   if (value === undefined) return fallback;
   const number = Number(value);
@@ -128,8 +110,9 @@ async function run(args: string[], io: CommandIO): Promise<number> {
   const { config: dockerConfig } = loadDockerConfig(io, values['docker-config']);
 
   const documents: string[] = [];
-  for (const object of functionObjects(await readFunctionInput(io, positionals[0]!))) {
+  for (const { value } of functionObjects(await readFunctionInput(io, positionals[0]!))) {
     // Validated here; the object itself goes into the ConfigMap, as the cluster would hold it.
+    const object = value as object;
     const fn = parseFunction(object);
     const namespace = values.namespace ?? fn.namespace;
     const config: BuilderConfig = {

@@ -32,6 +32,14 @@ function isObject(value: unknown): value is Json {
 
 /** Every Function in the input: YAML (multi-document), JSON, an object, an array, or a `List`. */
 export function parseFunctions(input: string | Buffer | object): FunctionSpec[] {
+  return functionObjects(input).map(({ value, where }) => validateFunction(value, where));
+}
+
+/**
+ * The objects of the input that each should be a Function, not yet validated, with where they are
+ * (e.g. "document 2 items[0]"): documents, arrays and `List` items flattened.
+ */
+export function functionObjects(input: string | Buffer | object): { value: unknown; where: string }[] {
   const objects: unknown[] = [];
   if (typeof input === 'string' || Buffer.isBuffer(input)) {
     const text = typeof input === 'string' ? input : input.toString('utf8');
@@ -49,19 +57,19 @@ export function parseFunctions(input: string | Buffer | object): FunctionSpec[] 
   } else {
     objects.push(input);
   }
-  const specs: FunctionSpec[] = [];
+  const found: { value: unknown; where: string }[] = [];
   const collect = (value: unknown, where: string): void => {
     if (Array.isArray(value)) {
       value.forEach((item, index) => collect(item, `${where}[${index}]`.trim()));
     } else if (isObject(value) && value.kind === 'List' && Array.isArray(value.items)) {
       value.items.forEach((item, index) => collect(item, `${where} items[${index}]`.trim()));
     } else {
-      specs.push(validateFunction(value, where));
+      found.push({ value, where });
     }
   };
   objects.forEach((value, index) => collect(value, objects.length > 1 ? `document ${index + 1}` : ''));
-  if (specs.length === 0) throw new FunctionInvalidError(undefined, '(input)', 'holds no Function object');
-  return specs;
+  if (found.length === 0) throw new FunctionInvalidError(undefined, '(input)', 'holds no Function object');
+  return found;
 }
 
 /** Exactly one Function; several or none is an error. */
