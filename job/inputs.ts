@@ -38,7 +38,8 @@ export function parseCommandLine<O extends NonNullable<ParseArgsConfig['options'
   }
 }
 
-function readText(io: CommandIO, path: string, what: string): string {
+/** A file named on the command line, relative to the working directory; `what` names it in the error. */
+export function readText(io: CommandIO, path: string, what: string): string {
   try {
     return readFileSync(resolve(io.cwd, path), 'utf8');
   } catch (error) {

@@ -1,7 +1,5 @@
 // function-image-builder job-manifest <file>: the ConfigMap and Job that build a Function in a
 // cluster, as YAML for `kubectl apply -f -` — what scheduleBuild() creates, for people and scripts.
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { parse as parseYaml, stringify } from 'yaml';
 import { BuilderError, EXIT_OK } from '../../lib/errors.ts';
 import { functionObjects, parseFunction } from '../../lib/function/parse.ts';
@@ -14,7 +12,7 @@ import { parseRuntimeCatalog } from '../../lib/runtime/catalog.ts';
 import { defaultRuntimeCatalog } from '../../lib/runtime/default-catalog.ts';
 import { resolveTarget, TargetError } from '../../lib/target.ts';
 import { UsageError, type Command, type CommandIO } from '../cli.ts';
-import { InputFileError, loadDockerConfig, parseCommandLine, readFunctionInput } from '../inputs.ts';
+import { InputFileError, loadDockerConfig, parseCommandLine, readFunctionInput, readText } from '../inputs.ts';
 
 const usage = `usage: function-image-builder job-manifest <file|-> [options]
 
@@ -46,12 +44,7 @@ The ConfigMap is not owned by the Job here (its uid is not known before it exist
   kubectl delete job,configmap -l created-by=kubeless,function=<name>`;
 
 function readSettingsFile(io: CommandIO, path: string): Record<string, string> {
-  let text: string;
-  try {
-    text = readFileSync(resolve(io.cwd, path), 'utf8');
-  } catch (error) {
-    throw new InputFileError(path, 'the kubeless-config file', error);
-  }
+  const text = readText(io, path, 'the kubeless-config file');
   let document: unknown;
   try {
     document = parseYaml(text);
@@ -96,14 +89,7 @@ async function run(args: string[], io: CommandIO): Promise<number> {
   if (builderImage === undefined) throw new UsageError('job-manifest needs --builder-image (or a --kubeless-config with builder-image)');
   const tlsText = values['tls-verify'] ?? pick('function-registry-tls-verify') ?? 'true';
   if (tlsText !== 'true' && tlsText !== 'false') throw new UsageError(`the TLS setting must be true or false, not "${tlsText}"`);
-  let runtimeImages = pick('runtime-images');
-  if (values.runtimes !== undefined) {
-    try {
-      runtimeImages = readFileSync(resolve(io.cwd, values.runtimes), 'utf8');
-    } catch (error) {
-      throw new InputFileError(values.runtimes, 'the runtime catalog', error);
-    }
-  }
+  const runtimeImages = values.runtimes !== undefined ? readText(io, values.runtimes, 'the runtime catalog') : pick('runtime-images');
   const catalog = runtimeImages === undefined ? defaultRuntimeCatalog() : parseRuntimeCatalog(runtimeImages);
   const registrySettings = pick('registry-settings');
   parseRegistrySettings(registrySettings, values['kubeless-config'] ?? 'registry-settings');

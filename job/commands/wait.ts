@@ -1,16 +1,13 @@
 // function-image-builder wait <image>: polls the registry until the image exists. Meant as the init
 // container of a function's pod, so the pod waits for its image instead of sitting in ImagePullBackOff.
-import { parseArgs } from 'node:util';
 import { BuilderError, EXIT_OK } from '../../lib/errors.ts';
 import { parseReference } from '../../lib/image/reference.ts';
-import { parseDockerConfig } from '../../lib/registry/credentials.ts';
 import { RegistryClient } from '../../lib/registry/client.ts';
 import { transportFor } from '../../lib/registry/transport.ts';
 import { UsageError, type Command, type CommandIO } from '../cli.ts';
-import { JobInputError, readRegistryInputs } from '../job-inputs.ts';
+import { loadDockerConfig, parseCommandLine } from '../inputs.ts';
+import { readRegistryInputs } from '../job-inputs.ts';
 import { createJsonLog } from '../json-log.ts';
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
 
 const usage = `usage: function-image-builder wait <image> [options]
 
@@ -62,25 +59,14 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 }
 
 async function run(args: string[], io: CommandIO): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        timeout: { type: 'string' },
-        interval: { type: 'string' },
-        'max-interval': { type: 'string' },
-        'tls-verify': { type: 'string' },
-        insecure: { type: 'boolean' },
-        'docker-config': { type: 'string' },
-      },
-    });
-  } catch (error) {
-    throw new UsageError((error as Error).message);
-  }
-  const { values, positionals } = parsed;
+  const { values, positionals } = parseCommandLine(args, {
+    timeout: { type: 'string' },
+    interval: { type: 'string' },
+    'max-interval': { type: 'string' },
+    'tls-verify': { type: 'string' },
+    insecure: { type: 'boolean' },
+    'docker-config': { type: 'string' },
+  });
   if (positionals.length !== 1) throw new UsageError('wait takes exactly one image reference');
   const timeoutMs = seconds(values.timeout, 'timeout', 600) * 1000;
   const firstDelayMs = seconds(values.interval, 'interval', 1) * 1000;
@@ -91,19 +77,9 @@ async function run(args: string[], io: CommandIO): Promise<number> {
   const log = createJsonLog(io.stdout);
   const image = parseReference(positionals[0]!);
   const inputs = readRegistryInputs(io.env);
-  let dockerConfig = inputs.dockerConfig;
-  let credentialsSource = inputs.dockerConfigSource;
-  if (values['docker-config'] !== undefined) {
-    const path = resolve(io.cwd, values['docker-config']);
-    let text: string;
-    try {
-      text = readFileSync(path, 'utf8');
-    } catch (error) {
-      throw new JobInputError(`cannot read the docker config ${path}: ${(error as Error).message}`, { path }, error);
-    }
-    dockerConfig = parseDockerConfig(text);
-    credentialsSource = path;
-  }
+  const { config: dockerConfig, source: credentialsSource } = values['docker-config'] !== undefined
+    ? loadDockerConfig(io, values['docker-config'])
+    : { config: inputs.dockerConfig, source: inputs.dockerConfigSource };
   const tlsVerify = tlsFlag !== undefined ? tlsFlag === 'true' : inputs.tlsVerify;
   const transport = { ...transportFor(inputs.registries, image.registry) };
   if (!tlsVerify) transport.tlsVerify = false;
