@@ -7,6 +7,7 @@ import { BuilderError, EXIT_OK, exitCodeFor } from '../../lib/errors.ts';
 import { parseFunction } from '../../lib/function/parse.ts';
 import { functionId } from '../../lib/function/spec.ts';
 import { JOB_ENV, TERMINATION_LOG_PATH, TERMINATION_MESSAGE_MAX, type JobFailure, type JobResult } from '../../lib/kubernetes/contract.ts';
+import { withTlsVerifyOff } from '../../lib/kubernetes/registry-settings.ts';
 import { resolveTarget } from '../../lib/target.ts';
 import { UsageError, type Command, type CommandIO } from '../cli.ts';
 import { readJobInputs } from '../job-inputs.ts';
@@ -71,8 +72,7 @@ async function run(args: string[], io: CommandIO): Promise<number> {
 
     const spec = parseFunction(inputs.function);
     const target = resolveTarget({ registry: inputs.registry, dockerConfig: inputs.dockerConfig, functionName: spec.name });
-    const registries = { ...inputs.registries };
-    if (!inputs.tlsVerify) registries[target.host] = { tlsVerify: false, ...registries[target.host] };
+    const registries = inputs.tlsVerify ? inputs.registries : withTlsVerifyOff(inputs.registries, target.host);
     log('info', 'function', { function: functionId(spec), runtime: spec.runtime, target: target.repository, targetReason: target.reason });
 
     const result = await buildFunctionImage(spec, {

@@ -1,7 +1,7 @@
 // The build ConfigMap's `registry-settings` key. Kept apart from the API client code so that the
 // in-cluster commands can read it without loading @kubernetes/client-node.
 import { BuilderError } from '../errors.ts';
-import type { RegistrySettings } from '../registry/transport.ts';
+import { transportFor, type RegistrySettings } from '../registry/transport.ts';
 
 /**
  * The `registry-settings` key: JSON of registry host → {tlsVerify, ca, insecure}, the settings that
@@ -36,4 +36,18 @@ export function parseRegistrySettings(text: string | undefined, where: string): 
     };
   }
   return settings;
+}
+
+/**
+ * `settings` with certificate verification off for `host` (`function-registry-tls-verify: "false"`).
+ * An entry that names the host in another spelling (transportFor folds aliases and schemes) is
+ * extended rather than shadowed; its own tlsVerify, when set, wins.
+ */
+export function withTlsVerifyOff(settings: RegistrySettings, host: string): RegistrySettings {
+  const key =
+    Object.keys(settings).find((candidate) => {
+      const probe = {};
+      return transportFor({ [candidate]: probe }, host) === probe;
+    }) ?? host;
+  return { ...settings, [key]: { tlsVerify: false, ...settings[key] } };
 }

@@ -15,7 +15,7 @@ import { resolveTarget } from '../target.ts';
 import type { BuilderConfig } from './config.ts';
 import { runBuildJob, type RunJobOptions } from './jobs.ts';
 import { buildJobManifest } from './manifest.ts';
-import { parseRegistrySettings } from './registry-settings.ts';
+import { parseRegistrySettings, withTlsVerifyOff } from './registry-settings.ts';
 
 export interface ScheduleOptions extends RunJobOptions {
   /** Transport settings for the scheduler's own registry requests, over the config's. */
@@ -35,16 +35,7 @@ export interface ScheduledBuild extends Pick<BuildResult, 'function' | 'image' |
 /** Settings for the target registry as the Job will use them: registry-settings plus tls-verify. */
 export function registrySettingsFor(config: BuilderConfig, targetHost: string, extra?: RegistrySettings): RegistrySettings {
   const settings: RegistrySettings = { ...parseRegistrySettings(config.registrySettings, 'registry-settings'), ...extra };
-  if (!config.tlsVerify) {
-    // Keep the spelling of an existing entry for this host (transportFor folds aliases and schemes).
-    const key =
-      Object.keys(settings).find((host) => {
-        const probe = {};
-        return transportFor({ [host]: probe }, targetHost) === probe;
-      }) ?? targetHost;
-    settings[key] = { tlsVerify: false, ...settings[key] };
-  }
-  return settings;
+  return config.tlsVerify ? settings : withTlsVerifyOff(settings, targetHost);
 }
 
 /**
