@@ -99,7 +99,6 @@ export function readZip(fn: string, bytes: Buffer, limits: ArchiveLimits): Sourc
     const unixMode = madeBy === 3 || madeBy === 19 ? external >>> 16 : 0;
     let type: EntryType = name.endsWith('/') ? 'directory' : 'file';
     if (unixMode & S_IFMT) type = UNIX_TYPES[unixMode & S_IFMT] ?? 'other';
-    if (type === 'directory' && !name.endsWith('/') && (unixMode & S_IFMT) === 0) type = 'file';
     const entry = { name, type, mode: unixMode & 0o7777 };
     const path = tree.begin(entry, type === 'file' ? size : 0);
     if (flags & 0x1) throw new SourceInvalidError(fn, `zip entry ${JSON.stringify(name)} is encrypted, which is not supported`);
