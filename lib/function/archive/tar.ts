@@ -1,6 +1,6 @@
 // Reads a tar archive (ustar, pax and GNU long names through tar-stream) into a SafeTree.
 import { extract as tarExtract, type Header } from 'tar-stream';
-import { SourceInvalidError } from '../errors.ts';
+import { ArchiveUnsafeError, SourceInvalidError } from '../errors.ts';
 import type { SourceFile } from '../files.ts';
 import type { ArchiveLimits } from './limits.ts';
 import { SafeTree, type EntryType } from './safe-tree.ts';
@@ -51,7 +51,7 @@ export async function readTar(fn: string, data: Buffer, limits: ArchiveLimits, t
       }
     }
   } catch (error) {
-    if (error instanceof SourceInvalidError || (error as { code?: string }).code === 'E_ARCHIVE_UNSAFE') throw error;
+    if (error instanceof SourceInvalidError || error instanceof ArchiveUnsafeError) throw error;
     if (truncatedAt !== undefined) throw tree.unsafe(current, `takes the archive past the limit of ${truncatedAt} decompressed bytes`);
     throw new SourceInvalidError(fn, `the tar archive is corrupt: ${(error as Error).message}`, { cause: error });
   }
