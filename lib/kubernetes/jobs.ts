@@ -78,6 +78,9 @@ export async function runBuildJob(kubeConfig: KubeConfig, manifests: JobManifest
   let created = false;
 
   const ownerOf = (job: V1Job): V1OwnerReference => ({ apiVersion: 'batch/v1', kind: 'Job', name, uid: job.metadata!.uid!, controller: false, blockOwnerDeletion: false });
+  // The uid precondition keeps two callers from deleting each other's fresh Job.
+  const deleteJob = (job: V1Job) =>
+    batch.deleteNamespacedJob({ name, namespace, propagationPolicy: 'Background', body: { propagationPolicy: 'Background', preconditions: { uid: job.metadata!.uid! } } });
 
   /** The ConfigMap with this call's data, owned by the Job so that it goes when the Job goes. */
   async function upsertConfigMap(job: V1Job): Promise<void> {
@@ -148,13 +151,7 @@ export async function runBuildJob(kubeConfig: KubeConfig, manifests: JobManifest
       // when the registry lacks the image (deleted since?), and a rebuild of a pushed image is cheap.
       log({ event: 'job-replaced', job: name, namespace, uid: existing.metadata?.uid, state, reason: condition(existing, state)?.reason });
       try {
-        // The uid precondition keeps two callers from deleting each other's fresh Job.
-        await batch.deleteNamespacedJob({
-          name,
-          namespace,
-          propagationPolicy: 'Background',
-          body: { propagationPolicy: 'Background', preconditions: { uid: existing.metadata!.uid! } },
-        });
+        await deleteJob(existing);
       } catch (error) {
         const status = statusOf(error);
         if (status !== 404 && status !== 409) throw kubernetesError(error, `delete failed ${where}`);
@@ -268,7 +265,7 @@ export async function runBuildJob(kubeConfig: KubeConfig, manifests: JobManifest
         if (!waiting?.reason || !UNSTARTABLE.has(waiting.reason)) continue;
         const image = pod.spec?.containers.find((c) => c.name === status.name)?.image;
         try {
-          await batch.deleteNamespacedJob({ name, namespace, propagationPolicy: 'Background', body: { propagationPolicy: 'Background', preconditions: { uid: job.metadata!.uid! } } });
+          await deleteJob(job);
         } catch {
           // already gone or replaced: either way it no longer blocks a retry
         }
