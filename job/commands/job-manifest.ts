@@ -92,7 +92,7 @@ async function run(args: string[], io: CommandIO): Promise<number> {
   const runtimeImages = values.runtimes !== undefined ? readText(io, values.runtimes, 'the runtime catalog') : pick('runtime-images');
   const catalog = runtimeImages === undefined ? defaultRuntimeCatalog() : parseRuntimeCatalog(runtimeImages);
   const registrySettings = pick('registry-settings');
-  parseRegistrySettings(registrySettings, values['kubeless-config'] ?? 'registry-settings');
+  const registries = parseRegistrySettings(registrySettings, values['kubeless-config'] ?? 'registry-settings');
   const { config: dockerConfig } = loadDockerConfig(io, values['docker-config']);
 
   const documents: string[] = [];
@@ -125,8 +125,7 @@ async function run(args: string[], io: CommandIO): Promise<number> {
     } catch (error) {
       if (!(error instanceof TargetError) || config.registry !== undefined) throw error;
     }
-    const registries = target ? registrySettingsFor(config, target.host) : parseRegistrySettings(registrySettings, 'registry-settings');
-    const tag = await functionImageTag(fn, { catalog, dockerConfig, registries, signal: io.signal });
+    const tag = await functionImageTag(fn, { catalog, dockerConfig, registries: target ? registrySettingsFor(config, target.host) : registries, signal: io.signal });
     const { configMap, job } = buildJobManifest(
       { name: fn.name, namespace: fn.namespace, uid: fn.uid, source: object, tag, image: target ? `${target.repository}:${tag}` : undefined },
       config,
