@@ -108,17 +108,17 @@ export function readRegistryInputs(env: Env): RegistryInputs {
 export function readJobInputs(env: Env): JobInputs {
   const configDir = env[JOB_ENV.configDir] || JOB_CONFIG_DIR;
   const registry = readRegistryInputs(env);
+  const functionFile = env[JOB_ENV.functionFile] || join(configDir, CONFIG_KEYS.function);
   let fn: { value: string; source: string } | undefined;
   const inline = env[JOB_ENV.function];
   if (inline !== undefined && inline.trim() !== '') fn = { value: inline, source: `env ${JOB_ENV.function}` };
   else {
-    const path = env[JOB_ENV.functionFile] || join(configDir, CONFIG_KEYS.function);
-    const text = readFile(path, 'the Function');
-    if (text !== undefined && text.trim() !== '') fn = { value: text, source: path };
+    const text = readFile(functionFile, 'the Function');
+    if (text !== undefined && text.trim() !== '') fn = { value: text, source: functionFile };
   }
   if (fn === undefined) {
     throw new JobInputError(
-      `no Function to build: mount it at ${env[JOB_ENV.functionFile] || join(configDir, CONFIG_KEYS.function)} (the build ConfigMap's "${CONFIG_KEYS.function}") or set ${JOB_ENV.function}`,
+      `no Function to build: mount it at ${functionFile} (the build ConfigMap's "${CONFIG_KEYS.function}") or set ${JOB_ENV.function}`,
       { configDir },
     );
   }
