@@ -73,7 +73,7 @@ export function parseRuntimeCatalog(input: string | Buffer | object): RuntimeCat
     if (!isObject(value.data)) throw new CatalogInvalidError('data', 'the ConfigMap has no data');
     value = value.data;
   }
-  if (isObject(value) && !Array.isArray(value) && 'runtime-images' in value) {
+  if (isObject(value) && 'runtime-images' in value) {
     value = value['runtime-images'];
     where = 'data["runtime-images"]';
   }
