@@ -1,13 +1,9 @@
 // Failures talking to the Kubernetes API, as BuilderErrors. A missing object or a denied request is
 // something an operator has to fix (kind 'user'); an unreachable or failing API server may recover.
 import { ApiException } from '@kubernetes/client-node';
-import { BuilderError, type ErrorKind } from '../errors.ts';
+import { BuilderError } from '../errors.ts';
 
-export class KubernetesError extends BuilderError {
-  constructor(code: string, kind: ErrorKind, message: string, options: { cause?: unknown; details?: Record<string, unknown> } = {}) {
-    super(code, kind, message, options);
-  }
-}
+export class KubernetesError extends BuilderError {}
 
 /** HTTP status of a client-node API failure, or undefined when the request never got an answer. */
 export function statusOf(error: unknown): number | undefined {
