@@ -82,9 +82,8 @@ export function parseFunction(input: string | Buffer | object): FunctionSpec {
 }
 
 function validateFunction(value: unknown, where: string): FunctionSpec {
-  const prefix = where;
   if (!isObject(value)) {
-    throw new FunctionInvalidError(undefined, '(input)', 'must be a Function object', prefix === '' ? {} : { location: prefix });
+    throw new FunctionInvalidError(undefined, '(input)', 'must be a Function object', where === '' ? {} : { location: where });
   }
   const metadata = isObject(value.metadata) ? value.metadata : undefined;
   const rawName = metadata?.name;
@@ -92,7 +91,7 @@ function validateFunction(value: unknown, where: string): FunctionSpec {
   const namespace = typeof rawNamespace === 'string' && rawNamespace !== '' ? rawNamespace : 'default';
   const label = typeof rawName === 'string' && rawName !== '' ? `${namespace}/${rawName}` : undefined;
   const fail = (field: string, expected: string): never => {
-    throw new FunctionInvalidError(label, field, expected, prefix === '' ? {} : { location: prefix });
+    throw new FunctionInvalidError(label, field, expected, where === '' ? {} : { location: where });
   };
 
   if (value.apiVersion !== FUNCTION_API_VERSION) {
