@@ -1,6 +1,7 @@
 // The build Job and the ConfigMap it reads, as plain objects ready for the API or `kubectl apply`.
 import type { V1ConfigMap, V1Job, V1OwnerReference, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
 import { EXIT_USER_ERROR } from '../errors.ts';
+import { functionId } from '../function/spec.ts';
 import type { BuilderConfig } from './config.ts';
 import {
   BUILD_CONTAINER_NAME,
@@ -61,7 +62,7 @@ export function buildConfigMapData(fn: JobFunction, config: BuilderConfig): Reco
     throw new KubernetesError(
       'E_FUNCTION_TOO_LARGE',
       'user',
-      `function ${fn.namespace}/${fn.name}: the Function and the build settings take ${bytes} bytes, more than a ConfigMap holds (${CONFIG_MAP_MAX_BYTES}); ship the source as a url with a checksum instead of inline`,
+      `function ${functionId(fn)}: the Function and the build settings take ${bytes} bytes, more than a ConfigMap holds (${CONFIG_MAP_MAX_BYTES}); ship the source as a url with a checksum instead of inline`,
       { details: { function: fn.name, namespace: fn.namespace, bytes } },
     );
   }
@@ -72,7 +73,8 @@ export function buildJobManifest(fn: JobFunction, config: BuilderConfig): JobMan
   const name = buildJobName(fn.name, fn.tag);
   const namespace = jobNamespace(fn, config);
   const labels = functionLabels(fn.name);
-  const annotations: Record<string, string> = { [ANNOTATION_FUNCTION]: `${fn.namespace}/${fn.name}`, [ANNOTATION_TAG]: fn.tag };
+  const id = functionId(fn);
+  const annotations: Record<string, string> = { [ANNOTATION_FUNCTION]: id, [ANNOTATION_TAG]: fn.tag };
   if (fn.image !== undefined) annotations[ANNOTATION_IMAGE] = fn.image;
 
   // An owner must live in the same namespace as what it owns.
@@ -116,7 +118,7 @@ export function buildJobManifest(fn: JobFunction, config: BuilderConfig): JobMan
         ],
       },
       template: {
-        metadata: { labels: { ...labels }, annotations: { [ANNOTATION_FUNCTION]: `${fn.namespace}/${fn.name}` } },
+        metadata: { labels: { ...labels }, annotations: { [ANNOTATION_FUNCTION]: id } },
         spec: {
           // podFailurePolicy requires Never: the Job, not the kubelet, decides about retries.
           restartPolicy: 'Never',
