@@ -7,7 +7,7 @@ import { transportFor } from '../../lib/registry/transport.ts';
 import { UsageError, type Command, type CommandIO } from '../cli.ts';
 import { loadDockerConfig, parseCommandLine } from '../inputs.ts';
 import { readRegistryInputs } from '../job-inputs.ts';
-import { createJsonLog } from '../json-log.ts';
+import { createJsonLog, libraryLog } from '../json-log.ts';
 
 const usage = `usage: function-image-builder wait <image> [options]
 
@@ -92,7 +92,7 @@ async function run(args: string[], io: CommandIO): Promise<number> {
     // Each check is cheap and the loop retries anyway: fail a check fast rather than hang in it.
     timeoutMs: Math.min(30_000, timeoutMs),
     retries: 1,
-    log: ({ event, level, ...fields }) => log(level, event, fields),
+    log: libraryLog(log),
   });
   const started = Date.now();
   const deadline = started + timeoutMs;
