@@ -4,7 +4,7 @@ import { buildFunctionImage, type BuildResult } from '../../lib/build.ts';
 import { EXIT_OK } from '../../lib/errors.ts';
 import { parseFunctions } from '../../lib/function/parse.ts';
 import { functionId } from '../../lib/function/spec.ts';
-import { UsageError, type Command } from '../cli.ts';
+import { UsageError, type Command, type CommandIO } from '../cli.ts';
 import { createDisplay } from '../display.ts';
 import { loadCatalog, loadDockerConfig, parseCommandLine, readFunctionInput, registryOptions, registrySettings } from '../inputs.ts';
 
@@ -32,7 +32,7 @@ The Docker Engine is found like the docker CLI finds it: DOCKER_HOST, DOCKER_TLS
 Exit codes: 0 built or found, 2 a problem with the input (spec, catalog, credentials denied, failing
 install step), 3 an infrastructure failure (daemon or registry unreachable, timeout) worth a retry.`;
 
-async function run(args: string[], io: Parameters<Command['run']>[1]): Promise<number> {
+async function run(args: string[], io: CommandIO): Promise<number> {
   const { values, positionals } = parseCommandLine(args, { ...registryOptions, 'no-push': { type: 'boolean' }, timeout: { type: 'string' } });
   if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? 'build needs the Function file (or "-" for stdin)' : `build takes one Function file, not ${positionals.length}`);
   let timeoutMs: number | undefined;

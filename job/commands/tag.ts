@@ -5,7 +5,7 @@ import { parseFunctions } from '../../lib/function/parse.ts';
 import { functionId } from '../../lib/function/spec.ts';
 import { functionImageTag } from '../../lib/image/identity.ts';
 import { resolveTarget } from '../../lib/target.ts';
-import { UsageError, type Command } from '../cli.ts';
+import { UsageError, type Command, type CommandIO } from '../cli.ts';
 import { loadCatalog, loadDockerConfig, parseCommandLine, readFunctionInput, registryOptions, registrySettings } from '../inputs.ts';
 
 const usage = `usage: function-image-builder tag <file|-> [options]
@@ -21,7 +21,7 @@ options:
   --insecure-registry HOST, --tls-no-verify HOST, --ca HOST=FILE   as for build
   --json                    print {function, tag, image?} as JSON`;
 
-async function run(args: string[], io: Parameters<Command['run']>[1]): Promise<number> {
+async function run(args: string[], io: CommandIO): Promise<number> {
   const { values, positionals } = parseCommandLine(args, registryOptions);
   if (positionals.length !== 1) throw new UsageError('tag needs one Function file (or "-" for stdin)');
   const functions = parseFunctions(await readFunctionInput(io, positionals[0]!));
