@@ -8,6 +8,7 @@ import { buildImage } from './docker/build-image.ts';
 import { pushImage, removeImage } from './docker/push-image.ts';
 import type { EngineAuth } from './docker/auth.ts';
 import type { DockerProgress } from './docker/progress.ts';
+import { deadline } from './docker/deadline.ts';
 import { BuildAbortedError } from './docker/errors.ts';
 import { parseFunction } from './function/parse.ts';
 import { functionId, type FunctionSpec } from './function/spec.ts';
@@ -185,9 +186,8 @@ export async function buildFunctionImage(fn: FunctionSpec | string | Buffer | ob
       }
 
       const buildStarted = Date.now();
-      const deadline = AbortSignal.any([...(options.signal ? [options.signal] : []), AbortSignal.timeout(options.timeoutMs ?? DEFAULT_TIMEOUT_MS)]);
-      const timedOut = () => deadline.aborted && !options.signal?.aborted;
-      const context = await createBuildContext(plan, { signal: deadline, ...(options.labels ? { labels: options.labels } : {}) });
+      const { signal: cancel, timedOut } = deadline(options.signal, options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+      const context = await createBuildContext(plan, { signal: cancel, ...(options.labels ? { labels: options.labels } : {}) });
       const daemon = await engine();
       const registryAuths: Record<string, EngineAuth> = {};
       for (const host of new Set(planImages(plan).map((base) => parseReference(base).registry))) {
@@ -204,7 +204,7 @@ export async function buildFunctionImage(fn: FunctionSpec | string | Buffer | ob
           registryAuths,
           networkMode: options.networkMode,
           onProgress: progress,
-          signal: deadline,
+          signal: cancel,
           endpoint,
         });
         built = true;
@@ -234,7 +234,7 @@ export async function buildFunctionImage(fn: FunctionSpec | string | Buffer | ob
           auth: credential ? engineAuth(credential, target.host) : undefined,
           credentialKey: credential?.key,
           onProgress: progress,
-          signal: deadline,
+          signal: cancel,
           endpoint,
         });
         timings.pushMs = Date.now() - pushStarted;
