@@ -7,6 +7,7 @@ import { Agent } from 'node:https';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import Dockerode from 'dockerode';
+import { deadline } from './deadline.ts';
 import { DockerConfigError, DockerUnavailableError } from './errors.ts';
 
 export const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
@@ -85,12 +86,11 @@ export async function connectDocker(env: Env = process.env, options: ConnectOpti
 /** Throws DockerUnavailableError naming `endpoint` unless the daemon answers `/_ping` in time. */
 export async function pingDocker(docker: Dockerode, endpoint: string, options: ConnectOptions = {}): Promise<void> {
   const timeoutMs = options.timeoutMs ?? DEFAULT_PING_TIMEOUT_MS;
-  const signals = [AbortSignal.timeout(timeoutMs)];
-  if (options.signal) signals.push(options.signal);
+  const { signal } = deadline(options.signal, timeoutMs);
   try {
     // dockerode accepts an abortSignal on ping; its type declarations do not say so.
     const ping = docker.ping as unknown as (this: Dockerode, o: { abortSignal: AbortSignal }) => Promise<unknown>;
-    await ping.call(docker, { abortSignal: AbortSignal.any(signals) });
+    await ping.call(docker, { abortSignal: signal });
   } catch (error) {
     if (options.signal?.aborted) throw options.signal.reason;
     throw new DockerUnavailableError(`the Docker Engine at ${endpoint} does not answer: ${describeFailure(error, timeoutMs)}. ${hint(endpoint)}`, {
