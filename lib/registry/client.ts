@@ -305,8 +305,8 @@ export class RegistryClient {
       return undefined;
     }
     const bytes = await readBody(response, MANIFEST_MAX_BYTES, context);
-    const computed = digestOf(bytes, isDigest(tagOrDigest) ? tagOrDigest : header(response, 'docker-content-digest'));
     const claimed = isDigest(tagOrDigest) ? tagOrDigest : header(response, 'docker-content-digest');
+    const computed = digestOf(bytes, claimed);
     if (claimed !== undefined && claimed !== computed) {
       throw new RegistryError('E_REGISTRY_DIGEST_MISMATCH', `pull manifest ${repo}:${tagOrDigest} from registry ${this.registry}: content hashes to ${computed}, not ${claimed}`, context);
     }
