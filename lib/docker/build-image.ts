@@ -7,7 +7,7 @@ import { encodeRegistryConfig, type EngineAuth } from './auth.ts';
 import { aborted, deadline } from './deadline.ts';
 import { BaseImageError, BuildFailedError, DockerUnavailableError } from './errors.ts';
 import type { ProgressListener } from './progress.ts';
-import { readMessages, type EngineMessage } from './stream.ts';
+import { errorText, readMessages, type EngineMessage } from './stream.ts';
 
 export interface BuildImageOptions {
   /** The build context: a tar holding the Dockerfile and everything it copies. */
@@ -146,7 +146,7 @@ async function awaitRemoval(docker: Dockerode, id: string): Promise<void> {
 }
 
 function buildFailure(failure: EngineMessage, step: Step | undefined): Error {
-  const message = (failure.errorDetail?.message ?? failure.error ?? 'unknown error').trim();
+  const message = errorText(failure);
   const tail = step?.output.slice(-TAIL_LINES) ?? [];
   const where = step ? `step ${step.step}/${step.steps} \`${clip(step.instruction)}\`` : 'the build';
   const details = { step: step?.instruction, stepNumber: step?.step, outputTail: tail, daemonMessage: message };

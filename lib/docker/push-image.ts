@@ -7,7 +7,7 @@ import { encodeRegistryAuth, type EngineAuth } from './auth.ts';
 import { aborted, deadline } from './deadline.ts';
 import { DockerUnavailableError, PushFailedError } from './errors.ts';
 import type { ProgressListener } from './progress.ts';
-import { readMessages, type EngineMessage } from './stream.ts';
+import { errorText, readMessages, type EngineMessage } from './stream.ts';
 
 export interface PushImageOptions {
   /** Repository with its registry: `127.0.0.1:5000/ns/fn`. */
@@ -67,7 +67,7 @@ export async function pushImage(docker: Dockerode, options: PushImageOptions): P
 }
 
 function pushFailure(failure: EngineMessage, name: string, repository: string, credentialKey: string | undefined): PushFailedError {
-  const message = (failure.errorDetail?.message ?? failure.error ?? 'unknown error').trim();
+  const message = errorText(failure);
   const registry = repository.split('/')[0] ?? repository;
   const details = { image: name, registry, credentialKey, daemonMessage: message };
   if (/unauthori[sz]ed|authentication required|denied|no basic auth credentials|insufficient_scope|forbidden/i.test(message)) {

@@ -14,6 +14,11 @@ export interface EngineMessage {
   aux?: Record<string, unknown>;
 }
 
+/** The text of an error message, whichever of its two fields the daemon filled. */
+export function errorText(message: EngineMessage): string {
+  return (message.errorDetail?.message ?? message.error ?? 'unknown error').trim();
+}
+
 /**
  * Calls `onMessage` for every message until the stream ends. Rejects when the connection breaks
  * before the end or `signal` fires; in both cases the response is destroyed, which the daemon
