@@ -121,6 +121,10 @@ export class SecretSet {
   }
 }
 
+function basicAuth(username: string, password: string): string {
+  return Buffer.from(`${username}:${password}`).toString('base64');
+}
+
 interface CachedToken {
   scopes: string[];
   token: string;
@@ -159,7 +163,7 @@ export class Authenticator {
     this.#refreshToken = credential?.identityToken;
     for (const secret of [credential?.password, credential?.identityToken, credential?.registryToken]) options.secrets.add(secret);
     if (credential?.username !== undefined && credential.password !== undefined) {
-      options.secrets.add(Buffer.from(`${credential.username}:${credential.password}`).toString('base64'));
+      options.secrets.add(basicAuth(credential.username, credential.password));
     }
   }
 
@@ -184,7 +188,7 @@ export class Authenticator {
     if (challenge === undefined) return { header: undefined, cached: false, scheme: 'none' };
     if (challenge.scheme === 'basic') {
       if (credential?.username === undefined || credential.password === undefined) return { header: undefined, cached: false, scheme: 'none' };
-      return { header: `Basic ${Buffer.from(`${credential.username}:${credential.password}`).toString('base64')}`, cached: false, scheme: 'basic' };
+      return { header: `Basic ${basicAuth(credential.username, credential.password)}`, cached: false, scheme: 'basic' };
     }
     if (challenge.scheme !== 'bearer') return { header: undefined, cached: false, scheme: 'none' };
     const wanted = mergeScopes(scopes);
@@ -247,7 +251,7 @@ export class Authenticator {
       if (credential?.username !== undefined && credential.password !== undefined) {
         grant = 'basic';
         url.searchParams.set('account', credential.username);
-        headers.authorization = `Basic ${Buffer.from(`${credential.username}:${credential.password}`).toString('base64')}`;
+        headers.authorization = `Basic ${basicAuth(credential.username, credential.password)}`;
       } else {
         grant = 'anonymous';
       }
