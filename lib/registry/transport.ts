@@ -5,7 +5,7 @@ import { rootCertificates } from 'node:tls';
 import { isIP } from 'node:net';
 import { Agent, request, type Dispatcher } from 'undici';
 import { DOCKER_HUB, normaliseRegistryHost } from '../image/reference.ts';
-import type { RegistryCredential } from './credentials.ts';
+import { registryHostFromKey, type RegistryCredential } from './credentials.ts';
 import { errorFromNetwork, isRetryableNetworkError, networkErrorCode, RegistryError, type RegistryErrorContext } from './errors.ts';
 
 /** Per-registry transport settings; the three are independent. */
@@ -27,7 +27,7 @@ export function transportFor(settings: RegistrySettings | undefined, host: strin
   if (!settings) return {};
   const wanted = normaliseRegistryHost(host);
   for (const [key, value] of Object.entries(settings)) {
-    if (normaliseRegistryHost(key.replace(/^[a-z]+:\/\//i, '').replace(/\/.*$/, '')) === wanted) return value;
+    if (registryHostFromKey(key).host === wanted) return value;
   }
   return {};
 }
