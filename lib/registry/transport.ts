@@ -172,11 +172,12 @@ export class HttpTransport {
         response = await this.#sendFollowingRedirects(req);
       } catch (error) {
         if (error instanceof RegistryError || this.#options.signal?.aborted) throw error;
+        const code = networkErrorCode(error);
         // Nothing reached the server when the connection was refused, so even a POST can go again.
-        const unsent = ['ECONNREFUSED', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH'].includes(networkErrorCode(error) ?? '');
+        const unsent = ['ECONNREFUSED', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH'].includes(code ?? '');
         if (attempt < this.retries && isRetryableNetworkError(error) && (req.idempotent || unsent)) {
           attempt++;
-          await this.#backoff(req, attempt, undefined, networkErrorCode(error) ?? 'network error');
+          await this.#backoff(req, attempt, undefined, code ?? 'network error');
           continue;
         }
         throw errorFromNetwork(error, req.context, req.url.origin, attempt + 1);
