@@ -160,16 +160,20 @@ export async function buildFunctionImage(fn: FunctionSpec | string | Buffer | ob
     // (Across processes, the Kubernetes layer runs one Job per tag, and the HEAD before the push
     // lets a late builder take the image that is already there.)
     const produce = async (): Promise<BuildResult> => {
+      // A pushed image is referred to by its registry digest; a local one by its content-addressed tag.
+      const finish = (digest: string, cached: boolean, pushed: boolean): BuildResult => {
+        timings.totalMs = Date.now() - started;
+        return { function: id, image, tag, digest, reference: push ? `${target.repository}@${digest}` : image, cached, pushed, prebuilt: false, timings };
+      };
       const checkStarted = Date.now();
       progress({ kind: 'phase', phase: 'check', message: `checking ${image}` });
       if (push) {
         const existing = await client(target.host).manifestExists(target.path, tag);
         timings.checkMs = Date.now() - checkStarted;
         if (existing) {
-          timings.totalMs = Date.now() - started;
           log({ event: 'cached', level: 'info', function: id, image, digest: existing.digest });
           progress({ kind: 'phase', phase: 'done', message: `${image} exists already` });
-          return { function: id, image, tag, digest: existing.digest, reference: `${target.repository}@${existing.digest}`, cached: true, pushed: false, prebuilt: false, timings };
+          return finish(existing.digest, true, false);
         }
       } else {
         const local = await (await engine()).getImage(image).inspect().catch((error: { statusCode?: number }) => {
@@ -178,10 +182,9 @@ export async function buildFunctionImage(fn: FunctionSpec | string | Buffer | ob
         });
         timings.checkMs = Date.now() - checkStarted;
         if (local) {
-          timings.totalMs = Date.now() - started;
           log({ event: 'cached', level: 'info', function: id, image, imageId: local.Id, local: true });
           progress({ kind: 'phase', phase: 'done', message: `${image} exists in the local daemon already` });
-          return { function: id, image, tag, digest: local.Id, reference: image, cached: true, pushed: false, prebuilt: false, timings };
+          return finish(local.Id, true, false);
         }
       }
 
@@ -211,9 +214,8 @@ export async function buildFunctionImage(fn: FunctionSpec | string | Buffer | ob
         timings.buildMs = Date.now() - buildStarted;
         log({ event: 'built', level: 'info', function: id, image, imageId: result.imageId, ms: timings.buildMs });
         if (!push) {
-          timings.totalMs = Date.now() - started;
           progress({ kind: 'phase', phase: 'done', message: `built ${image} in the local daemon` });
-          return { function: id, image, tag, digest: result.imageId, reference: image, cached: false, pushed: false, prebuilt: false, timings };
+          return finish(result.imageId, false, false);
         }
 
         const pushStarted = Date.now();
@@ -221,9 +223,8 @@ export async function buildFunctionImage(fn: FunctionSpec | string | Buffer | ob
         const raced = await client(target.host).manifestExists(target.path, tag);
         if (raced) {
           timings.pushMs = Date.now() - pushStarted;
-          timings.totalMs = Date.now() - started;
           log({ event: 'cached', level: 'info', function: id, image, digest: raced.digest, note: 'pushed by a concurrent build' });
-          return { function: id, image, tag, digest: raced.digest, reference: `${target.repository}@${raced.digest}`, cached: true, pushed: false, prebuilt: false, timings };
+          return finish(raced.digest, true, false);
         }
         const credential = resolveCredentials(dockerConfig, target.host);
         log({ event: 'credentials', level: 'info', function: id, registry: target.host, purpose: 'push', key: credential?.key ?? null });
@@ -238,10 +239,9 @@ export async function buildFunctionImage(fn: FunctionSpec | string | Buffer | ob
           endpoint,
         });
         timings.pushMs = Date.now() - pushStarted;
-        timings.totalMs = Date.now() - started;
         log({ event: 'pushed', level: 'info', function: id, image, digest: pushed.digest, ms: timings.pushMs });
         progress({ kind: 'phase', phase: 'done', message: `pushed ${target.repository}@${pushed.digest}` });
-        return { function: id, image, tag, digest: pushed.digest, reference: `${target.repository}@${pushed.digest}`, cached: false, pushed: true, prebuilt: false, timings };
+        return finish(pushed.digest, false, true);
       } catch (error) {
         if (error instanceof BuildAbortedError && error.code === 'E_BUILD_ABORTED' && timedOut()) {
           throw new BuildAbortedError('E_BUILD_TIMEOUT', `building ${image} took longer than ${options.timeoutMs ?? DEFAULT_TIMEOUT_MS} ms and was cancelled`, { cause: error });
