@@ -49,8 +49,9 @@ async function run(args: string[], io: CommandIO): Promise<number> {
   const results: BuildResult[] = [];
   for (const fn of functions) {
     const display = createDisplay(io.stderr, functionId(fn));
+    let result: BuildResult;
     try {
-      const result = await buildFunctionImage(fn, {
+      result = await buildFunctionImage(fn, {
         registry: values.registry,
         catalog,
         dockerConfig,
@@ -62,13 +63,12 @@ async function run(args: string[], io: CommandIO): Promise<number> {
         onProgress: display.progress,
         log: display.log,
       });
-      display.finish();
-      results.push(result);
-      io.stderr.write(`${result.function}: ${summary(result)}\n`);
-      if (!values.json) io.stdout.write(`${result.reference}\n`);
     } finally {
       display.finish();
     }
+    results.push(result);
+    io.stderr.write(`${result.function}: ${summary(result)}\n`);
+    if (!values.json) io.stdout.write(`${result.reference}\n`);
   }
   if (values.json) io.stdout.write(`${JSON.stringify(results.length === 1 ? results[0] : results, null, 2)}\n`);
   return EXIT_OK;
