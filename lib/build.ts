@@ -18,7 +18,7 @@ import { RegistryClient, type RegistryLogEvent } from './registry/client.ts';
 import { transportFor, type RegistrySettings } from './registry/transport.ts';
 import { parseRuntimeCatalog, type RuntimeCatalog } from './runtime/catalog.ts';
 import { defaultRuntimeCatalog } from './runtime/default-catalog.ts';
-import { planImages, resolveBuildPlan } from './image/plan.ts';
+import { DEFAULT_PLATFORM, planImages, resolveBuildPlan } from './image/plan.ts';
 import { planIdentity } from './image/identity.ts';
 import { createBuildContext } from './image/context.ts';
 import { resolveTarget, type BuildTarget } from './target.ts';
@@ -50,8 +50,10 @@ export interface BuildFunctionOptions {
   /** Limit for the build and push together. Default 30 minutes. */
   timeoutMs?: number;
   log?: (event: BuildLogEvent) => void;
-  /** Extra labels on the built image. */
+  /** Extra labels on the built image; part of its tag, as they change the image. */
   labels?: Record<string, string>;
+  /** `os/architecture[/variant]` the runtime images are chosen for; part of the tag. Default linux/amd64. */
+  platform?: string;
   /** `networkmode` of the build's RUN containers (e.g. "host" for a package mirror on loopback). */
   networkMode?: string;
 }
@@ -107,6 +109,7 @@ export async function buildFunctionImage(fn: FunctionSpec | string | Buffer | ob
     return { function: id, image: spec.prebuiltImage, tag: ref.tag ?? '', digest: ref.digest ?? '', reference: spec.prebuiltImage, cached: true, pushed: false, prebuilt: true, timings };
   }
 
+  const platform = options.platform ?? DEFAULT_PLATFORM;
   const push = options.push ?? true;
   const dockerConfig = options.dockerConfig === undefined || isDockerConfig(options.dockerConfig) ? options.dockerConfig : parseDockerConfig(options.dockerConfig);
   const catalog = options.catalog === undefined ? defaultRuntimeCatalog() : isCatalog(options.catalog) ? options.catalog : parseRuntimeCatalog(options.catalog);
@@ -127,10 +130,12 @@ export async function buildFunctionImage(fn: FunctionSpec | string | Buffer | ob
     const plan = await resolveBuildPlan(spec, {
       catalog,
       signal: options.signal,
+      platform,
+      ...(options.labels === undefined ? {} : { labels: options.labels }),
       resolveImageDigest: async (image: string) => {
         const ref = parseReference(image);
         if (ref.digest) return image;
-        const digest = await client(ref.registry).resolveDigest(ref.repository, ref.tag ?? 'latest');
+        const digest = await client(ref.registry).resolveDigest(ref.repository, ref.tag ?? 'latest', platform);
         log({ event: 'runtime-image-resolved', level: 'info', function: id, image, digest });
         return `${ref.name}@${digest}`;
       },
@@ -190,7 +195,7 @@ export async function buildFunctionImage(fn: FunctionSpec | string | Buffer | ob
 
       const buildStarted = Date.now();
       const { signal: cancel, timedOut } = deadline(options.signal, options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
-      const context = await createBuildContext(plan, { signal: cancel, ...(options.labels ? { labels: options.labels } : {}) });
+      const context = await createBuildContext(plan, { signal: cancel });
       const daemon = await engine();
       const registryAuths: Record<string, EngineAuth> = {};
       for (const host of new Set(planImages(plan).map((base) => parseReference(base).registry))) {

@@ -34,8 +34,9 @@ function fn(change: (f: Json) => void = () => {}): Json {
   return f;
 }
 
-async function context(f: Json, options: BuildContextOptions = {}, c = catalog()) {
-  return createBuildContext(await resolveBuildPlan(f, { catalog: c }), options);
+// Extra labels belong to the plan (they are part of the tag); the rest goes to createBuildContext.
+async function context(f: Json, { labels, ...options }: BuildContextOptions & { labels?: Record<string, string> } = {}, c = catalog()) {
+  return createBuildContext(await resolveBuildPlan(f, { catalog: c, ...(labels === undefined ? {} : { labels }) }), options);
 }
 
 interface TarEntry { name: string; type: string; mode: number; uid: number; gid: number; mtime: number; content: string; linkname: string }

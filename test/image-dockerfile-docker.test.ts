@@ -86,8 +86,8 @@ test.after(async () => {
 });
 
 test('the Engine builds the generated context; hostile values arrive intact and inject nothing', async () => {
-  const plan = await resolveBuildPlan(fn("module.exports = { hello: () => 'v1' };\n"), { catalog });
-  const context = await createBuildContext(plan, { labels: { 'x.test/note': 'say "hi" $USER \\' } });
+  const plan = await resolveBuildPlan(fn("module.exports = { hello: () => 'v1' };\n"), { catalog, labels: { 'x.test/note': 'say "hi" $USER \\' } });
+  const context = await createBuildContext(plan);
   const image = `fib-fnmodel-fn:${id}-1`;
   await build(image, context.tar);
 

@@ -78,7 +78,7 @@ test('the tag is the sha256 of the canonical identity document, which is stable 
   assert.not.match(document, /\s"|default|uid-1|app|2024/);
   // Pinned: an accidental change to what is hashed (or how) shows up here. When the change is
   // deliberate, bump IDENTITY_FORMAT and update this value.
-  assert.is(planIdentity(plan), 'e030c0911efaf1dc486876d6bbf57845189b74ca3b2f5b862eb0d73d52d9ac82');
+  assert.is(planIdentity(plan), 'aa141610f43c021b324ed8aa0e0d959b8e467bef6c576a15927104b4413371c3');
 });
 
 test('canonical JSON sorts keys at every level and has no whitespace', () => {
@@ -116,6 +116,33 @@ test('a changed install command or runtime env in the catalog gives a new tag', 
   const env = structuredClone(catalogJson);
   (env[0]!.versions[0]!.images[1] as Json).env = { NODE_PATH: '/elsewhere' };
   assert.is.not(await tag(fn(), { catalog: parseRuntimeCatalog(env) }), base);
+});
+
+test('extra image labels and the platform change the image, so they change the tag', async () => {
+  const base = await tag(fn());
+  const labelled = await tag(fn(), { labels: { 'x.test/team': 'a' } });
+  assert.is.not(labelled, base);
+  assert.is.not(await tag(fn(), { labels: { 'x.test/team': 'b' } }), labelled);
+  assert.is(await tag(fn(), { labels: {} }), base);
+  assert.is.not(await tag(fn(), { platform: 'linux/arm64' }), base);
+  assert.is(await tag(fn(), { platform: 'linux/amd64' }), base, 'linux/amd64 is the default');
+  const plan = await resolveBuildPlan(fn(), options({ labels: { 'x.test/team': 'a' } }));
+  assert.match((await createBuildContext(plan)).dockerfile, '"x.test/team"="a"');
+});
+
+test('a bad platform, and an extra label under a key the builder sets itself, are refused', async () => {
+  const code = async (promise: Promise<unknown>) => promise.then(() => 'ok', (error: BuilderError) => error.code);
+  assert.is(await code(tag(fn(), { platform: 'amd64' })), 'E_PLATFORM_INVALID');
+  const plan = await resolveBuildPlan(fn(), options({ labels: { 'org.opencontainers.image.version': 'mine' } }));
+  assert.is(await code(createBuildContext(plan)), 'E_DOCKERFILE_VALUE');
+});
+
+test('a runtime phase command is not in the tag: the Dockerfile never runs it', async () => {
+  const withCommand = structuredClone(catalogJson);
+  (withCommand[0]!.versions[0]!.images[1] as Json).command = '/never-run.sh';
+  const plan = await resolveBuildPlan(fn(), options({ catalog: parseRuntimeCatalog(withCommand) }));
+  assert.not.match((await createBuildContext(plan)).dockerfile, 'never-run');
+  assert.is(await tag(fn(), { catalog: parseRuntimeCatalog(withCommand) }), await tag(fn()));
 });
 
 const irrelevant: [string, (f: Json) => void][] = [

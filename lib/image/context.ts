@@ -11,8 +11,6 @@ import type { BuildPlan } from './plan.ts';
 export const CONTEXT_MTIME = new Date(Date.UTC(2000, 0, 1));
 
 export interface BuildContextOptions {
-  /** Extra image labels; they change the image but not its tag. */
-  labels?: Record<string, string>;
   signal?: AbortSignal;
 }
 
@@ -36,7 +34,7 @@ export async function createBuildContext(plan: BuildPlan, options: BuildContextO
   options.signal?.throwIfAborted();
   const tag = planIdentity(plan);
   const depName = plan.runtime.depName;
-  const dockerfile = renderDockerfile(plan, { tag, labels: options.labels });
+  const dockerfile = renderDockerfile(plan, { tag });
 
   const entries: ContextEntry[] = [{ name: 'Dockerfile', type: 'file', mode: 0o644, content: Buffer.from(dockerfile, 'utf8') }];
   const directories = new Set<string>([CONTEXT_FUNCTION_DIR]);

@@ -71,8 +71,6 @@ function labelInstruction(labels: Record<string, string>): string {
 
 export interface DockerfileOptions {
   tag: string;
-  /** Extra labels; they change the image but not its tag. */
-  labels?: Record<string, string>;
 }
 
 export function renderDockerfile(plan: BuildPlan, options: DockerfileOptions): string {
@@ -111,15 +109,19 @@ export function renderDockerfile(plan: BuildPlan, options: DockerfileOptions): s
   } else {
     lines.push(...copyDeps, copyCode);
   }
-  const labels: Record<string, string> = {
-    ...options.labels,
+  const own: Record<string, string> = {
     'org.opencontainers.image.title': spec.name,
+    'org.opencontainers.image.version': options.tag,
     'org.opencontainers.image.base.name': runtime.image,
     'io.kubeless.function': spec.name,
     'io.kubeless.function.runtime': spec.runtime,
     'io.kubeless.function.handler': `${spec.handler.module}.${spec.handler.function}`,
     'io.kubeless.function.tag': options.tag,
   };
-  lines.push(labelInstruction(labels), '');
+  // An extra label under one of these keys would be hashed into the tag and then overwritten.
+  for (const key of Object.keys(plan.labels)) {
+    if (key in own) throw new DockerfileError(`label ${JSON.stringify(key)} is set by the builder itself; choose another key for the extra label`, { key });
+  }
+  lines.push(labelInstruction({ ...plan.labels, ...own }), '');
   return lines.join('\n');
 }

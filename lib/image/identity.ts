@@ -1,8 +1,11 @@
 // The image tag: sha256 (hex) of a canonical JSON document (keys sorted, no whitespace) holding
-// every input that changes the image and nothing else — not the namespace, labels, uid or time.
-// Two machines given the same Function and catalog compute the same tag; a change to the runtime,
-// a base image digest, a command, a step's env, the handler, the timeout, a byte of code or of the
-// deps file, or the content behind a url (its checksum) gives a new one.
+// every input that changes the image and nothing else — not the namespace, the Function's own
+// labels, uid or time, nor the runtime phase's command (the image keeps the runtime image's own
+// entrypoint; Kubeless never runs that command at build time). Two machines given the same
+// Function and catalog compute the same tag; a change to the runtime, a base image digest, an
+// install or compile command, a step's env, the handler, the timeout, a byte of code or of the
+// deps file, the content behind a url (its checksum), the platform or an extra image label gives
+// a new one.
 //
 // IDENTITY_FORMAT names how the image is assembled from these inputs (Dockerfile, layout): bump it
 // whenever that changes, so images built the old way are not taken for new ones.
@@ -13,7 +16,7 @@ import type { RegistrySettings } from '../registry/transport.ts';
 import { resolveBuildPlan, type BuildPlan, type PlanPhase, type ResolvePlanOptions } from './plan.ts';
 import { registryDigestResolver } from './resolve-digest.ts';
 
-export const IDENTITY_FORMAT = 'function-image-builder/identity/v1';
+export const IDENTITY_FORMAT = 'function-image-builder/identity/v2';
 
 type Canonical = null | boolean | number | string | Canonical[] | { [key: string]: Canonical };
 
@@ -34,9 +37,9 @@ export function canonicalJson(value: unknown): string {
   throw new TypeError(`canonicalJson: cannot encode a ${typeof value}`);
 }
 
-function phaseDocument(phase: PlanPhase | undefined): Canonical | undefined {
+function phaseDocument(phase: PlanPhase | undefined, withCommand: boolean): Canonical | undefined {
   if (phase === undefined) return undefined;
-  return { image: phase.image, command: phase.command ?? null, env: phase.env };
+  return withCommand ? { image: phase.image, command: phase.command ?? null, env: phase.env } : { image: phase.image, env: phase.env };
 }
 
 /** The document the tag hashes; exposed so a caller can see (and diff) why two tags differ. */
@@ -60,7 +63,8 @@ export function identityDocument(plan: BuildPlan): Record<string, Canonical> {
   }
   const phases: Record<string, Canonical> = {};
   for (const name of ['installation', 'compilation', 'runtime'] as const) {
-    const document = phaseDocument(plan.phases[name]);
+    // renderDockerfile runs the installation and compilation commands and no runtime one.
+    const document = phaseDocument(plan.phases[name], name !== 'runtime');
     if (document !== undefined) phases[name] = document;
   }
   return {
@@ -77,6 +81,8 @@ export function identityDocument(plan: BuildPlan): Record<string, Canonical> {
     timeout: spec.timeout,
     source,
     deps,
+    platform: plan.platform,
+    labels: plan.labels,
   };
 }
 
@@ -99,7 +105,7 @@ export interface FunctionImageTagOptions extends ResolvePlanOptions {
 export async function functionImageTag(fn: FunctionSpec | string | Buffer | object, options: FunctionImageTagOptions = {}): Promise<string> {
   const { dockerConfig, registries, ...planOptions } = options;
   if (planOptions.resolveImageDigest === undefined) {
-    planOptions.resolveImageDigest = registryDigestResolver({ dockerConfig, registries });
+    planOptions.resolveImageDigest = registryDigestResolver({ dockerConfig, registries, ...(options.platform === undefined ? {} : { platform: options.platform }) });
   }
   return planIdentity(await resolveBuildPlan(fn, planOptions));
 }

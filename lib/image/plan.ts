@@ -8,6 +8,7 @@ import type { DownloadOptions } from '../function/download.ts';
 import { parseFunction } from '../function/parse.ts';
 import { materialiseSources, type MaterialisedSource } from '../function/source.ts';
 import { functionId, type FunctionSpec } from '../function/spec.ts';
+import { formatPlatform, parsePlatform } from '../registry/manifest.ts';
 import { findRuntime, type ResolvedRuntime, type RuntimeCatalog, type RuntimePhase } from '../runtime/catalog.ts';
 import { defaultRuntimeCatalog } from '../runtime/default-catalog.ts';
 import { expandEnv } from '../runtime/expand.ts';
@@ -17,6 +18,8 @@ export const INSTALL_VOLUME = '/kubeless';
 /** The user Kubeless runtime images run as; /kubeless belongs to it. */
 export const FUNCTION_UID = 1000;
 export const FUNCTION_PORT = '8080';
+/** What the Kubeless runtime images are built for, and what a cluster without a word otherwise runs. */
+export const DEFAULT_PLATFORM = 'linux/amd64';
 
 /** Turns an image reference given by tag into the same image by digest: "name@sha256:...". */
 export type ImageDigestResolver = (image: string) => Promise<string>;
@@ -29,6 +32,13 @@ export interface ResolvePlanOptions {
   download?: DownloadOptions;
   limits?: Partial<ArchiveLimits>;
   signal?: AbortSignal;
+  /**
+   * `os/architecture[/variant]` the image is for (default linux/amd64). resolveImageDigest must pick
+   * the runtime images for the same platform; it is part of the tag, as it changes the image.
+   */
+  platform?: string;
+  /** Extra labels on the image. They change the image, so they are part of its tag. */
+  labels?: Record<string, string>;
 }
 
 export interface PlanPhase {
@@ -52,6 +62,10 @@ export interface BuildPlan {
   /** Only the phases that take part: installation when there are deps to install, compilation when it has a command. */
   phases: { installation?: PlanPhase; compilation?: PlanPhase; runtime: PlanPhase };
   source: PlanSource;
+  /** Normalised `os/architecture[/variant]`. */
+  platform: string;
+  /** The caller's extra labels. */
+  labels: Record<string, string>;
   warnings: string[];
   /** The files and deps file; downloads a url source with a checksum on first call. */
   materialise(signal?: AbortSignal): Promise<MaterialisedSource>;
@@ -71,6 +85,15 @@ export async function resolveBuildPlan(input: FunctionSpec | string | Buffer | o
   if (spec.prebuiltImage !== undefined) {
     throw new PlanError('E_FUNCTION_PREBUILT', 'user', `function ${fn} runs the prebuilt image ${spec.prebuiltImage} (spec.deployment.spec.template.spec.containers[0].image) and is not built`, {
       details: { function: fn, image: spec.prebuiltImage },
+    });
+  }
+  let platform: string;
+  try {
+    platform = formatPlatform(parsePlatform(options.platform ?? DEFAULT_PLATFORM));
+  } catch (error) {
+    throw new PlanError('E_PLATFORM_INVALID', 'user', `platform ${JSON.stringify(options.platform)}: must be os/architecture[/variant], e.g. linux/amd64 or linux/arm64`, {
+      cause: error,
+      details: { field: 'platform', platform: options.platform },
     });
   }
   const catalog = options.catalog ?? defaultRuntimeCatalog();
@@ -163,6 +186,8 @@ export async function resolveBuildPlan(input: FunctionSpec | string | Buffer | o
     runtime,
     phases,
     source,
+    platform,
+    labels: { ...options.labels },
     warnings,
     materialise(signal?: AbortSignal): Promise<MaterialisedSource> {
       if (materialised === undefined) {
