@@ -4,12 +4,12 @@
 // `ldd` names, and the runtime servers and install commands under fixtures/runtimes/ — and built
 // FROM scratch with the docker CLI (classic builder, context tar streamed on stdin).
 //
-// Local cache: each image is tagged fib-runtime/<image>:<hash of every input>, so a later test
-// process (or a second call in this one) finds it and builds nothing. These tags are KEPT when the
-// process ends, on purpose: removing them would make every `npm test` rebuild ~150 MB of images.
-// They carry TEST_LABEL=runtime-image so that a machine-wide cleanup finds them
-// (removeRuntimeImages() removes them all); a leftovers check should skip images tagged
-// fib-runtime/... (see isRuntimeImageCache). Tags of superseded inputs are pruned on rebuild.
+// Local cache: each image is tagged fib-runtime/<image>:<hash of every input>, so a second call in
+// this process, or a test process that overlaps this one, finds it and builds nothing. The images
+// carry TEST_LABEL=runtime-image, so they count as leftovers of the run that built them: at the end of
+// a run test/zz-leftovers.test.ts removes them all (removeRuntimeImages()) before it checks, unless
+// another test run on the machine may still be using them. Tags of superseded inputs are pruned on
+// rebuild.
 //
 // Registry copies: runtimeCatalogFor(registry) pushes the images to <host>/kubeless/<image>:<version>
 // once per registry and returns a Kubeless `runtime-images` catalog that pins each by digest. The
@@ -517,11 +517,6 @@ export async function buildRuntimeImages(runtimes: RuntimeName[] = ['nodejs', 'p
   const names = runtimes.flatMap((runtime) => IMAGES_OF[runtime]);
   const images = await Promise.all(names.map((name) => buildRuntimeImage(name)));
   return Object.fromEntries(images.map((image) => [image.name, image]));
-}
-
-/** Whether an image with these tags is one of the kept runtime image cache entries. */
-export function isRuntimeImageCache(repoTags: string[]): boolean {
-  return repoTags.some((tag) => tag.startsWith(`${RUNTIME_IMAGE_REPOSITORY}/`));
 }
 
 /** Removes every cached runtime image (any input hash) from the local daemon. */
