@@ -16,6 +16,13 @@ export interface RunJobOptions {
   /** A watch that brings no event for this long is replaced by a fresh list + watch. */
   stallMs?: number | undefined;
   log?: JobLog | undefined;
+  /**
+   * Whether the registry still holds the image a Complete Job reports. A Complete Job found on create
+   * is joined when this says yes (callers that checked the registry just before the push finished get
+   * the result instead of deleting the Job under the callers still reading it); without this option,
+   * or when it says no, the Job is replaced and the image built again.
+   */
+  imageExists?: ((result: JobResult) => Promise<boolean>) | undefined;
 }
 
 export interface JobOutcome {
@@ -116,18 +123,46 @@ export async function runBuildJob(kubeConfig: KubeConfig, manifests: JobManifest
     });
   }
 
-  /** Creates the Job, or joins the one running; a finished one is replaced so a failure never blocks a retry. */
-  async function ensureJob(): Promise<V1Job> {
+  /**
+   * A joined Job's pod cannot start without its ConfigMap: write it when it is missing, or still
+   * owned by an earlier Job (its creator failed or died between the two writes, or the garbage
+   * collector is about to take the earlier Job's). Otherwise every caller would wait on the
+   * pod's failed mount until the deadline.
+   */
+  async function ensureConfigMap(job: V1Job): Promise<void> {
+    try {
+      const existing = await core.readNamespacedConfigMap({ name, namespace });
+      if (existing.metadata?.ownerReferences?.some((owner) => owner.uid === job.metadata?.uid)) return;
+    } catch (error) {
+      if (statusOf(error) !== 404) throw kubernetesError(error, `read ConfigMap ${namespace}/${name}`);
+    }
+    log({ event: 'configmap-restored', job: name, namespace, uid: job.metadata?.uid });
+    await upsertConfigMap(job);
+  }
+
+  /**
+   * Creates the Job, or joins the one running. A Failed one is replaced so a failure never blocks a
+   * retry; a Complete one is joined, with its result, when the registry still has its image.
+   */
+  async function ensureJob(): Promise<{ job: V1Job; result?: JobResult | undefined }> {
     for (let attempt = 0; attempt < MAX_ENSURE_ATTEMPTS; attempt++) {
+      let job: V1Job | undefined;
       try {
-        const job = await batch.createNamespacedJob({ namespace, body: manifests.job });
+        job = await batch.createNamespacedJob({ namespace, body: manifests.job });
+      } catch (error) {
+        if (statusOf(error) !== 409) throw kubernetesError(error, `create ${where}`);
+      }
+      if (job !== undefined) {
         created = true;
         log({ event: 'job-created', job: name, namespace, uid: job.metadata?.uid });
-        await upsertConfigMap(job);
-        return job;
-      } catch (error) {
-        if (error instanceof BuilderError) throw error;
-        if (statusOf(error) !== 409) throw kubernetesError(error, `create ${where}`);
+        try {
+          await upsertConfigMap(job);
+        } catch (error) {
+          // A Job left without its ConfigMap holds the tag until its deadline: take it back.
+          await deleteJob(job).catch(() => undefined);
+          throw error;
+        }
+        return { job };
       }
       let existing: V1Job;
       try {
@@ -144,17 +179,24 @@ export async function runBuildJob(kubeConfig: KubeConfig, manifests: JobManifest
       }
       const state = finished(existing);
       if (state === undefined) {
+        await ensureConfigMap(existing);
         log({ event: 'job-joined', job: name, namespace, uid: existing.metadata?.uid });
-        return existing;
+        return { job: existing };
       }
-      // A Failed Job must not block a retry. A Complete one is no proof either: this is only called
-      // when the registry lacks the image (deleted since?), and a rebuild of a pushed image is cheap.
+      if (state === 'Complete' && options.imageExists !== undefined) {
+        const result = await success(existing);
+        if (result !== undefined && (await options.imageExists(result))) {
+          log({ event: 'job-joined', job: name, namespace, uid: existing.metadata?.uid, state });
+          return { job: existing, result };
+        }
+      }
+      // A Failed Job must not block a retry; a Complete one whose image is gone (or unknown) is rebuilt.
       log({ event: 'job-replaced', job: name, namespace, uid: existing.metadata?.uid, state, reason: condition(existing, state)?.reason });
       try {
         await deleteJob(existing);
       } catch (error) {
         const status = statusOf(error);
-        if (status !== 404 && status !== 409) throw kubernetesError(error, `delete failed ${where}`);
+        if (status !== 404 && status !== 409) throw kubernetesError(error, `delete ${state} ${where}`);
       }
     }
     throw new KubernetesError('E_KUBERNETES_CONFLICT', 'infrastructure', `could not create ${where}: it kept being replaced concurrently`, { details: { job: name, namespace } });
@@ -354,14 +396,14 @@ export async function runBuildJob(kubeConfig: KubeConfig, manifests: JobManifest
 
   for (let round = 0; round < MAX_ENSURE_ATTEMPTS; round++) {
     const started = await ensureJob();
-    const job = finished(started) ? started : await waitForJob();
+    const job = finished(started.job) ? started.job : await waitForJob();
     if (job === undefined) {
       // Deleted while we waited (replaced by another caller, or collected): create or join again.
       log({ event: 'job-gone', job: name });
       continue;
     }
     if (finished(job) === 'Complete') {
-      const result = await success(job);
+      const result = started.result ?? (await success(job));
       if (result !== undefined) {
         log({ event: 'job-complete', job: name, reference: result.reference });
         return { result, job: name, created };

@@ -57,19 +57,24 @@ export async function scheduleBuild(kubeConfig: KubeConfig, fn: string | object,
   const tag = await functionImageTag(spec, { catalog, dockerConfig, registries, signal: options.signal });
   const image = `${target.repository}:${tag}`;
 
-  const client = new RegistryClient({ registry: target.host, credentials: dockerConfig, transport: transportFor(registries, target.host), signal: options.signal });
-  let existing;
-  try {
-    existing = await client.manifestExists(target.path, tag);
-  } finally {
-    await client.close();
-  }
+  // One short-lived client per question: the Job may run for many minutes between the two.
+  const lookup = async () => {
+    const client = new RegistryClient({ registry: target.host, credentials: dockerConfig, transport: transportFor(registries, target.host), signal: options.signal });
+    try {
+      return await client.manifestExists(target.path, tag);
+    } finally {
+      await client.close();
+    }
+  };
+  const existing = await lookup();
   if (existing) {
     log({ event: 'cached', function: id, image, digest: existing.digest });
     return { function: id, image, tag, digest: existing.digest, reference: `${target.repository}@${existing.digest}`, cached: true, prebuilt: false, created: false };
   }
 
   const manifests = buildJobManifest({ name: spec.name, namespace: spec.namespace, uid: spec.uid, source: fn, tag, image }, config);
-  const outcome = await runBuildJob(kubeConfig, manifests, options);
+  // A Job that completed since the lookup above is joined when its image is there, not rebuilt.
+  const imageExists = async (result: { digest: string }) => (await lookup())?.digest === result.digest;
+  const outcome = await runBuildJob(kubeConfig, manifests, { imageExists, ...options });
   return { function: id, tag, ...outcome.result, prebuilt: false, job: outcome.job, created: outcome.created };
 }
