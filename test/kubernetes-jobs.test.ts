@@ -1,7 +1,7 @@
 // runBuildJob with the real client-node against the test API server, whose kubelet runs each Job's
 // pod on the real Docker Engine. The pod here is a busybox script standing in for the builder, so the
 // Job lifecycle (create, join, replace, watch failures, termination message) is tested in seconds;
-// test/kubernetes-schedule.test.ts runs the real builder image through the same path.
+// test/kubernetes-job-image.test.ts runs the real builder image through the same path (scheduleBuild).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { randomBytes } from 'node:crypto';
@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import type { V1Job } from '@kubernetes/client-node';
 import { DEFAULT_JOB_SETTINGS, type BuilderConfig } from '../lib/kubernetes/config.ts';
 import { buildJobManifest, type JobManifests } from '../lib/kubernetes/manifest.ts';
-import { BuildJobError, runBuildJob } from '../lib/kubernetes/jobs.ts';
+import { BuildJobError, runBuildJob, type RunJobOptions } from '../lib/kubernetes/jobs.ts';
 import { docker, TEST_LABEL } from './support/docker.ts';
 import { startKubeApi, type KubeApi } from './support/kube-api.ts';
 import { waitFor } from './support/net.ts';
@@ -69,6 +69,16 @@ function jobsNamed(name: string): number {
 function posts(path: string): number {
   return api.requests.filter((r) => r.method === 'POST' && r.path === path).length;
 }
+
+function podsOfJob(name: string): number {
+  return api.list('pods', 'default').filter((p) => p.metadata.labels['job-name'] === name).length;
+}
+
+function jobDeletes(name: string): number {
+  return api.requests.filter((r) => r.method === 'DELETE' && r.path === `/apis/batch/v1/namespaces/default/jobs/${name}`).length;
+}
+
+const isComplete = (name: string) => async () => api.get('jobs', 'default', name)?.status?.conditions?.some((c: { type: string }) => c.type === 'Complete') === true;
 
 test('a fresh Job runs to completion; its result comes from the termination message; the ConfigMap is owned by the Job', async () => {
   const m = manifests(succeed());
@@ -143,14 +153,80 @@ test('a Job that failed for good is replaced on the next call, which then succee
   assert.equal(api.get('configmaps', 'default', outcome.job)?.metadata.ownerReferences.map((o: { uid: string }) => o.uid), [job.metadata.uid]);
 });
 
-test('a Complete Job left from an earlier build is run again, not trusted', async () => {
+test('a Complete Job whose image the registry no longer has is run again, not trusted', async () => {
   const m = manifests(succeed());
   const first = await runBuildJob(api.kubeConfig, m, { stallMs: 5_000 });
   const firstUid = api.get('jobs', 'default', first.job)!.metadata.uid;
-  const second = await runBuildJob(api.kubeConfig, structuredClone(m), { stallMs: 5_000 });
+  const second = await runBuildJob(api.kubeConfig, structuredClone(m), { stallMs: 5_000, imageExists: async () => false });
   assert.is(second.created, true);
   assert.is.not(api.get('jobs', 'default', second.job)!.metadata.uid, firstUid);
   assert.equal(second.result, RESULT);
+  assert.is(podsOfJob(second.job), 1, 'the old pod went with the old Job');
+});
+
+test('a call that starts after the Job completed joins it, while the first caller still waits on it: one Job, one pod, one result', async () => {
+  const m = manifests(succeed());
+  const name = m.job.metadata!.name!;
+  const checked: unknown[] = [];
+  // The first caller's watch goes silent, so it is still waiting when the Job completes.
+  api.holdPods(true);
+  const first = whileRunning(
+    m,
+    () => {
+      api.stallWatches(true);
+      api.holdPods(false);
+    },
+    { stallMs: 2_000 },
+  );
+  let second;
+  try {
+    await waitFor('the Job to complete', isComplete(name));
+    second = await runBuildJob(api.kubeConfig, structuredClone(m), {
+      stallMs: 2_000,
+      imageExists: async (result) => {
+        checked.push(result);
+        return result.digest === RESULT.digest;
+      },
+    });
+  } finally {
+    api.stallWatches(false);
+    api.holdPods(false);
+  }
+  const a = await first;
+  assert.equal(checked, [RESULT], 'the registry was asked about the digest the Job reported');
+  assert.equal(second.result, RESULT);
+  assert.equal(a.result, RESULT);
+  assert.is(a.created, true);
+  assert.is(second.created, false);
+  assert.is(jobDeletes(name), 0);
+  assert.is(podsOfJob(name), 1);
+});
+
+test('a Job whose ConfigMap was never written (its creator died in between) is repaired by the next call, long before its deadline', async () => {
+  const m = manifests(succeed());
+  const job = api.create('jobs', structuredClone(m.job));
+  assert.is(api.get('configmaps', 'default', job.metadata.name), undefined);
+  const started = Date.now();
+  const outcome = await runBuildJob(api.kubeConfig, m, { stallMs: 5_000, signal: AbortSignal.timeout(20_000) });
+  assert.equal(outcome.result, RESULT);
+  assert.is(outcome.created, false);
+  assert.ok(Date.now() - started < 20_000, 'the deadline is 60 s away');
+  assert.equal(api.get('configmaps', 'default', job.metadata.name)?.metadata.ownerReferences.map((o: { uid: string }) => o.uid), [job.metadata.uid]);
+  assert.is(podsOfJob(job.metadata.name), 1);
+});
+
+test('a Job whose ConfigMap cannot be written is deleted again, so it holds nothing until its deadline', async () => {
+  const m = manifests(succeed());
+  const name = m.job.metadata!.name!;
+  m.configMap.metadata!.name = ''; // the API server refuses it (422)
+  try {
+    await runBuildJob(api.kubeConfig, m, { stallMs: 5_000 });
+    assert.unreachable('the Job ran without its ConfigMap');
+  } catch (error) {
+    assert.match((error as Error).message, `ConfigMap default/${name}`);
+  }
+  assert.is(jobDeletes(name), 1);
+  assert.is(api.get('jobs', 'default', name), undefined);
 });
 
 test('a builder image that cannot be pulled fails fast, naming the image, and the Job is removed', async () => {
@@ -171,9 +247,9 @@ test('a builder image that cannot be pulled fails fast, naming the image, and th
   await waitFor('the stuck Job to be deleted', async () => api.get('jobs', 'default', m.job.metadata!.name!) === undefined);
 });
 
-async function whileRunning(m: JobManifests, during: () => void, stallMs = 5_000) {
+async function whileRunning(m: JobManifests, during: () => void, options: RunJobOptions = {}) {
   const name = m.job.metadata!.name!;
-  const running = runBuildJob(api.kubeConfig, m, { stallMs });
+  const running = runBuildJob(api.kubeConfig, m, { stallMs: 5_000, signal: AbortSignal.timeout(20_000), ...options });
   await waitFor('a watch on the running Job', async () => api.get('jobs', 'default', name) !== undefined && api.openWatches() > 0, 10_000);
   during();
   return running;
@@ -190,6 +266,13 @@ test('a watch that drops mid-build is resumed from its resourceVersion', async (
   assert.ok(watches(outcome.job) >= 2, `watches: ${watches(outcome.job)}`);
 });
 
+/** The Job's list and watch requests, in order. */
+function listsAndWatches(name: string): string[] {
+  return api.requests
+    .filter((r) => r.method === 'GET' && r.path === '/apis/batch/v1/namespaces/default/jobs' && r.query.includes(name))
+    .map((r) => (r.query.includes('watch=true') ? 'watch' : 'list'));
+}
+
 test('410 Gone on the resumed watch leads to a fresh list, and the result still arrives', async () => {
   const m = manifests(succeed(2));
   const outcome = await whileRunning(m, () => {
@@ -198,18 +281,23 @@ test('410 Gone on the resumed watch leads to a fresh list, and the result still 
     api.dropWatches();
   });
   assert.equal(outcome.result, RESULT);
-  assert.ok(watches(outcome.job) >= 3, `watches: ${watches(outcome.job)}`);
+  const sequence = listsAndWatches(outcome.job);
+  // drop → list → watch (410) → list → watch: a re-watch from the expired resourceVersion never works.
+  assert.ok(sequence.filter((kind) => kind === 'watch').length >= 3, sequence.join(' '));
+  assert.not.match(sequence.join(' '), 'watch watch');
 });
 
 test('a watch that stays open but goes silent is replaced after stallMs', async () => {
   const m = manifests(succeed(1));
+  const events: Record<string, unknown>[] = [];
   const started = Date.now();
   try {
-    const outcome = await whileRunning(m, () => api.stallWatches(true), 1_500);
+    const outcome = await whileRunning(m, () => api.stallWatches(true), { stallMs: 1_500, log: (event) => events.push(event), signal: AbortSignal.timeout(15_000) });
     assert.equal(outcome.result, RESULT);
   } finally {
     api.stallWatches(false);
   }
+  assert.ok(events.some((e) => e.event === 'job-watch-restart' && e.why === 'stalled'), JSON.stringify(events));
   assert.ok(Date.now() - started < 15_000);
 });
 

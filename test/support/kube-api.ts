@@ -58,9 +58,12 @@ export interface KubeApi {
   dropWatches(): void;
   /** Forgets the event history: a watch from an earlier resourceVersion than the current one gets 410 Expired. */
   compact(): void;
-  /** The next watch request gets 410 Expired, as when history is compacted between a list and its watch. */
+  /**
+   * The next watch request gets 410 Expired, as when history is compacted between a list and its
+   * watch; so does every later watch from that resourceVersion or an earlier one.
+   */
   expireNextWatch(): void;
-  /** While on, watch connections stay open but receive nothing. */
+  /** While on, watch connections stay open but receive nothing, and outlive their timeoutSeconds. */
   stallWatches(on: boolean): void;
   /** Number of watch connections currently open. */
   openWatches(): number;
@@ -491,9 +494,12 @@ export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeAp
     };
     res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
     res.flushHeaders();
-    const expire = expireNext;
-    expireNext = false;
-    if (expire || (from > 0 && from < compactedAt)) {
+    if (expireNext) {
+      // Compacted past this watch's resourceVersion: it stays too old, so only a fresh list helps.
+      expireNext = false;
+      compactedAt = Math.max(compactedAt, from + 1);
+    }
+    if (from > 0 && from < compactedAt) {
       // What a real API server sends for a compacted resourceVersion: 200, one ERROR event, close.
       res.end(`${JSON.stringify({ type: 'ERROR', object: status(410, 'Expired', `too old resource version: ${from} (${compactedAt})`) })}\n`);
       return;
@@ -509,7 +515,8 @@ export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeAp
     }
     watchers.add(watcher);
     const timeout = Number(query.get('timeoutSeconds') ?? '0');
-    const timer = timeout > 0 ? setTimeout(() => res.end(), timeout * 1000) : undefined;
+    // A stalled connection (a hung proxy, a wedged API server) does not close at its timeout either.
+    const timer = timeout > 0 ? setTimeout(() => stalled || res.end(), timeout * 1000) : undefined;
     const forget = () => {
       if (timer) clearTimeout(timer);
       watchers.delete(watcher);
