@@ -143,7 +143,8 @@ export function errorFromResponse(
       extra,
     );
   }
-  if (status === 401) {
+  // OAuth2 token endpoints refuse an expired or revoked refresh token with 400 invalid_grant (RFC 6749 §5.2).
+  if (status === 401 || (status === 400 && (codes.has('invalid_grant') || codes.has('invalid_client')))) {
     const message = keyed
       ? `${doing}: the credentials of docker config key ${JSON.stringify(context.credentialKey)} were refused (${said}); check that entry's username and password (or token)`
       : `${doing}: the registry requires authentication and ${noKey(context, options.configKeys)} (${said}); add an entry for "${context.registry}" to the registry secret`;
