@@ -61,6 +61,21 @@ async function failure(promise: Promise<unknown>, code: string): Promise<Registr
   throw new Error('unreachable');
 }
 
+/**
+ * For an error built from what a registry echoed back: the message, the JSON a Job prints and the
+ * client's log lines hold none of `values`, and show where something was cut out.
+ */
+function assertScrubbed(error: RegistryError, values: string[], registryHost: string, since: number): void {
+  const json = JSON.stringify(error);
+  const lines = events.slice(since).filter((e) => e.registry === registryHost).map((e) => JSON.stringify(e));
+  assert.ok(lines.length > 0, 'the client logged something');
+  for (const text of [error.message, json, inspect(error, { depth: 10 }), ...lines]) {
+    for (const value of values) assert.not.ok(text.includes(value), `a secret leaked into: ${text.slice(0, 300)}`);
+  }
+  assert.ok(error.message.includes('<redacted>'), error.message);
+  assert.ok(json.includes('<redacted>'), json);
+}
+
 function unique(prefix: string): string {
   return `fib-test/${prefix}-${randomBytes(4).toString('hex')}`;
 }
@@ -414,6 +429,23 @@ basic('a redirect to another host does not carry the Authorization header', asyn
   }
 });
 
+basic('a 401 whose error body echoes the Authorization value and the password is scrubbed from the message, the JSON and the log', async () => {
+  const { username, password } = { username: basicRegistry.username!, password: basicRegistry.password! };
+  const proxy = await startFaultProxy(basicRegistry.url, {
+    intercept: (req) =>
+      req.method === 'GET' && req.url?.includes('/blobs/') && req.headers.authorization
+        ? { status: 401, body: JSON.stringify({ errors: [{ code: 'UNAUTHORIZED', message: `refused "${req.headers.authorization}" (password ${password})` }] }) }
+        : undefined,
+  });
+  proxies.push(proxy);
+  const before = events.length;
+  const registry = client({ registry: proxy.host, credentials: basicConfig(proxy.host, username, password) });
+  const error = await failure(registry.getBlob(unique('echo'), sha256Digest('echo')), 'E_REGISTRY_UNAUTHORIZED');
+  assert.ok(proxy.requests.some((r) => r.status === 401 && r.authorized), 'the echoing answer was sent');
+  assert.is(error.registryErrors[0]?.code, 'UNAUTHORIZED');
+  assertScrubbed(error, [password, Buffer.from(`${username}:${password}`).toString('base64')], proxy.host, before);
+});
+
 basic.run();
 
 // ================================================================ tls
@@ -587,6 +619,38 @@ token('an expired token is not reused', async () => {
     assert.is(shortLived.tokenServer!.requests.length, 2, 'fetched again after expiry');
   } finally {
     await shortLived.stop();
+  }
+});
+
+token('a token realm answering 400 with the refresh token in error_description: E_REGISTRY_UNAUTHORIZED, the token scrubbed everywhere', async () => {
+  const refresh = `refresh-${randomBytes(12).toString('hex')}`;
+  keepSecret(refresh);
+  let realm = '';
+  const server = createHttpServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      if (req.url === '/token') {
+        const form = new URLSearchParams(Buffer.concat(chunks).toString());
+        res.writeHead(400, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ error: 'invalid_grant', error_description: `refresh token ${form.get('refresh_token')} is expired or revoked` }));
+        return;
+      }
+      res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': `Bearer realm="${realm}",service="echo"` });
+      res.end('{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    const host = `127.0.0.1:${(server.address() as { port: number }).port}`;
+    realm = `http://${host}/token`;
+    const before = events.length;
+    const registry = client({ registry: host, credentials: parseDockerConfig({ auths: { [host]: { identitytoken: refresh } } }) });
+    const error = await failure(registry.manifestExists(unique('refresh'), 'v1'), 'E_REGISTRY_UNAUTHORIZED');
+    assert.ok(error.message.includes(`"${host}"`) && error.message.includes('invalid_grant'), error.message);
+    assertScrubbed(error, [refresh], host, before);
+  } finally {
+    await new Promise((resolve) => server.close(resolve));
   }
 });
 

@@ -2,6 +2,7 @@
 // realm (anonymous, Basic-authenticated, or exchanged from an identity token), cached per scope until
 // they expire, and registry tokens sent as they are. Every secret seen here is registered with the
 // SecretSet so the client can scrub it from anything it reports.
+import { BuilderError } from '../errors.ts';
 import type { RegistryCredential } from './credentials.ts';
 import { errorFromResponse, RegistryError, type RegistryErrorContext } from './errors.ts';
 import { readBody, readText, type HttpTransport } from './transport.ts';
@@ -104,13 +105,32 @@ export class SecretSet {
     return out;
   }
 
-  /** Scrubs an error's message and stack in place (and its cause chain), and returns it. */
+  /**
+   * Scrubs an error in place (and its cause chain) and returns it: message, stack, and for a
+   * BuilderError its details, which toJSON() prints and which hold what a registry or token endpoint
+   * answered, so an echoed password or token would otherwise reach the JSON error output.
+   */
   redactError<T>(error: T): T {
     for (let e: unknown = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
       e.message = this.redact(e.message);
       if (e.stack) e.stack = this.redact(e.stack);
+      if (e instanceof BuilderError) this.#redactInPlace(e.details, new Set());
+      if (e instanceof RegistryError) this.#redactInPlace(e.registryErrors, new Set());
     }
     return error;
+  }
+
+  // In place, because the details and registryErrors of an error are readonly properties (and share
+  // the same entry objects).
+  #redactInPlace(value: unknown, seen: Set<object>): void {
+    if (value === null || typeof value !== 'object' || seen.has(value)) return;
+    seen.add(value);
+    const record = value as Record<string, unknown>;
+    for (const key of Object.keys(record)) {
+      const item = record[key];
+      if (typeof item === 'string') record[key] = this.redact(item);
+      else this.#redactInPlace(item, seen);
+    }
   }
 
   redactValue(value: unknown): unknown {
