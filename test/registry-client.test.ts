@@ -601,7 +601,8 @@ token('registrytoken: sent as the Bearer token without asking the token server',
   const registry = client({ registry: tokenRegistry.host, credentials: parseDockerConfig({ auths: { [tokenRegistry.host]: { registrytoken: bearer } } }) });
   assert.is((await registry.manifestExists(repo, 'v1'))?.digest, digest);
   assert.is(server.requests.length, before);
-  await failure(registry.pushBlob(repo, randomBytes(10)), 'E_REGISTRY_UNAUTHORIZED');
+  const denied = await failure(registry.pushBlob(repo, randomBytes(10)), 'E_REGISTRY_DENIED');
+  assert.ok(denied.message.includes(`"${tokenRegistry.host}"`) && denied.message.includes('push access'), denied.message);
 });
 
 token('an expired token is not reused', async () => {

@@ -217,17 +217,21 @@ export class RegistryClient {
       });
       const status = response.statusCode;
       if (options.expect.includes(status) || (status === 404 && options.notFoundOk)) return response;
-      if (status === 401 && sameOrigin && this.#credential?.registryToken === undefined) {
+      if (status === 401 && sameOrigin) {
         const challenges = parseWwwAuthenticate(response.headers['www-authenticate']);
-        const learned = this.#auth.learn(challenges);
         const bearer = challenges.find((c) => c.scheme === 'bearer');
-        const wider = mergeScopes(scopes, bearer?.params.scope ? [bearer.params.scope] : []);
-        const widened = wider.join(' ') !== scopes.join(' ');
-        if (round < 2 && (learned || widened || auth.cached)) {
-          if (auth.cached) this.#auth.forget(scopes);
-          scopes = wider;
-          await response.body.dump();
-          continue;
+        // A registry token is sent as it is, so there is nothing to learn or widen; its challenge still
+        // tells a token lacking the scope (DENIED) from one not taken at all (UNAUTHORIZED).
+        if (this.#credential?.registryToken === undefined) {
+          const learned = this.#auth.learn(challenges);
+          const wider = mergeScopes(scopes, bearer?.params.scope ? [bearer.params.scope] : []);
+          const widened = wider.join(' ') !== scopes.join(' ');
+          if (round < 2 && (learned || widened || auth.cached)) {
+            if (auth.cached) this.#auth.forget(scopes);
+            scopes = wider;
+            await response.body.dump();
+            continue;
+          }
         }
         const text = await readText(response);
         const insufficientScope = bearer?.params.error === 'insufficient_scope' && this.#credential !== undefined;
