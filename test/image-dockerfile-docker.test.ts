@@ -105,9 +105,18 @@ test('the Engine builds the generated context; hostile values arrive intact and 
     assert.ok(config.Env.includes(entry), entry);
   }
   assert.not.ok(config.Env.some((entry) => entry.startsWith('EVIL=') || entry.startsWith('NPM_REGISTRY=')), 'the function env is the Deployment\'s, not the image\'s');
-  assert.is(config.Labels['io.kubeless.function.tag'], context.tag);
-  assert.is(config.Labels['org.opencontainers.image.title'], 'hello');
-  assert.is(config.Labels['x.test/note'], 'say "hi" $USER \\');
+  assert.equal(config.Labels, {
+    [TEST_LABEL]: 'fnmodel-base', // inherited from the base image
+    'org.opencontainers.image.title': 'hello',
+    'org.opencontainers.image.version': context.tag,
+    // The plan's runtime image, which build() swaps for the local base everywhere in the Dockerfile.
+    'org.opencontainers.image.base.name': base,
+    'io.kubeless.function': 'hello',
+    'io.kubeless.function.runtime': 'nodejs14',
+    'io.kubeless.function.handler': 'handler.hello',
+    'io.kubeless.function.tag': context.tag,
+    'x.test/note': 'say "hi" $USER \\',
+  });
   assert.is(config.User, '1000', 'USER stays as the runtime image has it');
 
   const owners = await run(image, 'stat', '-c', '%u:%g %a %n', '/kubeless', '/kubeless/handler.js', '/kubeless/package.json', '/kubeless/node_modules/dep/index.js');
@@ -130,6 +139,28 @@ test('a code-only change reuses the cached dependency install', async () => {
   assert.match(runStep.slice(0, runStep.indexOf('Step ', 1)), /Using cache/, 'the install step came from the cache');
   assert.is(await run(image, 'cat', '/kubeless/node_modules/dep/index.js'), installed);
   assert.is(await run(image, 'cat', '/kubeless/handler.js'), "module.exports = { hello: () => 'v2' };\n");
+});
+
+test('a compilation stage runs on the Engine with the installed deps and the code; the final image holds its output', async () => {
+  const compiling = parseRuntimeCatalog([{ ID: 'go', depName: 'go.mod', fileNameSuffix: '.go', versions: [{ name: 'go1', version: '1', images: [
+    { phase: 'installation', image: PLACEHOLDER, command: 'mkdir -p vendor && cat /proc/sys/kernel/random/uuid > vendor/dep.txt' },
+    { phase: 'compilation', image: PLACEHOLDER, command: 'printf %s "$KUBELESS_FUNC_NAME" > compiled-name.txt; cat vendor/dep.txt handler.go > compiled-from.txt' },
+    { phase: 'runtime', image: PLACEHOLDER }] }] }]);
+  const compiled = {
+    apiVersion: 'kubeless.io/v1beta1', kind: 'Function', metadata: { name: 'compiled', namespace: 'default' },
+    spec: { handler: 'handler.Hello', runtime: 'go1', function: 'package kubeless\n', deps: 'module function\n' },
+  };
+  const plan = await resolveBuildPlan(compiled, { catalog: compiling });
+  const context = await createBuildContext(plan);
+  assert.match(context.dockerfile, / AS compile\n/);
+  const image = `fib-fnmodel-fn:${id}-compiled`;
+  await build(image, context.tar);
+  assert.is(await run(image, 'cat', '/kubeless/compiled-name.txt'), 'Hello', 'KUBELESS_FUNC_NAME reached the compile command');
+  const dep = await run(image, 'cat', '/kubeless/vendor/dep.txt');
+  assert.match(dep, /^[0-9a-f-]{36}\n$/);
+  assert.is(await run(image, 'cat', '/kubeless/compiled-from.txt'), `${dep}package kubeless\n`, 'the compile stage saw the deps stage\'s output and the code');
+  const owners = await run(image, 'stat', '-c', '%u %n', '/kubeless', '/kubeless/compiled-name.txt');
+  assert.equal(owners.trim().split('\n'), ['1000 /kubeless', '1000 /kubeless/compiled-name.txt']);
 });
 
 test.run();
