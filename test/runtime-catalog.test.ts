@@ -110,6 +110,12 @@ test('$(VAR) expansion follows the Kubernetes rules', () => {
     ['$$', '$'],
     ['$HOME and ${HOME}', '$HOME and ${HOME}'],
     ['$(KUBELESS_INSTALL_VOLUME', '$(KUBELESS_INSTALL_VOLUME'],
+    // As Kubernetes' expansion.go: after an unterminated "$(" the rest is read on, "$$" included.
+    ['$(a$$', '$(a$'],
+    ['$(x $$(KUBELESS_INSTALL_VOLUME', '$(x $(KUBELESS_INSTALL_VOLUME'],
+    // The name runs to the first ")", whatever it holds.
+    ['$(a$(KUBELESS_INSTALL_VOLUME)', '$(a$(KUBELESS_INSTALL_VOLUME)'],
+    ['$((KUBELESS_INSTALL_VOLUME))', '$((KUBELESS_INSTALL_VOLUME))'],
     ['tail $', 'tail $'],
     ['$()', '$()'],
     ['[$(EMPTY)]', '[]'],

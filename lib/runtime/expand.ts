@@ -1,7 +1,8 @@
 // `$(VAR)` references in env values, expanded the way Kubernetes expands container env:
 //   $(VAR)   → the value of VAR when VAR is defined, else left exactly as written;
 //   $$       → a literal "$" (so "$$(VAR)" is the literal text "$(VAR)");
-//   "$(" without a closing ")" and a "$" before any other character stay as written.
+//   "$(" without a closing ")" and a "$" before any other character stay as written (what follows
+//   them is still expanded: "$(a$$" is "$(a$").
 // A Dockerfile ENV knows nothing of this syntax, so the builder expands before writing it.
 
 export type VariableLookup = (name: string) => string | undefined;
@@ -26,7 +27,8 @@ export function expandVariables(value: string, lookup: VariableLookup | Record<s
     } else if (next === '(') {
       const close = value.indexOf(')', i + 2);
       if (close === -1) {
-        // Unterminated: keep "$(" and go on reading after it.
+        // Unterminated: keep "$(" and go on reading after it, as Kubernetes' expansion does (its
+        // tryReadVariableName consumes only the "(" then), so a later "$$" still becomes "$".
         out += '$(';
         i += 2;
       } else {
