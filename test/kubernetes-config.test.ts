@@ -4,6 +4,8 @@ import * as assert from 'uvu/assert';
 import { readBuilderConfig } from '../lib/kubernetes/config.ts';
 import { BuilderError } from '../lib/errors.ts';
 import { DEFAULT_RUNTIME_IMAGES } from '../lib/runtime/default-catalog.ts';
+import { withTlsVerifyOff } from '../lib/kubernetes/registry-settings.ts';
+import { transportFor } from '../lib/registry/transport.ts';
 
 const RUNTIME_IMAGES = JSON.stringify(DEFAULT_RUNTIME_IMAGES);
 import { startKubeApi, type KubeApi } from './support/kube-api.ts';
@@ -131,6 +133,19 @@ test('errors never carry the registry password', async () => {
     assert.is((error as BuilderError).code, 'E_REGISTRY_SECRET_INVALID');
     assert.not.match(JSON.stringify({ m: (error as Error).message, d: (error as BuilderError).details }), 's3cret');
   }
+});
+
+test('function-registry-tls-verify "false" extends the registry-settings entry that names the host in another spelling', () => {
+  const host = 'registry.example.com:5000';
+  const ca = '-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n';
+  for (const alias of [`https://${host}/v2`, `https://${host}`, `${host}/v2/`]) {
+    const settings = withTlsVerifyOff({ [alias]: { ca }, 'other.example.com': { insecure: true } }, host);
+    assert.equal(settings, { [alias]: { tlsVerify: false, ca }, 'other.example.com': { insecure: true } }, alias);
+    assert.is(transportFor(settings, host).tlsVerify, false, alias);
+  }
+  // An explicit per-registry setting is more specific than the cluster-wide flag.
+  assert.equal(withTlsVerifyOff({ [`https://${host}/v2`]: { tlsVerify: true } }, host), { [`https://${host}/v2`]: { tlsVerify: true } });
+  assert.equal(withTlsVerifyOff({}, host), { [host]: { tlsVerify: false } });
 });
 
 test.run();
