@@ -23,25 +23,71 @@ const files = findTests(join(root, 'test')).filter(
 );
 if (files.length === 0) {
   console.error(`no test files match ${filters.join(' ')}`);
-  console.log('0 passed, 0 failed');
+  console.log('0 passed, 1 failed');
   process.exit(1);
 }
 
-// uvu prints its own summary; count from it so the last line is in the form CI recognises.
+// uvu 0.5 returns from the `finally` of its suite runner, which drops an error thrown by a `before`
+// hook: the suite's tests are counted but not run, nothing is printed, and the exit code stays 0.
+// So the count comes from uvu's per-suite "(ran / total)" lines, any shortfall fails the run, and a
+// shortfall that no ✘ explains is reported as a hook failure. `test.before` hooks of the default
+// suite (what most files use) are wrapped to print their error; named suites cannot be reached.
 let total = 0;
 let passed = 0;
+let problems = 0;
+let file = '';
+let failedInSuite = 0;
+const names = new Set(files.map((f) => relative(root, f)));
 const write = process.stdout.write.bind(process.stdout);
 process.stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
-  const text = typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString();
-  const plain = text.replace(/\x1b\[[0-9;]*m/g, '');
-  const t = /Total:\s+(\d+)/.exec(plain);
-  const p = /Passed:\s+(\d+)/.exec(plain);
-  if (t) total = Number(t[1]);
-  if (p) passed = Number(p[1]);
-  return (write as (...args: unknown[]) => boolean)(chunk, ...rest);
+  const plain = (typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString()).replace(/\x1b\[[0-9;]*m/g, '');
+  const written = (write as (...args: unknown[]) => boolean)(chunk, ...rest);
+  const suiteEnd = /^ {2}\((\d+) \/ (\d+)\)\n$/.exec(plain);
+  if (names.has(plain.trimEnd())) file = plain.trimEnd();
+  else if (plain === '✘ ') failedInSuite++;
+  else if (suiteEnd) {
+    const ran = Number(suiteEnd[1]);
+    const count = Number(suiteEnd[2]);
+    total += count;
+    passed += ran;
+    if (count - ran > failedInSuite) {
+      console.error(`  ${file}: ${count - ran - failedInSuite} of ${count} tests never ran: a before hook threw (its error, if printed, is above)`);
+    }
+    failedInSuite = 0;
+  }
+  return written;
 }) as typeof process.stdout.write;
 
-await run(files.map((file) => ({ name: relative(root, file), file })));
+// Loaded only now: uvu decides at load time whether it is driven by a runner (UVU_DEFER) or starts
+// itself; uvu/run sets the flag, but importing uvu before that would make it start on its own.
+(globalThis as { UVU_DEFER?: number }).UVU_DEFER = 1;
+const { test } = await import('uvu');
+const defaultBefore = test.before;
+test.before = Object.assign(
+  (hook: Parameters<typeof defaultBefore>[0]) =>
+    defaultBefore(async (context) => {
+      try {
+        await hook(context);
+      } catch (error) {
+        console.error(`\n  ${file}: test.before threw:`, error);
+        throw error;
+      }
+    }),
+  { each: defaultBefore.each },
+);
+
+try {
+  await run(files.map((f) => ({ name: relative(root, f), file: f })));
+} catch (error) {
+  // A throwing `after` hook rejects the whole run (uvu rethrows it from its `finally`).
+  console.error(`\n  ${file}: the run stopped:`, error);
+  problems++;
+}
 process.stdout.write = write;
-console.log(`${passed} passed, ${total - passed} failed`);
-if (total === 0) process.exitCode = 1;
+// On exit, after uvu's own exit listener ("Exiting early..." when a run stopped), so that the summary
+// stays the last line.
+process.on('exit', () => {
+  const failed = total - passed + problems;
+  console.log(`${passed} passed, ${total === 0 && failed === 0 ? 1 : failed} failed`);
+  if (total === 0 || failed > 0) process.exitCode = 1;
+});
