@@ -185,20 +185,40 @@ function baseDeployment(name: string): any {
   };
 }
 
-test('the Deployment patch pins the image by digest and validates once applied, for every name', () => {
+test('the Deployment patch pins the image by digest and validates once applied, for every name; a name that is no container name asks for containerName', () => {
   const digest = `sha256:${'a'.repeat(64)}`;
-  for (const name of NAMES.filter((n) => DNS1123_LABEL.test(n))) {
-    const image = `127.0.0.1:5000/functions/${name}:${TAG}`;
-    const reference = `127.0.0.1:5000/functions/${name}@${digest}`;
-    // The container is named after the function, as scheduleBuild's result says it.
-    const patch = functionDeploymentPatch({ function: `default/${name}`, image, digest, reference }, { imagePullSecret: 'kubeless-registry-credentials' });
-    const applied = applyPatch(baseDeployment(name), patch);
+  for (const name of NAMES) {
+    const image = `127.0.0.1:5000/functions/${name.toLowerCase()}:${TAG}`;
+    const reference = `127.0.0.1:5000/functions/${name.toLowerCase()}@${digest}`;
+    const result = { function: `default/${name}`, image, digest, reference };
+    const options = { imagePullSecret: 'kubeless-registry-credentials' };
+    let containerName = name;
+    if (!(DNS1123_LABEL.test(name) && name.length <= 63)) {
+      try {
+        functionDeploymentPatch(result, options);
+        assert.unreachable(`a container named ${JSON.stringify(name)}`);
+      } catch (error) {
+        assert.instance(error, BuilderError, name);
+        assert.is((error as BuilderError).code, 'E_PATCH_INVALID', name);
+        assert.match((error as Error).message, 'give containerName', name);
+        assert.match((error as Error).message, JSON.stringify(name), name);
+      }
+      containerName = 'function';
+    }
+    // The container is named after the function, as scheduleBuild's result says it, unless given.
+    const patch = functionDeploymentPatch(result, containerName === name ? options : { ...options, containerName });
+    const applied = applyPatch(baseDeployment(containerName), patch);
     new Deployment(applied).validate();
-    assert.is(applied.spec.template.spec.containers[0].image, reference);
-    assert.equal(applied.spec.template.spec.containers[0].ports, [{ containerPort: 8080 }]);
+    const container = applied.spec.template.spec.containers[0];
+    assert.is(applied.spec.template.spec.containers.length, 1, name);
+    assert.is(container.name, containerName);
+    assert.ok(DNS1123_LABEL.test(container.name) && container.name.length <= 63, container.name);
+    assert.is(container.image, reference);
+    assert.equal(container.ports, [{ containerPort: 8080 }]);
     assert.equal(applied.spec.template.spec.imagePullSecrets, [{ name: 'kubeless-registry-credentials' }]);
     assert.is(applied.spec.template.spec.initContainers, undefined);
   }
+  assert.throws(() => functionDeploymentPatch({ image: 'x/y:1' }, { containerName: 'Bad_Name' }), (error: Error) => /containerName gives the container name "Bad_Name"/.test(error.message));
 });
 
 test('with wait, the patch adds an init container that waits for the tagged image with the registry secret', () => {

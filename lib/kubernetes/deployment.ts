@@ -3,6 +3,7 @@
 import type { V1Container, V1Deployment, V1Volume } from '@kubernetes/client-node';
 import { BuilderError } from '../errors.ts';
 import { JOB_SECRET_DIR } from './contract.ts';
+import { DNS1123_LABEL_MAX, isDns1123Label } from './names.ts';
 
 export interface ImageResult {
   /** `namespace/name` of the Function (as scheduleBuild returns it): names the container by default. */
@@ -39,6 +40,17 @@ export function functionDeploymentPatch(result: ImageResult, options: Deployment
   const containerName = options.containerName ?? result.function?.split('/').pop();
   if (!containerName) {
     throw new BuilderError('E_PATCH_INVALID', 'user', 'functionDeploymentPatch: give containerName (the function container, named after the function) or a result with its function');
+  }
+  // The patch merges by container name, so a made-up valid name would add a second container
+  // instead of updating the function's: only the caller knows what the Deployment calls it.
+  if (!isDns1123Label(containerName)) {
+    const given = options.containerName !== undefined ? 'containerName' : `the function name of ${JSON.stringify(result.function)}`;
+    throw new BuilderError(
+      'E_PATCH_INVALID',
+      'user',
+      `functionDeploymentPatch: ${given} gives the container name ${JSON.stringify(containerName)}, which is not a DNS-1123 label (lower-case letters, digits and "-", at most ${DNS1123_LABEL_MAX} characters); give containerName, the name of the function's container in its Deployment`,
+      { details: { containerName } },
+    );
   }
   // A digest pins exactly what was built and pushed; a tag alone is only safe with the wait container.
   const image = result.reference ?? result.image;
