@@ -14,7 +14,7 @@ import {
   transportFor,
   type ManifestIndex,
 } from '../lib/index.ts';
-import { mergeScopes } from '../lib/registry/auth.ts';
+import { covers, mergeScopes } from '../lib/registry/auth.ts';
 import { retryAfterMs } from '../lib/registry/transport.ts';
 
 const challenges: Array<[string, Array<{ scheme: string; params: Record<string, string> }>]> = [
@@ -58,6 +58,29 @@ test('scopes merge per resource, actions united and sorted', () => {
     'repository:b:pull',
   ]);
   assert.equal(mergeScopes(['repository:127.0.0.1:5000/x:pull']), ['repository:127.0.0.1:5000/x:pull']);
+});
+
+test('a cached token is used only when its scopes cover every resource and action asked for', () => {
+  const held = ['repository:a:pull,push', 'repository:b:pull'];
+  const table: Array<[string[], boolean]> = [
+    [['repository:a:pull'], true],
+    [['repository:a:push,pull'], true],
+    [['repository:a:pull', 'repository:b:pull'], true],
+    [['repository:b:pull repository:a:push'], true],
+    [['repository:b:push'], false],
+    [['repository:b:pull,push'], false],
+    [['repository:c:pull'], false],
+    [['repository:a:pull', 'repository:c:pull'], false],
+    [['repository:a:delete'], false],
+    // Another repository whose name starts like a held one is still another resource.
+    [['repository:ab:pull'], false],
+    [['repository:127.0.0.1:5000/a:pull'], false],
+    [[], true],
+  ];
+  for (const [wanted, expected] of table) assert.is(covers(held, wanted), expected, JSON.stringify(wanted));
+  assert.is(covers(['repository:127.0.0.1:5000/a:pull'], ['repository:127.0.0.1:5000/a:pull']), true);
+  assert.is(covers(['repository:a:pull', 'repository:a:push'], ['repository:a:pull,push']), true, 'actions of one resource held in two entries');
+  assert.is(covers([], ['repository:a:pull']), false);
 });
 
 test('Link rel="next" is found, relative or absolute, among other links', () => {

@@ -82,7 +82,7 @@ export function mergeScopes(...lists: string[][]): string[] {
 }
 
 /** True when every resource/action in `wanted` is in `held`. */
-function covers(held: string[], wanted: string[]): boolean {
+export function covers(held: string[], wanted: string[]): boolean {
   const have = new Map(mergeScopes(held).map((s) => [s.slice(0, s.lastIndexOf(':')), new Set(s.slice(s.lastIndexOf(':') + 1).split(','))]));
   return mergeScopes(wanted).every((s) => {
     const actions = have.get(s.slice(0, s.lastIndexOf(':')));
