@@ -26,7 +26,8 @@ the Job mounts (README.md, "The Job's contract"):
   BUILDER_REGISTRY, BUILDER_REGISTRY_TLS_VERIFY, BUILDER_RUNTIME_IMAGES, BUILDER_REGISTRY_SETTINGS
                                              override the files of the same meaning
   BUILDER_TERMINATION_LOG                    where the result goes (default /dev/termination-log)
-  DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH   the Docker Engine (default the mounted /var/run/docker.sock)
+  DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_TLS, DOCKER_CERT_PATH
+                                             the Docker Engine (default the mounted /var/run/docker.sock)
 
 Logs one JSON object per line on stdout. Writes {"image","digest","reference","cached"} to the
 termination log, or {"error":{"code","kind","message"}} on failure.
