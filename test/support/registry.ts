@@ -66,6 +66,11 @@ export const REGISTRY_BINARY = process.env.REGISTRY_BINARY ?? 'docker-registry';
 export const DOCKER_CERTS_ROOT = process.env.DOCKER_CERTS_ROOT ?? '/etc/docker/certs.d';
 
 const running = new Set<RegistryHandle>();
+/** Registry processes still alive: killed when this process exits, even when a test crashed it. */
+const children = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of children) child.kill('SIGKILL');
+});
 /** Whether this process created DOCKER_CERTS_ROOT, so the last tls registry to stop may remove it again. */
 let certsRootCreated = false;
 
@@ -220,7 +225,13 @@ export async function startRegistry(kind: RegistryKind = 'anonymous', options: R
     const collect = (chunk: Buffer) => log.push(...chunk.toString().split('\n').filter(Boolean));
     child.stdout?.on('data', collect);
     child.stderr?.on('data', collect);
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    children.add(child);
+    const exited = new Promise<void>((resolve) =>
+      child.once('exit', () => {
+        children.delete(child);
+        resolve();
+      }),
+    );
     const spawned = new Promise<void>((resolve, reject) => {
       child.once('spawn', resolve);
       child.once('error', reject);
