@@ -118,13 +118,19 @@ test('every input that changes the image gives a new tag; the build uses the tag
   const url = (content: Buffer) => rig.files.put(`variant-${sha256(content).slice(7, 19)}.js`, content);
   const base = { handler: 'handler.text', runtime: 'nodejs24', 'function-content-type': 'url', function: url(source), checksum: sha256(source), timeout: '180' };
   const changedSource = Buffer.from(code.replace('characters', 'character(s)'));
+  const text = { ...base, 'function-content-type': 'text', function: code, checksum: undefined };
+  const oneByte = code.replace('got ', 'got:');
+  assert.is(oneByte.length, code.length);
+  assert.is([...oneByte].filter((ch, i) => ch !== code[i]).length, 1, 'the one-byte variant differs from its text base by exactly one byte');
   const variants: Record<string, Record<string, unknown>> = {
     base,
     runtime: { ...base, runtime: 'nodejs25' },
     handler: { ...base, handler: 'handler.later' },
     timeout: { ...base, timeout: '30' },
     'url content and its checksum': { ...base, function: url(changedSource), checksum: sha256(changedSource) },
-    'one byte of code': { ...base, 'function-content-type': 'text', function: code.replace('got ', 'got:'), checksum: undefined },
+    'content type (the same code as text)': text,
+    // Against the text row: same content type, one byte of the code is all that differs.
+    'one byte of code': { ...text, function: oneByte },
     deps: { ...base, deps: fixture('nodejs-deps/package.json') },
   };
   const tags = new Map<string, string>();
