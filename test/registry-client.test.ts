@@ -577,6 +577,26 @@ token('wrong password → E_REGISTRY_UNAUTHORIZED from the token server; no cred
   assert.equal(server.requests.slice(before).map((r) => [r.username, r.status]), [['', 200]], 'one anonymous token was asked for');
 });
 
+token('a public repository: an anonymous client pulls with one anonymous token; its push is E_REGISTRY_UNAUTHORIZED', async () => {
+  const full = client({ registry: tokenRegistry.host, credentials: tokenConfig(tokenRegistry.users!.full) });
+  const repo = unique('public');
+  const { digest, layer, layerDigest } = await pushImage(full, repo, 'v1');
+  const server = tokenRegistry.tokenServer!;
+  server.publicRepositories.push(repo);
+  const before = server.requests.length;
+  const anonymousClient = client({ registry: tokenRegistry.host });
+  assert.is(await anonymousClient.resolveDigest(repo, 'v1'), digest);
+  assert.is((await anonymousClient.getManifest(repo, digest)).digest, digest);
+  assert.ok((await anonymousClient.getBlob(repo, layerDigest)).equals(layer));
+  const pullOnly = [{ type: 'repository', name: repo, actions: ['pull'] }];
+  assert.equal(server.requests.slice(before).map((r) => [r.username, r.granted]), [['', pullOnly]], 'one anonymous token, reused for every pull');
+
+  const error = await failure(anonymousClient.pushBlob(repo, randomBytes(100)), 'E_REGISTRY_UNAUTHORIZED');
+  assert.ok(error.message.includes('no docker config credentials were given') && error.message.includes(repo), error.message);
+  const pushToken = server.requests.slice(before + 1);
+  assert.equal(pushToken.map((r) => [r.username, r.scopes, r.granted]), [['', [`repository:${repo}:pull,push`], pullOnly]]);
+});
+
 token('identitytoken: exchanged for access tokens with grant_type=refresh_token', async () => {
   const { full } = tokenRegistry.users!;
   const realm = new URL(tokenRegistry.tokenRealm!);

@@ -44,6 +44,8 @@ export interface TokenServerOptions {
   keyReference?: TokenKeyReference;
   ttlSeconds?: number;
   users?: TokenUser[];
+  /** Repository patterns (exact names or prefixes ending in '*') anyone, even anonymous, may pull, as on Docker Hub. */
+  publicRepositories?: string[];
 }
 
 export interface TokenServer {
@@ -55,6 +57,8 @@ export interface TokenServer {
   ttlSeconds: number;
   users: Map<string, TokenUser>;
   addUser(user: TokenUser): TokenUser;
+  /** The public repository patterns; tests may add to it while the server runs. */
+  publicRepositories: string[];
   requests: TokenRequest[];
   stop(): Promise<void>;
 }
@@ -114,15 +118,17 @@ function matches(patterns: string[], name: string): boolean {
   return patterns.some((p) => (p.endsWith('*') ? name.startsWith(p.slice(0, -1)) : p === name));
 }
 
-function grant(user: TokenUser | undefined, scopes: string[]): GrantedAccess[] {
+/** What `user` (undefined: anonymous) gets of `scopes`; pull on a public repository is everyone's. */
+function grant(user: TokenUser | undefined, scopes: string[], publicRepositories: string[]): GrantedAccess[] {
   const granted: GrantedAccess[] = [];
   for (const scope of scopes) {
     const parsed = parseScope(scope);
-    if (!parsed || !user) continue;
+    if (!parsed) continue;
     let actions: string[] = [];
-    if (parsed.type === 'repository' && matches(user.repositories ?? ['*'], parsed.name)) {
-      actions = parsed.actions.filter((a) => user.actions.includes(a));
-    } else if (parsed.type === 'registry' && parsed.name === 'catalog') {
+    if (parsed.type === 'repository') {
+      if (user && matches(user.repositories ?? ['*'], parsed.name)) actions = parsed.actions.filter((a) => user.actions.includes(a));
+      if (matches(publicRepositories, parsed.name) && parsed.actions.includes('pull')) actions.push('pull');
+    } else if (user && parsed.type === 'registry' && parsed.name === 'catalog') {
       actions = parsed.actions.filter((a) => a === '*' && user.actions.includes('*'));
     }
     if (actions.length > 0) granted.push({ type: parsed.type, name: parsed.name, actions: [...new Set(actions)] });
@@ -143,6 +149,7 @@ export async function startTokenServer(options: TokenServerOptions): Promise<Tok
   const users = new Map<string, TokenUser>();
   const refreshTokens = new Map<string, string>();
   const requests: TokenRequest[] = [];
+  const publicRepositories = [...(options.publicRepositories ?? [])];
 
   const issue = (username: string, access: GrantedAccess[]) => {
     const now = Math.floor(Date.now() / 1000);
@@ -196,7 +203,7 @@ export async function startTokenServer(options: TokenServerOptions): Promise<Tok
         }
         user = candidate;
       }
-      const granted = grant(user, scopes);
+      const granted = grant(user, scopes, publicRepositories);
       const { token, issuedAt } = issue(username, granted);
       const body: Record<string, unknown> = { token, access_token: token, expires_in: ttlSeconds, issued_at: issuedAt };
       if (user && url.searchParams.get('offline_token') === 'true') {
@@ -231,7 +238,7 @@ export async function startTokenServer(options: TokenServerOptions): Promise<Tok
         return reply(400, { error: 'unsupported_grant_type', error_description: `grant_type ${grantType ?? '(none)'}` });
       }
       const user = users.get(username);
-      const granted = grant(user, scopes);
+      const granted = grant(user, scopes, publicRepositories);
       const { token, issuedAt } = issue(username, granted);
       const body: Record<string, unknown> = {
         access_token: token,
@@ -282,6 +289,7 @@ export async function startTokenServer(options: TokenServerOptions): Promise<Tok
       users.set(user.username, user);
       return user;
     },
+    publicRepositories,
     requests,
     async stop() {
       running.delete(tokenServer);
