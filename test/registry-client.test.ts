@@ -80,16 +80,25 @@ function unique(prefix: string): string {
   return `fib-test/${prefix}-${randomBytes(4).toString('hex')}`;
 }
 
-/** Pushes a config and one layer and a manifest for them; returns the manifest digest. */
-async function pushImage(registry: RegistryClient, repository: string, tag: string, layer = randomBytes(2048)): Promise<{ digest: string; layer: Buffer; layerDigest: string }> {
-  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } }));
+/** Pushes a config, one layer and a manifest for them (Docker v2, or OCI with `oci`); returns the manifest digest. */
+async function pushImage(
+  registry: RegistryClient,
+  repository: string,
+  tag: string,
+  options: { oci?: boolean; architecture?: string } = {},
+): Promise<{ digest: string; layer: Buffer; layerDigest: string }> {
+  const types = options.oci
+    ? { manifest: MEDIA_TYPE.ociManifest, config: MEDIA_TYPE.ociConfig, layer: MEDIA_TYPE.ociLayerGzip }
+    : { manifest: MEDIA_TYPE.dockerManifest, config: MEDIA_TYPE.dockerConfig, layer: MEDIA_TYPE.dockerLayerGzip };
+  const layer = randomBytes(2048);
+  const config = Buffer.from(JSON.stringify({ architecture: options.architecture ?? 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } }));
   await registry.pushBlob(repository, config);
   const pushed = await registry.pushBlob(repository, layer);
   const manifest = {
     schemaVersion: 2,
-    mediaType: MEDIA_TYPE.dockerManifest,
-    config: { mediaType: MEDIA_TYPE.dockerConfig, digest: sha256Digest(config), size: config.length },
-    layers: [{ mediaType: MEDIA_TYPE.dockerLayerGzip, digest: pushed.digest, size: layer.length }],
+    mediaType: types.manifest,
+    config: { mediaType: types.config, digest: sha256Digest(config), size: config.length },
+    layers: [{ mediaType: types.layer, digest: pushed.digest, size: layer.length }],
   };
   const { digest } = await registry.putManifest(repository, tag, manifest);
   return { digest, layer, layerDigest: pushed.digest };
@@ -227,6 +236,46 @@ anonymous('resolveDigest: a plain manifest is its own digest, an index gives the
   assert.ok(error.message.includes('linux/arm64/v8, linux/amd64'), error.message);
   const notFound = await failure(registry.resolveDigest(repo, 'nope'), 'E_REGISTRY_NOT_FOUND');
   assert.ok(notFound.message.includes(`${repo}:nope`), notFound.message);
+});
+
+anonymous('HEAD and GET accept all four manifest types; an OCI image manifest and a Docker manifest list are stored and read back', async () => {
+  const proxy = await startFaultProxy(anon.url);
+  proxies.push(proxy);
+  const registry = client({ registry: proxy.host });
+  const repo = unique('types');
+  const oci = await pushImage(registry, repo, 'oci', { oci: true });
+  const ociHead = await registry.manifestExists(repo, 'oci');
+  assert.equal(ociHead, { digest: oci.digest, mediaType: MEDIA_TYPE.ociManifest, size: ociHead!.size });
+  const ociManifest = await registry.getManifest(repo, 'oci');
+  assert.equal([ociManifest.digest, ociManifest.mediaType], [oci.digest, MEDIA_TYPE.ociManifest]);
+  assert.is(await registry.resolveDigest(repo, 'oci'), oci.digest);
+
+  const amd64 = await pushImage(registry, repo, 'amd64');
+  const arm = await pushImage(registry, repo, 'arm', { architecture: 'arm' });
+  const entry = async (digest: string, platform: { os: string; architecture: string; variant?: string }) => ({
+    mediaType: MEDIA_TYPE.dockerManifest,
+    digest,
+    size: (await registry.manifestExists(repo, digest))!.size,
+    platform,
+  });
+  const list = {
+    schemaVersion: 2,
+    mediaType: MEDIA_TYPE.dockerManifestList,
+    manifests: [await entry(arm.digest, { os: 'linux', architecture: 'arm', variant: 'v7' }), await entry(amd64.digest, { os: 'linux', architecture: 'amd64' })],
+  };
+  const put = await registry.putManifest(repo, 'list', list);
+  assert.equal(await registry.manifestExists(repo, 'list'), { digest: put.digest, mediaType: MEDIA_TYPE.dockerManifestList, size: JSON.stringify(list).length });
+  const got = await registry.getManifest(repo, 'list');
+  assert.is(got.mediaType, MEDIA_TYPE.dockerManifestList);
+  assert.equal(got.json, list);
+  assert.is(await registry.resolveDigest(repo, 'list'), amd64.digest);
+  assert.is(await registry.resolveDigest(repo, 'list', 'linux/arm'), arm.digest, 'arm means arm/v7');
+  await failure(registry.resolveDigest(repo, 'list', 'linux/arm64'), 'E_REGISTRY_PLATFORM_NOT_FOUND');
+
+  const reads = proxy.requests.filter((r) => (r.method === 'HEAD' || r.method === 'GET') && r.path.includes('/manifests/'));
+  assert.equal([...new Set(reads.map((r) => r.method))].sort(), ['GET', 'HEAD']);
+  const all = [MEDIA_TYPE.dockerManifest, MEDIA_TYPE.ociManifest, MEDIA_TYPE.dockerManifestList, MEDIA_TYPE.ociIndex].sort();
+  for (const read of reads) assert.equal(read.accept?.split(',').map((t) => t.trim().split(';')[0]).sort(), all, `${read.method} ${read.path}`);
 });
 
 anonymous('missing things: HEAD is undefined, GET and tags list are E_REGISTRY_NOT_FOUND with the registry code', async () => {

@@ -10,6 +10,8 @@ export interface ProxiedRequest {
   path: string;
   /** Whether an Authorization header came with it (the value is not kept). */
   authorized: boolean;
+  /** The Accept header as sent. */
+  accept: string | undefined;
   /** Status the client got back. */
   status: number;
 }
@@ -49,7 +51,7 @@ export async function startFaultProxy(target: string, options: FaultProxyOptions
     const key = `${req.method} ${path.split('?')[0]}`;
     const n = (seen.get(key) ?? 0) + 1;
     seen.set(key, n);
-    const record = (status: number) => requests.push({ method: req.method ?? '', path, authorized: req.headers.authorization !== undefined, status });
+    const record = (status: number) => requests.push({ method: req.method ?? '', path, authorized: req.headers.authorization !== undefined, accept: req.headers.accept, status });
     const answer = options.intercept?.(req, n);
     if (answer?.reset) {
       record(0);
