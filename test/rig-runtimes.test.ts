@@ -302,7 +302,7 @@ test('nodejs installation image: deps file elsewhere is copied as package.json; 
 
 // ---- python ---------------------------------------------------------------------------------
 
-test('python runtime: /healthz, /metrics, event ids, JSON and text bodies, context, 408, 500, uid 1000', async () => {
+test('python runtime: /healthz, /metrics, event ids, JSON and text bodies, request and response, context, 408, 500, uid 1000', async () => {
   const files = join(FUNCTIONS, 'python');
   await withFunctions(
     'python',
@@ -314,6 +314,7 @@ test('python runtime: /healthz, /metrics, event ids, JSON and text bodies, conte
       slow: { handler: 'handler.slow', env: { FUNC_TIMEOUT: '1' } },
       fail: { handler: 'handler.fail' },
       whoami: { handler: 'handler.whoami' },
+      respond: { handler: 'handler.respond' },
     },
     async (urls) => {
       const health = await call(`${urls.echo}/healthz`);
@@ -331,6 +332,7 @@ test('python runtime: /healthz, /metrics, event ids, JSON and text bodies, conte
       assert.is(echoed.dataType, 'dict');
       assert.equal([echoed.eventId, echoed.eventType, echoed.eventTime, echoed.eventNamespace], ['py-1', 'fixture', 't0', 'ns']);
       assert.equal([echoed.method, echoed.url], ['POST', '/p?x=1']);
+      assert.is(echoed.hasResponse, true);
       assert.equal(echoed.context, { 'function-name': 'echo', timeout: '7', runtime: 'python3.11', 'memory-limit': '0' });
 
       const plain = JSON.parse((await call(urls.echo, { method: 'PATCH', body: '{"a":1}' })).body);
@@ -347,6 +349,13 @@ test('python runtime: /healthz, /metrics, event ids, JSON and text bodies, conte
 
       assert.is((await call(urls.fail)).status, 500);
       assert.equal(JSON.parse((await call(urls.whoami)).body), { uid: 1000, gid: 1000 });
+
+      // What the function sets on event.extensions.response is what the caller gets.
+      const responded = await fetch(urls.respond, { method: 'POST', body: 'x' });
+      assert.equal(
+        [responded.status, responded.headers.get('x-fixture'), responded.headers.get('content-type'), await responded.text()],
+        [201, 'set by the function', 'text/x-fixture', 'created'],
+      );
 
       const metrics = await call(`${urls.echo}/metrics`);
       assert.is(metrics.status, 200);
