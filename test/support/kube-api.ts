@@ -496,7 +496,9 @@ export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeAp
     res.flushHeaders();
     if (expireNext) {
       // Compacted past this watch's resourceVersion: it stays too old, so only a fresh list helps.
+      // Other writes in the cluster moved the resourceVersion on, so that list gets a watchable one.
       expireNext = false;
+      rv = Math.max(rv, from + 1);
       compactedAt = Math.max(compactedAt, from + 1);
     }
     if (from > 0 && from < compactedAt) {
