@@ -8,8 +8,10 @@ import { buildImage } from './docker/build-image.ts';
 import { pushImage, removeImage } from './docker/push-image.ts';
 import type { EngineAuth } from './docker/auth.ts';
 import type { DockerProgress } from './docker/progress.ts';
-import { deadline } from './docker/deadline.ts';
+import { aborted, deadline } from './docker/deadline.ts';
 import { BuildAbortedError } from './docker/errors.ts';
+import type { ArchiveLimits } from './function/archive/limits.ts';
+import type { DownloadOptions } from './function/download.ts';
 import { parseFunction } from './function/parse.ts';
 import { functionId, type FunctionSpec } from './function/spec.ts';
 import { parseReference } from './image/reference.ts';
@@ -46,14 +48,19 @@ export interface BuildFunctionOptions {
   /** A Dockerode, or the environment to reach the daemon from (DOCKER_HOST, ...). Default process.env. */
   docker?: Dockerode | Record<string, string | undefined>;
   onProgress?: (event: BuildProgress) => void;
+  /** Cancels the whole call: downloads, registry requests, the daemon's ping, build and push. */
   signal?: AbortSignal;
-  /** Limit for the build and push together. Default 30 minutes. */
+  /** Limit for the whole call, from the start (0: none). Default 30 minutes. */
   timeoutMs?: number;
   log?: (event: BuildLogEvent) => void;
   /** Extra labels on the built image; part of its tag, as they change the image. */
   labels?: Record<string, string>;
   /** `os/architecture[/variant]` the runtime images are chosen for; part of the tag. Default linux/amd64. */
   platform?: string;
+  /** Time and size limits of a url source's download. */
+  download?: DownloadOptions;
+  /** Entry-count and size limits of archive sources. */
+  limits?: Partial<ArchiveLimits>;
   /** `networkmode` of the build's RUN containers (e.g. "host" for a package mirror on loopback). */
   networkMode?: string;
 }
@@ -109,6 +116,21 @@ export async function buildFunctionImage(fn: FunctionSpec | string | Buffer | ob
     return { function: id, image: spec.prebuiltImage, tag: ref.tag ?? '', digest: ref.digest ?? '', reference: spec.prebuiltImage, cached: true, pushed: false, prebuilt: true, timings };
   }
 
+  // One limit for everything from here on, so no step (a hung download, registry or daemon) can outlast it.
+  const limitMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const { signal: cancel, timedOut } = deadline(options.signal, limitMs);
+  // Whatever a step throws once the signal fired (an AbortError, the signal's reason, a download's
+  // "aborted"), the caller gets E_BUILD_ABORTED or E_BUILD_TIMEOUT.
+  const typed = async <T>(work: Promise<T>): Promise<T> => {
+    try {
+      return await work;
+    } catch (error) {
+      if (!cancel.aborted) throw error;
+      const expected = timedOut() ? 'E_BUILD_TIMEOUT' : 'E_BUILD_ABORTED';
+      if (error instanceof BuildAbortedError && error.code === expected) throw error;
+      throw aborted(timedOut(), limitMs, `build of ${id}`, error);
+    }
+  };
   const platform = options.platform ?? DEFAULT_PLATFORM;
   const push = options.push ?? true;
   const dockerConfig = options.dockerConfig === undefined || isDockerConfig(options.dockerConfig) ? options.dockerConfig : parseDockerConfig(options.dockerConfig);
@@ -119,19 +141,27 @@ export async function buildFunctionImage(fn: FunctionSpec | string | Buffer | ob
   const client = (host: string) => {
     let existing = clients.get(host);
     if (!existing) {
-      existing = new RegistryClient({ registry: host, credentials: dockerConfig, transport: transportFor(options.registries, host), log: registryLog });
+      existing = new RegistryClient({ registry: host, credentials: dockerConfig, transport: transportFor(options.registries, host), log: registryLog, signal: cancel });
       clients.set(host, existing);
     }
     return existing;
   };
 
   try {
+    return await typed(run());
+  } finally {
+    await Promise.all([...clients.values()].map((c) => c.close()));
+  }
+
+  async function run(): Promise<BuildResult> {
     progress({ kind: 'phase', phase: 'resolve', message: `resolving ${id} (${spec.runtime})` });
     const plan = await resolveBuildPlan(spec, {
       catalog,
-      signal: options.signal,
+      signal: cancel,
       platform,
       ...(options.labels === undefined ? {} : { labels: options.labels }),
+      ...(options.download === undefined ? {} : { download: options.download }),
+      ...(options.limits === undefined ? {} : { limits: options.limits }),
       resolveImageDigest: async (image: string) => {
         const ref = parseReference(image);
         if (ref.digest) return image;
@@ -154,7 +184,7 @@ export async function buildFunctionImage(fn: FunctionSpec | string | Buffer | ob
         else {
           const env = options.docker ?? process.env;
           endpoint = dockerEndpointFromEnv(env).description;
-          docker = await connectDocker(env, { signal: options.signal });
+          docker = await connectDocker(env, { signal: cancel });
         }
         log({ event: 'docker', level: 'info', function: id, endpoint });
       }
@@ -194,7 +224,6 @@ export async function buildFunctionImage(fn: FunctionSpec | string | Buffer | ob
       }
 
       const buildStarted = Date.now();
-      const { signal: cancel, timedOut } = deadline(options.signal, options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
       const context = await createBuildContext(plan, { signal: cancel });
       const daemon = await engine();
       const registryAuths: Record<string, EngineAuth> = {};
@@ -247,11 +276,6 @@ export async function buildFunctionImage(fn: FunctionSpec | string | Buffer | ob
         log({ event: 'pushed', level: 'info', function: id, image, digest: pushed.digest, ms: timings.pushMs });
         progress({ kind: 'phase', phase: 'done', message: `pushed ${target.repository}@${pushed.digest}` });
         return finish(pushed.digest, false, true);
-      } catch (error) {
-        if (error instanceof BuildAbortedError && error.code === 'E_BUILD_ABORTED' && timedOut()) {
-          throw new BuildAbortedError('E_BUILD_TIMEOUT', `building ${image} took longer than ${options.timeoutMs ?? DEFAULT_TIMEOUT_MS} ms and was cancelled`, { cause: error });
-        }
-        throw error;
       } finally {
         // The registry holds the result; a failed push must not leave a tag that looks like a result either.
         if (push || !built) await removeImage(daemon, image).catch((error: unknown) => log({ event: 'cleanup-failed', level: 'warn', function: id, image, message: String(error) }));
@@ -264,7 +288,7 @@ export async function buildFunctionImage(fn: FunctionSpec | string | Buffer | ob
       log({ event: 'joined', level: 'info', function: id, image });
       progress({ kind: 'phase', phase: 'check', message: `${image} is being built by another call; waiting for it` });
       try {
-        const joined = await running;
+        const joined = await untilAborted(running, cancel);
         timings.totalMs = Date.now() - started;
         return { ...joined, cached: true, pushed: false, timings };
       } catch (error) {
@@ -272,16 +296,25 @@ export async function buildFunctionImage(fn: FunctionSpec | string | Buffer | ob
         if (!(error instanceof BuildAbortedError && error.code === 'E_BUILD_ABORTED') || options.signal?.aborted) throw error;
       }
     }
-    const produced = produce();
+    // Typed here as well: the calls that join this one see the same error as its own caller.
+    const produced = typed(produce());
     inFlight.set(key, produced);
     try {
       return await produced;
     } finally {
       inFlight.delete(key);
     }
-  } finally {
-    await Promise.all([...clients.values()].map((c) => c.close()));
   }
+}
+
+/** `work`, or the signal's reason as soon as it fires: a call waiting for another one's build stays cancellable. */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }
 
 function engineAuth(credential: RegistryCredential, host: string): EngineAuth {

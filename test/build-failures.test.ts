@@ -5,6 +5,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildFunctionImage, type BuildFunctionOptions } from '../lib/build.ts';
@@ -12,6 +14,7 @@ import { BuilderError } from '../lib/errors.ts';
 import { RegistryClient } from '../lib/registry/client.ts';
 import { parseDockerConfig } from '../lib/registry/credentials.ts';
 import { makeZip } from './support/archives.ts';
+import { startFaultProxy } from './support/fault-proxy.ts';
 import { freePort } from './support/net.ts';
 import { functionObject, registryTags, scopeContainers, startPipelineRig, type PipelineRig } from './support/pipeline.ts';
 import { dockerConfigJsonFor, startRegistry, type RegistryHandle } from './support/registry.ts';
@@ -167,6 +170,95 @@ test('cancelled and timed-out builds: E_BUILD_ABORTED / E_BUILD_TIMEOUT, nothing
   });
   const timedOut = await expectFailure('slow-install', fn, 'E_BUILD_TIMEOUT', { catalog, timeoutMs: 4_000 });
   assert.is(timedOut.kind, 'infrastructure');
+});
+
+test('download and archive limits given to buildFunctionImage hold (E_SOURCE_TOO_LARGE, E_ARCHIVE_UNSAFE) before the daemon is asked', async () => {
+  const closed = await freePort();
+  const docker = { DOCKER_HOST: `tcp://127.0.0.1:${closed}` };
+  const url = rig.files.put('limited.js', fixture('nodejs/handler.js'));
+  const fromUrl = functionObject('too-large', { handler: 'handler.text', runtime: 'nodejs24', 'function-content-type': 'url', function: url });
+  const download = await expectFailure('too-large', fromUrl, 'E_SOURCE_TOO_LARGE', { download: { maxBytes: 16 }, docker });
+  assert.match(download.message, url);
+  const zip = makeZip([{ name: 'handler.js', content: fixture('nodejs/handler.js') }]);
+  const fromZip = functionObject('too-large', { handler: 'handler.text', runtime: 'nodejs24', 'function-content-type': 'base64+zip', function: zip.toString('base64') });
+  const archive = await expectFailure('too-large', fromZip, 'E_ARCHIVE_UNSAFE', { limits: { maxEntryBytes: 16 }, docker });
+  assert.match(archive.message, /"handler.js" is \d+ bytes unpacked, more than the limit of 16 bytes/);
+});
+
+/** An http server whose every answer starts (headers and a first chunk) and never ends. */
+async function startHangingFileServer(onRequest: () => void) {
+  const open = new Set<ServerResponse>();
+  const server = createServer((_request, response) => {
+    open.add(response);
+    response.writeHead(200, { 'content-type': 'application/octet-stream' });
+    response.write('module.exports = {');
+    onRequest();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/handler.js`,
+    stop: () => new Promise<void>((resolve) => {
+      for (const response of open) response.destroy();
+      server.closeAllConnections();
+      server.close(() => resolve());
+    }),
+  };
+}
+
+test('the signal and the time limit cover a url download that hangs: E_BUILD_ABORTED / E_BUILD_TIMEOUT (infrastructure)', async () => {
+  const controller = new AbortController();
+  const files = await startHangingFileServer(() => setTimeout(() => controller.abort(), 200));
+  try {
+    const fn = functionObject('hung-download', { handler: 'handler.text', runtime: 'nodejs24', 'function-content-type': 'url', function: files.url });
+    const closed = await freePort();
+    const docker = { DOCKER_HOST: `tcp://127.0.0.1:${closed}` };
+    const cancelled = await expectFailure('hung-download', fn, 'E_BUILD_ABORTED', { signal: controller.signal, docker });
+    assert.is(cancelled.kind, 'infrastructure');
+    const started = Date.now();
+    const timedOut = await expectFailure('hung-download', fn, 'E_BUILD_TIMEOUT', { timeoutMs: 1_500, docker });
+    assert.ok(Date.now() - started < 10_000, 'the build limit, not the download\'s own 120 s, ended it');
+    assert.match(timedOut.message, 'default/hung-download');
+  } finally {
+    await files.stop();
+  }
+});
+
+test('the time limit covers a registry that accepts the existence check and never answers: E_BUILD_TIMEOUT, the daemon never asked', async () => {
+  const target = rig.targets.anonymous!;
+  const proxy = await startFaultProxy(target.url, { intercept: (request) => (request.method === 'HEAD' ? { status: 0, hang: true } : undefined) });
+  try {
+    const fn = functionObject('hung-check', { handler: 'handler.text', runtime: 'nodejs24', function: fixture('nodejs/handler.js') });
+    const closed = await freePort();
+    const started = Date.now();
+    const error = await expectFailure('hung-check', fn, 'E_BUILD_TIMEOUT', { registry: `${proxy.host}/failures`, timeoutMs: 2_000, docker: { DOCKER_HOST: `tcp://127.0.0.1:${closed}` } });
+    assert.ok(Date.now() - started < 15_000, 'the build limit, not the registry client\'s own 30 s, ended it');
+    assert.is(error.kind, 'infrastructure');
+    assert.ok(proxy.requests.some((r) => r.method === 'HEAD' && r.path.includes('/manifests/') && r.status === 0), 'the existence check was sent and hung');
+  } finally {
+    await proxy.stop();
+  }
+});
+
+test('the time limit covers a push that hangs: E_BUILD_TIMEOUT after the push began, nothing pushed, no container', async () => {
+  const target = rig.targets.anonymous!;
+  // The daemon's blob uploads hang; the existence check and everything else reach the registry.
+  const proxy = await startFaultProxy(target.url, { intercept: (request) => (request.method === 'POST' && request.url?.includes('/blobs/uploads/') ? { status: 0, hang: true } : undefined) });
+  try {
+    const fn = functionObject('hung-push', { handler: 'handler.text', runtime: 'nodejs24', function: fixture('nodejs/handler.js') });
+    const phases: string[] = [];
+    const error = await expectFailure('hung-push', fn, 'E_BUILD_TIMEOUT', {
+      registry: `${proxy.host}/failures`,
+      timeoutMs: 25_000,
+      onProgress: (event) => {
+        if (event.kind === 'phase') phases.push(event.phase);
+      },
+    });
+    assert.is(phases.at(-1), 'push', 'the limit passed during the push');
+    assert.is(error.kind, 'infrastructure');
+    assert.ok(proxy.requests.some((r) => r.method === 'POST' && r.status === 0), 'the daemon began an upload, which hung');
+  } finally {
+    await proxy.stop();
+  }
 });
 
 test.run();

@@ -20,6 +20,8 @@ export interface FaultAnswer {
   /** 0 with `reset`: the connection is dropped without an answer. */
   status: number;
   reset?: boolean;
+  /** The request is read and never answered (the connection stays open until stop()). */
+  hang?: boolean;
   headers?: Record<string, string>;
   body?: string;
 }
@@ -56,6 +58,11 @@ export async function startFaultProxy(target: string, options: FaultProxyOptions
     if (answer?.reset) {
       record(0);
       req.socket.destroy();
+      return;
+    }
+    if (answer?.hang) {
+      req.resume();
+      record(0);
       return;
     }
     if (answer) {
