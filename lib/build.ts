@@ -6,7 +6,7 @@ import type Dockerode from 'dockerode';
 import { connectDocker, dockerEndpointFromEnv } from './docker/connect.ts';
 import { buildImage } from './docker/build-image.ts';
 import { pushImage, removeImage } from './docker/push-image.ts';
-import type { EngineAuth } from './docker/auth.ts';
+import { engineAuth, type EngineAuth } from './docker/auth.ts';
 import type { DockerProgress } from './docker/progress.ts';
 import { aborted, deadline } from './docker/deadline.ts';
 import { BuildAbortedError } from './docker/errors.ts';
@@ -15,7 +15,7 @@ import type { DownloadOptions } from './function/download.ts';
 import { parseFunction } from './function/parse.ts';
 import { functionId, type FunctionSpec } from './function/spec.ts';
 import { parseReference } from './image/reference.ts';
-import { parseDockerConfig, resolveCredentials, type DockerConfig, type RegistryCredential } from './registry/credentials.ts';
+import { parseDockerConfig, resolveCredentials, type DockerConfig } from './registry/credentials.ts';
 import { RegistryClient, type RegistryLogEvent } from './registry/client.ts';
 import { transportFor, type RegistrySettings } from './registry/transport.ts';
 import { parseRuntimeCatalog, type RuntimeCatalog } from './runtime/catalog.ts';
@@ -315,12 +315,6 @@ function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
     signal.addEventListener('abort', onAbort, { once: true });
     work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
   });
-}
-
-function engineAuth(credential: RegistryCredential, host: string): EngineAuth {
-  if (credential.registryToken !== undefined) return { registrytoken: credential.registryToken, serveraddress: host };
-  if (credential.identityToken !== undefined) return { username: credential.username, identitytoken: credential.identityToken, serveraddress: host };
-  return { username: credential.username, password: credential.password, serveraddress: host };
 }
 
 function isFunctionSpec(value: unknown): value is FunctionSpec {

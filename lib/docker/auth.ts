@@ -1,6 +1,7 @@
 // How the Engine is told registry credentials: X-Registry-Auth (one credential, for push) and
 // X-Registry-Config (a map host → credential, for the base images a build pulls). Both are JSON in
 // base64url *with* padding, which is what the daemon's decoder (Go's base64.URLEncoding) expects.
+import type { RegistryCredential } from '../registry/credentials.ts';
 
 /** The Engine's AuthConfig. Exactly one of password, identitytoken or registrytoken is set, or none. */
 export interface EngineAuth {
@@ -9,6 +10,13 @@ export interface EngineAuth {
   identitytoken?: string;
   registrytoken?: string;
   serveraddress: string;
+}
+
+/** A docker config credential as the Engine takes it: a registry token, an identity token, or username and password. */
+export function engineAuth(credential: RegistryCredential, host: string): EngineAuth {
+  if (credential.registryToken !== undefined) return { registrytoken: credential.registryToken, serveraddress: host };
+  if (credential.identityToken !== undefined) return { username: credential.username, identitytoken: credential.identityToken, serveraddress: host };
+  return { username: credential.username, password: credential.password, serveraddress: host };
 }
 
 const DOCKER_HUB_HOSTS = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io', 'registry.hub.docker.com']);
