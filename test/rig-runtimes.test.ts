@@ -50,17 +50,24 @@ function functionEnv(runtime: RuntimeName, handler: string, extra: Record<string
   };
 }
 
+/** A function container to start: its handler, extra env, and the port it listens on (default 8080). */
+interface FunctionSetup {
+  handler: string;
+  env?: Record<string, string>;
+  port?: number;
+}
+
 /** Starts one container per handler (in parallel), runs `body`, removes them all. */
 async function withFunctions<K extends string>(
   imageName: RuntimeImageName,
   runtime: RuntimeName,
   files: string,
-  handlers: Record<K, { handler: string; env?: Record<string, string> }>,
+  handlers: Record<K, FunctionSetup>,
   body: (urls: Record<K, string>) => Promise<void>,
 ): Promise<void> {
   const started = await Promise.allSettled(
-    (Object.entries(handlers) as [K, { handler: string; env?: Record<string, string> }][]).map(async ([key, { handler, env }]) => {
-      const container = await startFunctionContainer(image(imageName), { files, env: functionEnv(runtime, handler, env) });
+    (Object.entries(handlers) as [K, FunctionSetup][]).map(async ([key, { handler, env, port }]) => {
+      const container = await startFunctionContainer(image(imageName), { files, env: functionEnv(runtime, handler, env), port });
       return [key, container] as const;
     }),
   );
@@ -251,6 +258,14 @@ test('nodejs runtime: module.exports = fn, NODE_PATH honoured, runs as uid 1000;
   );
 });
 
+test('nodejs runtime: listens on FUNC_PORT when it is not 8080', async () => {
+  await withFunctions('nodejs', 'nodejs', join(FUNCTIONS, 'nodejs'), { text: { handler: 'handler.text', env: { FUNC_PORT: '9090' }, port: 9090 } }, async (urls) => {
+    const health = await call(`${urls.text}/healthz`);
+    assert.equal([health.status, health.body], [200, 'OK']);
+    assert.is((await call(urls.text, { method: 'POST', body: 'on 9090' })).body, 'got 7 characters: on 9090');
+  });
+});
+
 test('nodejs installation image: installs package.json offline into /kubeless with the function env; the runtime uses it', async () => {
   const files = join(FUNCTIONS, 'nodejs-deps');
   const { volume, output, code } = await install('nodejs', files, {
@@ -371,6 +386,14 @@ test('python runtime: /healthz, /metrics, event ids, JSON and text bodies, reque
     },
     (error: Error) => assert.match(error.message, /has no function named 'nope'/),
   );
+});
+
+test('python runtime: listens on FUNC_PORT when it is not 8080', async () => {
+  await withFunctions('python', 'python', join(FUNCTIONS, 'python'), { text: { handler: 'handler.text', env: { FUNC_PORT: '9090' }, port: 9090 } }, async (urls) => {
+    const health = await call(`${urls.text}/healthz`);
+    assert.equal([health.status, health.body], [200, 'OK']);
+    assert.is((await call(urls.text, { method: 'POST', body: 'on 9090' })).body, 'got 7 characters: on 9090');
+  });
 });
 
 test('python installation image: pip installs requirements.txt offline into /kubeless; the runtime imports it via PYTHONPATH', async () => {

@@ -1,5 +1,6 @@
 // Runs a function image the way a kubelet runs a Kubeless function's pod: the image's own
-// command, the function env (FUNC_HANDLER, MOD_NAME, ...), port 8080 published on loopback. Files
+// command, the function env (FUNC_HANDLER, MOD_NAME, ...), its port (8080, or the FUNC_PORT the test
+// sets) published on loopback. Files
 // can be put into /kubeless before the start (docker cp, so it also works with a remote daemon)
 // or a volume mounted there. The container is labelled TEST_LABEL and removed by stop(); it is not
 // started with --rm, so that a function that crashes on start still has its output to show.
@@ -9,7 +10,7 @@ import { docker, exec, TEST_LABEL } from './docker.ts';
 export interface FunctionContainer {
   id: string;
   name: string;
-  /** http://127.0.0.1:<port> of the function's port 8080. */
+  /** http://127.0.0.1:<host port> of the function's port. */
   url: string;
   /** What the container printed so far. */
   logs(): Promise<string>;
@@ -24,6 +25,8 @@ export interface FunctionContainerOptions {
   files?: string;
   /** A volume (or host path) mounted at /kubeless. */
   volume?: string;
+  /** The port the function listens on in the container (give FUNC_PORT the same). Default 8080. */
+  port?: number;
   /** How long to wait for GET /healthz to answer 200. */
   readyTimeoutMs?: number;
 }
@@ -32,8 +35,9 @@ export async function startFunctionContainer(image: string, options: FunctionCon
   const name = `fib-function-${randomBytes(5).toString('hex')}`;
   const env = Object.entries(options.env ?? {}).flatMap(([k, v]) => ['--env', `${k}=${v}`]);
   const volume = options.volume ? ['--volume', `${options.volume}:/kubeless`] : [];
+  const containerPort = options.port ?? 8080;
   const id = (
-    await docker(['create', '--name', name, '--label', `${TEST_LABEL}=function-container`, '--publish', '127.0.0.1::8080', ...env, ...volume, image])
+    await docker(['create', '--name', name, '--label', `${TEST_LABEL}=function-container`, '--publish', `127.0.0.1::${containerPort}`, ...env, ...volume, image])
   ).trim();
   const stop = async () => {
     await exec('docker', ['rm', '--force', id]);
@@ -51,7 +55,7 @@ export async function startFunctionContainer(image: string, options: FunctionCon
       // A container that already exited has no published port any more: ask only while it runs.
       const running = (await docker(['inspect', '--format', '{{.State.Running}}', id])).trim() === 'true';
       if (running && !url) {
-        const port = /:(\d+)\s*$/m.exec(await docker(['port', id, '8080/tcp']).catch(() => ''))?.[1];
+        const port = /:(\d+)\s*$/m.exec(await docker(['port', id, `${containerPort}/tcp`]).catch(() => ''))?.[1];
         if (port) url = `http://127.0.0.1:${port}`;
       }
       const status = url
