@@ -354,6 +354,42 @@ anonymous('a registry that keeps failing gives E_REGISTRY_UNAVAILABLE after boun
   assert.is(proxy.requests.length, 3);
 });
 
+anonymous('never retried: a 403 and a 404 go once; a 503 or a reset on a PATCH or on the upload-closing PUT is not sent again', async () => {
+  const proxy = await startFaultProxy(anon.url, {
+    intercept: (req) => {
+      const url = req.url ?? '';
+      if (url.endsWith('/manifests/forbidden')) return { status: 403, body: '{"errors":[{"code":"DENIED","message":"requested access to the resource is denied"}]}' };
+      if (url.endsWith('/manifests/gone')) return { status: 404, body: '{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}' };
+      if (req.method === 'PATCH' && url.includes('/patch-503-')) return { status: 503, body: '{"errors":[{"code":"UNAVAILABLE","message":"storage busy"}]}' };
+      if (req.method === 'PATCH' && url.includes('/patch-reset-')) return { status: 0, reset: true };
+      if (req.method === 'PUT' && url.includes('/put-503-') && url.includes('digest=')) return { status: 503, body: 'busy' };
+      return undefined;
+    },
+  });
+  proxies.push(proxy);
+  const before = events.length;
+  const registry = client({ registry: proxy.host, retries: 3 });
+  const sent = (method: string, part: string) => proxy.requests.filter((r) => r.method === method && r.path.includes(part)).length;
+
+  const repo = unique('no-retry');
+  const denied = await failure(registry.manifestExists(repo, 'forbidden'), 'E_REGISTRY_DENIED');
+  assert.ok(denied.message.includes('check manifest') && denied.message.includes(repo), denied.message);
+  assert.is(sent('HEAD', '/manifests/forbidden'), 1);
+  await failure(registry.getManifest(repo, 'gone'), 'E_REGISTRY_NOT_FOUND');
+  assert.is(sent('GET', '/manifests/gone'), 1);
+
+  const patched = await failure(registry.pushBlob(unique('patch-503'), randomBytes(3000), { chunkSize: 1000 }), 'E_REGISTRY_UNAVAILABLE');
+  assert.is(patched.status, 503);
+  assert.ok(patched.message.includes('push blob') && patched.message.includes('storage busy'), patched.message);
+  assert.is(sent('PATCH', '/patch-503-'), 1);
+  await failure(registry.pushBlob(unique('put-503'), randomBytes(3000)), 'E_REGISTRY_UNAVAILABLE');
+  assert.is(sent('PUT', '/put-503-'), 1);
+  const reset = await failure(registry.pushBlob(unique('patch-reset'), randomBytes(3000), { chunkSize: 1000 }), 'E_REGISTRY_UNREACHABLE');
+  assert.is(reset.details.attempts, 1);
+  assert.is(sent('PATCH', '/patch-reset-'), 1);
+  assert.equal(events.slice(before).filter((e) => e.event === 'retry'), []);
+});
+
 anonymous('a stopped registry gives E_REGISTRY_UNREACHABLE after bounded retries', async () => {
   const stopped = await startRegistry('anonymous');
   await stopped.stop();
