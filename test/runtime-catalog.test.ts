@@ -85,13 +85,18 @@ test('the older catalog form (runtimeImage, initImage) is read too', () => {
   assert.is(runtime.phases.installation?.image, 'bitnami/ruby:2.6');
 });
 
-test('the default catalog holds the upstream Kubeless runtimes, nodejs 14 pinned by digest', () => {
+test('the default catalog holds the upstream Kubeless runtimes, nodejs 10, 12 and 14 pinned by digest', () => {
   const catalog = defaultRuntimeCatalog();
   const runtimes = listRuntimes(catalog);
   for (const runtime of ['nodejs10', 'nodejs12', 'nodejs14', 'python3.6', 'python3.7', 'python3.8', 'ruby2.6', 'php7.4', 'go1.14', 'java11', 'ballerina0.981.0']) {
     assert.ok(runtimes.includes(runtime), runtime);
   }
   assert.is(findRuntime(catalog, 'nodejs14').phases.runtime.image, NODE14);
+  for (const pinned of ['nodejs10', 'nodejs12', 'nodejs14']) {
+    const { installation, runtime } = findRuntime(catalog, pinned).phases;
+    for (const image of [installation?.image, runtime.image]) assert.match(String(image), /^kubeless\/nodejs@sha256:[0-9a-f]{64}$/, pinned);
+  }
+  assert.is.not(findRuntime(catalog, 'nodejs10').phases.runtime.image, findRuntime(catalog, 'nodejs12').phases.runtime.image);
   assert.is(findRuntime(catalog, 'python3.8').phases.installation?.command, 'pip install --prefix=$KUBELESS_INSTALL_VOLUME -r $KUBELESS_DEPS_FILE');
   assert.is(findRuntime(catalog, 'go1.14').phases.compilation?.command, '/compile-function.sh');
   // A caller changing its copy does not change the next caller's.

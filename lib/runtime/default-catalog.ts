@@ -1,10 +1,13 @@
-// The runtimes Kubeless shipped, in its runtime-images format. Only the nodejs 14 image digest is
-// known to this project for certain; every other image is named by its tag as Kubeless published
-// it, and the builder resolves each tag to a digest before building (the image tag hashes that
+// The runtimes Kubeless shipped, in its runtime-images format. The nodejs 10, 12 and 14 images are
+// pinned to the digests of Kubeless's last published runtimes catalog (stable/nodejs/nodejs.jsonnet
+// of the kubeless runtimes repository); for the others no upstream digest could be confirmed, so
+// every other image is named by its tag as Kubeless published it, and the builder resolves each tag to a digest before building (the image tag hashes that
 // digest, so a moved tag gives a new function image, never a stale one). Clusters that mirror
 // these images, or that need exact pins, pass their own catalog (kubeless-config runtime-images).
 import { parseRuntimeCatalog, type RuntimeCatalog } from './catalog.ts';
 
+const NODEJS10 = 'kubeless/nodejs@sha256:09dcc6a644a2e28fa13988ff6e3755627cb83ac0e65f9a89c8c2a13c3560493b';
+const NODEJS12 = 'kubeless/nodejs@sha256:90fd5aed17af289489b7ae32233d268dd5cc4c9ebc6b934910fd5f1bbdb7cdd1';
 const NODEJS14 = 'kubeless/nodejs@sha256:f3645b5e8417e5bcc905446e1fac8a7d565be74eeba4fd80c2487c5d43a32a7b';
 const NODE_ENV = { NODE_PATH: '$(KUBELESS_INSTALL_VOLUME)/node_modules' };
 
@@ -76,7 +79,7 @@ export const DEFAULT_RUNTIME_IMAGES = [
     ID: 'nodejs',
     depName: 'package.json',
     fileNameSuffix: '.js',
-    versions: [nodejs('10', 'kubeless/nodejs:10'), nodejs('12', 'kubeless/nodejs:12'), nodejs('14', NODEJS14)],
+    versions: [nodejs('10', NODEJS10), nodejs('12', NODEJS12), nodejs('14', NODEJS14)],
   },
   { ID: 'python', depName: 'requirements.txt', fileNameSuffix: '.py', versions: ['3.6', '3.7', '3.8'].map(python) },
   { ID: 'ruby', depName: 'Gemfile', fileNameSuffix: '.rb', versions: ['2.3', '2.4', '2.5', '2.6'].map(ruby) },
