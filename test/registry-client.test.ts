@@ -13,6 +13,7 @@ import {
   parseDockerConfig,
   RegistryClient,
   RegistryError,
+  registryDigestResolver,
   sha256Digest,
   type RegistryClientOptions,
   type RegistryLogEvent,
@@ -443,6 +444,32 @@ basic('the Secret from the rig: every operation (roundTrip); the key used is log
   await roundTrip(registry, 'basic');
   const used = events.slice(before).find((e) => e.event === 'credentials');
   assert.equal(used, { registry: basicRegistry.host, event: 'credentials', level: 'info', key: basicRegistry.host, type: 'basic' });
+});
+
+basic('registryDigestResolver pins a rig image by tag, logs the docker config key used and the config warnings, and stops on its signal', async () => {
+  const repo = unique('resolver');
+  const { digest } = await pushImage(client({ registry: basicRegistry.host, credentials: parseDockerConfig(basicRegistry.dockerConfigJson!) }), repo, 'v1');
+  const dockerConfig = parseDockerConfig({ ...JSON.parse(basicRegistry.dockerConfigJson!), credsStore: 'desktop' });
+  const logged: RegistryLogEvent[] = [];
+  const log = (event: RegistryLogEvent) => {
+    logged.push(event);
+    captured.push(JSON.stringify(event));
+  };
+  const resolve = registryDigestResolver({ dockerConfig, log });
+  assert.is(await resolve(`${basicRegistry.host}/${repo}:v1`), `${basicRegistry.host}/${repo}@${digest}`);
+  assert.equal(logged.find((e) => e.event === 'credentials'), { registry: basicRegistry.host, event: 'credentials', level: 'info', key: basicRegistry.host, type: 'basic' });
+  assert.ok(logged.some((e) => e.event === 'config-warning' && String(e.message).includes('credsStore')), JSON.stringify(logged));
+
+  const aborted = new AbortController();
+  aborted.abort(new Error('build cancelled'));
+  const count = logged.length;
+  try {
+    await registryDigestResolver({ dockerConfig, log, signal: aborted.signal })(`${basicRegistry.host}/${repo}:v1`);
+    assert.unreachable('an aborted signal stops the resolution');
+  } catch (error) {
+    assert.is((error as Error).message, 'build cancelled');
+  }
+  assert.not.ok(logged.slice(count).some((e) => e.event === 'retry'), 'an aborted request is not retried');
 });
 
 basic('a config with Docker Hub and two private registries: the http:// key is used, and it means plain HTTP', async () => {

@@ -1,5 +1,5 @@
 // Pins a runtime image given by tag to the digest its registry serves for it now.
-import { RegistryClient } from '../registry/client.ts';
+import { RegistryClient, type RegistryLogEvent } from '../registry/client.ts';
 import type { DockerConfig } from '../registry/credentials.ts';
 import { transportFor, type RegistrySettings } from '../registry/transport.ts';
 import { parseReference } from './reference.ts';
@@ -9,23 +9,30 @@ export interface DigestResolverOptions {
   dockerConfig?: DockerConfig | undefined;
   registries?: RegistrySettings | undefined;
   platform?: string;
+  /** Receives the registry clients' events: the docker config key used, config warnings, retries. */
+  log?: ((event: RegistryLogEvent) => void) | undefined;
+  /** Aborts the registry requests of a resolution in flight. */
+  signal?: AbortSignal | undefined;
 }
 
 export function registryDigestResolver(options: DigestResolverOptions = {}): ImageDigestResolver {
-  const clients = new Map<string, RegistryClient>();
   return async (image: string): Promise<string> => {
     const reference = parseReference(image);
     if (reference.digest !== undefined) return `${reference.name}@${reference.digest}`;
-    let client = clients.get(reference.registry);
-    if (client === undefined) {
-      client = new RegistryClient({
-        registry: reference.registry,
-        credentials: options.dockerConfig,
-        transport: transportFor(options.registries, reference.registry),
-      });
-      clients.set(reference.registry, client);
+    // A client per image rather than one kept per registry: the resolver has no end at which a kept
+    // client could be closed, and a plan pins only a few images.
+    const client = new RegistryClient({
+      registry: reference.registry,
+      credentials: options.dockerConfig,
+      transport: transportFor(options.registries, reference.registry),
+      log: options.log,
+      signal: options.signal,
+    });
+    try {
+      const digest = await client.resolveDigest(reference.repository, reference.tag ?? 'latest', options.platform ?? 'linux/amd64');
+      return `${reference.name}@${digest}`;
+    } finally {
+      await client.close();
     }
-    const digest = await client.resolveDigest(reference.repository, reference.tag ?? 'latest', options.platform ?? 'linux/amd64');
-    return `${reference.name}@${digest}`;
   };
 }
