@@ -2,10 +2,12 @@
 //  - exactly as a kubelet runs the build Job's pod (docker run with the Docker socket, the registry
 //    Secret and the build ConfigMap mounted where the manifest says, host network only to reach the
 //    rig's loopback registry): a working function image is pushed and the termination message written;
-//    a bad Function exits 2, an unreachable registry 3;
+//    a bad Function exits 2, an unreachable registry 3; a TLS registry whose CA the Job does not have
+//    is used with function-registry-tls-verify "false", and refused without it;
 //  - through scheduleBuild() with the real client-node against the test API server, whose kubelet runs
 //    the same image: cache hit, fresh build, concurrent calls, a failure surfaced and then replaced,
 //    a watch that drops mid-build.
+// And the image itself: its entrypoint, and production dependencies only.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { randomBytes } from 'node:crypto';
@@ -37,7 +39,7 @@ let pushed: { image: string; reference: string } | undefined;
 
 test.before(async () => {
   try {
-    const [started, built] = await Promise.allSettled([startPipelineRig('k8s-job', ['basic']), buildBuilderImage()]);
+    const [started, built] = await Promise.allSettled([startPipelineRig('k8s-job', ['basic', 'tls']), buildBuilderImage()]);
     if (started.status === 'fulfilled') rig = started.value;
     if (built.status === 'fulfilled') builder = built.value;
     if (started.status === 'rejected') throw started.reason;
@@ -130,6 +132,37 @@ async function runLikeKubelet(fn: Record<string, unknown> | string, options: { c
   }
 }
 
+test('the image runs the CLI: entrypoint node dist/job/cli.js, default command job; the commands not run elsewhere load', async () => {
+  const inspected = await exec('docker', ['image', 'inspect', '-f', '{{json .Config.Entrypoint}} {{json .Config.Cmd}}', builder.image]);
+  assert.is(inspected.code, 0, inspected.stderr);
+  assert.is(inspected.stdout.trim(), '["node","/opt/function-image-builder/dist/job/cli.js"] ["job"]');
+  for (const command of ['job-manifest', 'tag', 'build']) {
+    const help = await exec('docker', ['run', '--rm', '--label', `${TEST_LABEL}=k8s-help`, builder.image, command, '--help']);
+    assert.is(help.code, 0, `${command}: ${help.stderr}`);
+    assert.match(help.stdout, `usage: function-image-builder ${command}`);
+  }
+});
+
+test('the image holds the production dependencies only', async () => {
+  const root = join(import.meta.dirname, '..');
+  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; devDependencies: Record<string, string> };
+  const lock = JSON.parse(readFileSync(join(root, 'package-lock.json'), 'utf8')) as { packages: Record<string, { dev?: boolean }> };
+  // A development dependency that a production one also needs (@types/node) is not dev in the lock.
+  const devOnly = Object.keys(pkg.devDependencies).filter((name) => lock.packages[`node_modules/${name}`]?.dev === true);
+  assert.ok(['typescript', 'uvu', 'kubernetes-models'].every((name) => devOnly.includes(name)), devOnly.join(' '));
+  // From the application directory, as the CLI's own imports resolve; a types-only package has no
+  // entry point to resolve, so its directory counts too.
+  const script = `const want = ${JSON.stringify({ prod: Object.keys(pkg.dependencies), dev: devOnly })};
+const has = (name) => {
+  if (require('node:fs').existsSync('node_modules/' + name + '/package.json')) return true;
+  try { require.resolve(name, { paths: [process.cwd()] }); return true; } catch (error) { return error.code !== 'MODULE_NOT_FOUND'; }
+};
+console.log(JSON.stringify({ missing: want.prod.filter((name) => !has(name)), present: want.dev.filter(has) }));`;
+  const run = await exec('docker', ['run', '--rm', '--label', `${TEST_LABEL}=k8s-deps`, '--entrypoint', 'node', builder.image, '-e', script]);
+  assert.is(run.code, 0, run.stderr);
+  assert.equal(JSON.parse(run.stdout), { missing: [], present: [] });
+});
+
 test('the Job image builds and pushes a working function image and writes the termination message', async () => {
   const run = await runLikeKubelet(textFunction('k8s-direct'));
   assert.is(run.code, 0, run.raw);
@@ -187,6 +220,27 @@ test('an unreachable registry exits with the infrastructure code', async () => {
   assert.match(run.termination.error.message, stopped.host);
 });
 
+/** What the TLS test pushed. */
+let tlsPushed: { image: string; digest: string; reference: string } | undefined;
+const tlsConfig = (tlsVerify: boolean) => config({ registry: `${rig.targets.tls!.host}/functions`, tlsVerify });
+
+test('function-registry-tls-verify "false": the Job pushes to a TLS registry whose CA it lacks; without it the build is refused', async () => {
+  const tls = rig.targets.tls!;
+  const fn = textFunction('k8s-tls');
+  const verifying = await runLikeKubelet(fn, { config: tlsConfig(true) });
+  assert.is(verifying.code, 2, verifying.raw);
+  assert.is(verifying.termination.error.code, 'E_REGISTRY_TLS');
+  assert.match(verifying.termination.error.message, tls.host);
+  const run = await runLikeKubelet(fn, { config: tlsConfig(false) });
+  assert.is(run.code, 0, run.raw);
+  assert.ok(run.log.some((line) => line.event === 'inputs' && line.tlsVerify === false && line.sources.tlsVerify.endsWith('/function-registry-tls-verify')), 'read from the mounted ConfigMap');
+  assert.match(run.termination.image, `${tls.host}/functions/k8s-tls:`);
+  assert.is(run.termination.cached, false);
+  tlsPushed = run.termination;
+  // The Engine trusts the rig's CA (certs.d): the pushed image runs.
+  assert.is((await callBuiltFunction(run.termination.reference, tls, 'tls')).text, 'got 3 characters: tls');
+});
+
 const jobPosts = () => api.requests.filter((r) => r.method === 'POST' && r.path === '/apis/batch/v1/namespaces/default/jobs').length;
 
 test('scheduleBuild: an image that exists is returned at once, and no Job is created', async () => {
@@ -196,6 +250,21 @@ test('scheduleBuild: an image that exists is returned at once, and no Job is cre
   assert.is(result.created, false);
   assert.is(result.job, undefined);
   assert.is(result.reference, `${rig.source.host}/functions/k8s-direct@${result.digest}`);
+  assert.is(jobPosts(), before);
+});
+
+test('scheduleBuild: the cache-hit check honours tls-verify "false", and fails with E_REGISTRY_TLS without it', async () => {
+  assert.ok(tlsPushed, 'the TLS test pushed an image');
+  const before = jobPosts();
+  const hit = await scheduleBuild(api.kubeConfig, textFunction('k8s-tls'), tlsConfig(false));
+  assert.is(hit.cached, true);
+  assert.is(hit.digest, tlsPushed!.digest);
+  try {
+    await scheduleBuild(api.kubeConfig, textFunction('k8s-tls'), tlsConfig(true));
+    assert.unreachable('the certificate was accepted without the CA');
+  } catch (error) {
+    assert.is((error as BuildJobError).code, 'E_REGISTRY_TLS');
+  }
   assert.is(jobPosts(), before);
 });
 
