@@ -9,6 +9,7 @@ import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createTcpServer, type Socket } from 'node:net';
 import { inspect } from 'node:util';
 import {
+  BuilderError,
   MEDIA_TYPE,
   parseDockerConfig,
   RegistryClient,
@@ -277,6 +278,43 @@ anonymous('HEAD and GET accept all four manifest types; an OCI image manifest an
   assert.equal([...new Set(reads.map((r) => r.method))].sort(), ['GET', 'HEAD']);
   const all = [MEDIA_TYPE.dockerManifest, MEDIA_TYPE.ociManifest, MEDIA_TYPE.dockerManifestList, MEDIA_TYPE.ociIndex].sort();
   for (const read of reads) assert.equal(read.accept?.split(',').map((t) => t.trim().split(';')[0]).sort(), all, `${read.method} ${read.path}`);
+});
+
+anonymous('putManifest with an explicit media type, with none at all, and to a registry claiming another digest; a HEAD without headers falls back to GET', async () => {
+  const proxy = await startFaultProxy(anon.url, {
+    intercept: (req) => {
+      if (req.method === 'PUT' && req.url?.endsWith('/manifests/lying')) return { status: 201, headers: { 'docker-content-digest': sha256Digest('something else') } };
+      if (req.method === 'HEAD' && req.url?.endsWith('/manifests/bare')) return { status: 200, headers: { 'content-type': 'text/plain' } };
+      return undefined;
+    },
+  });
+  proxies.push(proxy);
+  const registry = client({ registry: proxy.host });
+  const repo = unique('put-branches');
+  const { digest } = await pushImage(registry, repo, 'v1', { oci: true });
+  const { mediaType: _type, ...untyped } = (await registry.getManifest(repo, 'v1')).json;
+  const explicit = await registry.putManifest(repo, 'explicit', untyped, MEDIA_TYPE.ociManifest);
+  assert.equal(await registry.manifestExists(repo, 'explicit'), { digest: explicit.digest, mediaType: MEDIA_TYPE.ociManifest, size: JSON.stringify(untyped).length });
+  assert.equal(proxy.requests.filter((r) => r.method === 'PUT' && r.path.endsWith('/manifests/explicit')).map((r) => r.status), [201]);
+
+  const puts = proxy.requests.length;
+  try {
+    await registry.putManifest(repo, 'untyped', untyped);
+    assert.unreachable('a manifest without a media type is refused');
+  } catch (error) {
+    assert.instance(error, BuilderError);
+    assert.is((error as BuilderError).code, 'E_MANIFEST_MEDIA_TYPE');
+    assert.ok((error as Error).message.includes(`${repo}:untyped`), (error as Error).message);
+  }
+  assert.is(proxy.requests.length, puts, 'nothing was sent');
+
+  const lying = await failure(registry.putManifest(repo, 'lying', (await registry.getManifest(repo, 'v1')).bytes), 'E_REGISTRY_DIGEST_MISMATCH');
+  assert.ok(lying.message.includes(sha256Digest('something else')) && lying.message.includes(digest), lying.message);
+
+  await registry.putManifest(repo, 'bare', (await registry.getManifest(repo, 'v1')).bytes);
+  const bare = await registry.manifestExists(repo, 'bare');
+  assert.equal(bare, { digest, mediaType: MEDIA_TYPE.ociManifest, size: bare!.size });
+  assert.equal(proxy.requests.filter((r) => r.path.endsWith('/manifests/bare')).map((r) => r.method), ['PUT', 'HEAD', 'GET']);
 });
 
 anonymous('missing things: HEAD is undefined, GET and tags list are E_REGISTRY_NOT_FOUND with the registry code', async () => {
@@ -681,6 +719,7 @@ token('a public repository: an anonymous client pulls with one anonymous token; 
   server.publicRepositories.push(repo);
   const before = server.requests.length;
   const anonymousClient = client({ registry: tokenRegistry.host });
+  assert.equal(await anonymousClient.ping(), { authScheme: 'bearer', apiVersion: 'registry/2.0' });
   assert.is(await anonymousClient.resolveDigest(repo, 'v1'), digest);
   assert.is((await anonymousClient.getManifest(repo, digest)).digest, digest);
   assert.ok((await anonymousClient.getBlob(repo, layerDigest)).equals(layer));
