@@ -1,19 +1,20 @@
 // End to end: Kubeless Functions of the nodejs and python fixture runtimes, every content type,
 // with and without deps, built by buildFunctionImage() through the real Docker Engine, pushed to
 // registries of every kind (base images always come from a private Basic-auth registry), gone from
-// the daemon afterwards, pulled back, run, and called over HTTP. Plus the minikube-style TLS Docker
-// endpoint, the local-only (push: false) workflow and prebuilt Functions.
+// the daemon afterwards, pulled back, run, and called over HTTP. Plus: a push to a registry whose
+// credentials differ from the base registry's, base images the daemon has to pull during the build,
+// the minikube-style TLS Docker endpoint, the local-only (push: false) workflow and prebuilt Functions.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildFunctionImage, type BuildFunctionOptions, type BuildResult } from '../lib/build.ts';
+import { buildFunctionImage, type BuildFunctionOptions, type BuildLogEvent, type BuildProgress, type BuildResult } from '../lib/build.ts';
 import { parseDockerConfig } from '../lib/registry/credentials.ts';
-import { gzip, makeTar, makeZip, xz } from './support/archives.ts';
+import { bzip2, gzip, makeTar, makeZip, xz, type TestEntry } from './support/archives.ts';
 import { dockerTlsEndpoint } from './support/docker-tls.ts';
 import { freePort } from './support/net.ts';
-import { callBuiltFunction, functionObject, hasLocalImage, startPipelineRig, type PipelineRig } from './support/pipeline.ts';
+import { callBuiltFunction, functionObject, hasLocalImage, remoteOnlyCatalog, startPipelineRig, type PipelineRig } from './support/pipeline.ts';
 import type { RegistryHandle } from './support/registry.ts';
 
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'functions', 'runtimes');
@@ -24,7 +25,7 @@ let rig: PipelineRig;
 
 test.before(async () => {
   try {
-    rig = await startPipelineRig('build-e2e', ['anonymous', 'basic', 'tls']);
+    rig = await startPipelineRig('build-e2e', ['anonymous', 'basic', 'tls', 'token']);
   } catch (error) {
     // uvu does not print what a hook threw.
     console.error('pipeline rig failed to start:', error);
@@ -57,79 +58,207 @@ async function buildAndCall(name: string, fn: Record<string, unknown>, target: R
 
 const GREETING = (who: string) => `hello ${who}, from fib-greeting 1.0.0`;
 
-test('nodejs, text, no deps → anonymous registry', async () => {
-  const fn = functionObject('node-text', { handler: 'handler.text', runtime: 'nodejs24', function: fixture('nodejs/handler.js') });
-  await buildAndCall('node-text', fn, rig.targets.anonymous!, 'abc', 'got 3 characters: abc');
-});
+// ---------------------------------------------------------------------------------------------
+// The matrix: nodejs and python × every Kubeless content type × no deps / spec.deps, plus +deps
+// cases; targets, compressions, checksums and TLS verification rotate over the cases.
 
-test('nodejs, base64 with spec.deps → TLS registry (CA given)', async () => {
-  const fn = functionObject('node-base64-deps', {
-    handler: 'handler.hello',
+type Runtime = 'nodejs' | 'python';
+type DepsMode = 'none' | 'spec.deps' | '+deps';
+type TargetKind = 'anonymous' | 'basic' | 'tls';
+type Compression = 'tar' | 'gzip' | 'bzip2' | 'xz';
+
+const RUNTIMES = {
+  nodejs: {
     runtime: 'nodejs24',
-    'function-content-type': 'base64',
-    function: Buffer.from(fixture('nodejs-deps/handler.js')).toString('base64'),
+    short: 'node',
+    suffix: '.js',
+    depName: 'package.json',
+    code: fixture('nodejs/handler.js'),
+    codeWithDeps: fixture('nodejs-deps/handler.js'),
     deps: fixture('nodejs-deps/package.json'),
+    // Put in archives whose deps come from spec.deps: installed by mistake, it fails (nothing offline has it).
+    staleDeps: JSON.stringify({ name: 'stale', version: '1.0.0', private: true, dependencies: { 'fib-missing': 'file:/offline-packages/fib-missing-9.9.9.tgz' } }),
+  },
+  python: {
+    runtime: 'python3.11',
+    short: 'py',
+    suffix: '.py',
+    depName: 'requirements.txt',
+    code: fixture('python/handler.py'),
+    codeWithDeps: fixture('python-deps/handler.py'),
+    deps: fixture('python-deps/requirements.txt'),
+    staleDeps: 'fib-missing==9.9.9\n',
+  },
+} as const;
+
+const CONTENT_TYPES = ['text', 'base64', 'url', 'base64+zip', 'base64+compressedtar', 'url+zip', 'url+compressedtar'] as const;
+type ContentType = (typeof CONTENT_TYPES)[number];
+/** The archive content types built once more with +deps (the deps file from the archive), per runtime. */
+const WITH_ARCHIVE_DEPS: Record<Runtime, ContentType[]> = { nodejs: ['base64+zip', 'url+compressedtar'], python: ['url+zip', 'base64+compressedtar'] };
+const COMPRESSIONS: Record<Compression, { ext: string; compress: (tar: Buffer) => Buffer }> = {
+  tar: { ext: 'tar', compress: (tar) => tar },
+  gzip: { ext: 'tar.gz', compress: gzip },
+  bzip2: { ext: 'tar.bz2', compress: bzip2 },
+  xz: { ext: 'tar.xz', compress: xz },
+};
+const TARGETS: TargetKind[] = ['anonymous', 'basic', 'tls'];
+
+interface MatrixCase {
+  name: string;
+  runtime: Runtime;
+  contentType: ContentType;
+  deps: DepsMode;
+  target: TargetKind;
+  compression?: Compression;
+  checksum: boolean;
+  /** TLS target reached without certificate verification (function-registry-tls-verify: "false") rather than with its CA. */
+  noVerify: boolean;
+}
+
+const MATRIX: MatrixCase[] = [];
+{
+  let tarCases = 0;
+  let tlsCases = 0;
+  const sourceCases = { text: 0, base64: 0, url: 0 };
+  for (const runtime of ['nodejs', 'python'] as const) {
+    const modes: [ContentType, DepsMode][] = CONTENT_TYPES.flatMap((ct) => [[ct, 'none'], [ct, 'spec.deps']] as [ContentType, DepsMode][]);
+    for (const ct of WITH_ARCHIVE_DEPS[runtime]) modes.push([ct, '+deps']);
+    for (const [contentType, deps] of modes) {
+      const i = MATRIX.length;
+      const source = contentType.split('+')[0] as 'text' | 'base64' | 'url';
+      const target = TARGETS[i % TARGETS.length]!;
+      const compression = contentType.endsWith('compressedtar') ? (['tar', 'gzip', 'bzip2', 'xz'] as const)[tarCases++ % 4] : undefined;
+      // Periods that do not divide the list's structure, so no setting goes only with deps or only without.
+      const noVerify = target === 'tls' && tlsCases++ % 3 === 0;
+      const name = `${RUNTIMES[runtime].short}-${contentType.replace(/\+/g, '-')}-${deps === 'none' ? 'nodeps' : deps === '+deps' ? 'archive-deps' : 'spec-deps'}`;
+      MATRIX.push({ name, runtime, contentType, deps, target, checksum: sourceCases[source]++ % 3 === 0, noVerify, ...(compression ? { compression } : {}) });
+    }
+  }
+}
+
+/** The Function spec of a case: source, archive and deps as the case says. */
+async function matrixSpec(c: MatrixCase): Promise<Record<string, unknown>> {
+  const r = RUNTIMES[c.runtime];
+  const code = c.deps === 'none' ? r.code : r.codeWithDeps;
+  const [source, archive] = c.contentType.split('+') as ['text' | 'base64' | 'url', 'zip' | 'compressedtar' | undefined];
+  let bytes: Buffer = Buffer.from(code);
+  let ext: string = r.suffix;
+  if (archive !== undefined) {
+    const entries: TestEntry[] = [
+      { name: `handler${r.suffix}`, content: code },
+      { name: 'lib/', type: 'directory' },
+      { name: 'lib/notes.txt', content: 'a subdirectory travels with the function\n' },
+    ];
+    if (c.deps === '+deps') entries.push({ name: r.depName, content: r.deps });
+    if (c.deps === 'spec.deps') entries.push({ name: r.depName, content: r.staleDeps });
+    if (archive === 'zip') {
+      bytes = makeZip(entries);
+      ext = '.zip';
+    } else {
+      const compression = COMPRESSIONS[c.compression!];
+      bytes = compression.compress(await makeTar(entries));
+      ext = `.${compression.ext}`;
+    }
+  }
+  const spec: Record<string, unknown> = {
+    handler: c.deps === 'none' ? 'handler.text' : 'handler.hello',
+    runtime: r.runtime,
+    'function-content-type': c.deps === '+deps' ? `${c.contentType}+deps` : c.contentType,
+    function: source === 'text' ? code : source === 'base64' ? bytes.toString('base64') : rig.files.put(`${c.name}${ext}`, bytes),
+  };
+  if (c.deps === 'spec.deps') spec.deps = r.deps;
+  if (c.checksum) spec.checksum = sha256(bytes);
+  return spec;
+}
+
+for (const c of MATRIX) {
+  const how = [c.contentType + (c.compression ? ` (${c.compression})` : ''), c.deps === 'none' ? 'no deps' : c.deps === '+deps' ? '+deps' : 'spec.deps', ...(c.checksum ? ['checksum'] : [])];
+  const where = c.target === 'tls' ? (c.noVerify ? 'tls registry, no certificate verification' : 'tls registry, CA given') : `${c.target} registry`;
+  test(`${c.runtime}, ${how.join(', ')} → ${where}`, async () => {
+    const target = rig.targets[c.target]!;
+    const body = c.name.slice(0, 12);
+    const expected = c.deps === 'none' ? `got ${body.length} characters: ${body}` : GREETING(body);
+    const extra: BuildFunctionOptions = c.noVerify ? { registries: { [target.host]: { tlsVerify: false } } } : {};
+    await buildAndCall(c.name, functionObject(c.name, await matrixSpec(c)), target, body, expected, extra);
   });
-  await buildAndCall('node-base64-deps', fn, rig.targets.tls!, 'tls', GREETING('tls'));
+}
+
+test('the matrix covers every content type with and without deps for both runtimes, +deps, every compression and every target', () => {
+  for (const runtime of ['nodejs', 'python'] as const) {
+    for (const contentType of CONTENT_TYPES) {
+      for (const deps of ['none', 'spec.deps'] as const) assert.ok(MATRIX.some((c) => c.runtime === runtime && c.contentType === contentType && c.deps === deps), `${runtime} ${contentType} ${deps}`);
+    }
+    assert.ok(MATRIX.some((c) => c.runtime === runtime && c.deps === '+deps' && c.contentType.includes('zip')), `${runtime} zip +deps`);
+    assert.ok(MATRIX.some((c) => c.runtime === runtime && c.deps === '+deps' && c.contentType.includes('compressedtar')), `${runtime} compressedtar +deps`);
+    for (const compression of Object.keys(COMPRESSIONS)) assert.ok(MATRIX.some((c) => c.runtime === runtime && c.compression === compression), `${runtime} ${compression}`);
+    for (const target of TARGETS) {
+      assert.ok(MATRIX.some((c) => c.runtime === runtime && c.target === target && c.deps === 'none'), `${runtime} → ${target} without deps`);
+      assert.ok(MATRIX.some((c) => c.runtime === runtime && c.target === target && c.deps !== 'none'), `${runtime} → ${target} with deps`);
+    }
+  }
+  for (const deps of [(c: MatrixCase) => c.deps === 'none', (c: MatrixCase) => c.deps !== 'none']) {
+    assert.ok(MATRIX.some((c) => deps(c) && c.noVerify) && MATRIX.some((c) => deps(c) && c.target === 'tls' && !c.noVerify), 'tls with and without verification');
+    for (const source of ['text', 'base64', 'url']) {
+      assert.ok(MATRIX.some((c) => deps(c) && c.contentType.startsWith(source) && c.checksum) && MATRIX.some((c) => deps(c) && c.contentType.startsWith(source) && !c.checksum), `${source} with and without checksum`);
+    }
+  }
 });
 
-test('nodejs, url+zip+deps with checksum → Basic registry (same credentials as the base images)', async () => {
-  const zip = makeZip([
-    { name: 'handler.js', content: fixture('nodejs-deps/handler.js') },
-    { name: 'package.json', content: fixture('nodejs-deps/package.json') },
-  ]);
-  const url = rig.files.put('node-fn.zip', zip);
-  const fn = functionObject('node-url-zip-deps', { handler: 'handler.hello', runtime: 'nodejs24', 'function-content-type': 'url+zip+deps', function: url, checksum: sha256(zip) });
-  await buildAndCall('node-url-zip-deps', fn, rig.targets.basic!, 'zip', GREETING('zip'));
-});
-
-test('nodejs, base64+compressedtar+deps (tar.gz) → anonymous registry', async () => {
+test('a handler whose module has a directory (lib/handler) is refused before anything is built', async () => {
   const tgz = gzip(await makeTar([
     { name: 'lib/', type: 'directory' },
     { name: 'lib/handler.js', content: fixture('nodejs-deps/handler.js') },
     { name: 'package.json', content: fixture('nodejs-deps/package.json') },
   ]));
-  const fn = functionObject('node-tgz-deps', { handler: 'lib/handler.hello', runtime: 'nodejs24', 'function-content-type': 'base64+compressedtar+deps', function: tgz.toString('base64') });
-  // A module path with a directory is not a Kubeless handler: the parser must say so, nothing is built.
+  const fn = functionObject('node-tgz-dir', { handler: 'lib/handler.hello', runtime: 'nodejs24', 'function-content-type': 'base64+compressedtar+deps', function: tgz.toString('base64') });
   await buildFunctionImage(fn, options(rig.targets.anonymous!)).then(
     () => assert.unreachable('a handler with a path was accepted'),
     (error: { code?: string }) => assert.is(error.code, 'E_FUNCTION_INVALID'),
   );
-  const flat = gzip(await makeTar([
-    { name: 'handler.js', content: fixture('nodejs-deps/handler.js') },
-    { name: 'package.json', content: fixture('nodejs-deps/package.json') },
-  ]));
-  const ok = functionObject('node-tgz-deps', { handler: 'handler.hello', runtime: 'nodejs24', 'function-content-type': 'base64+compressedtar+deps', function: flat.toString('base64') });
-  await buildAndCall('node-tgz-deps', ok, rig.targets.anonymous!, 'tar', GREETING('tar'));
 });
 
-test('python, text with spec.deps → Basic registry', async () => {
-  const fn = functionObject('py-text-deps', { handler: 'handler.hello', runtime: 'python3.11', function: fixture('python-deps/handler.py'), deps: fixture('python-deps/requirements.txt') });
-  await buildAndCall('py-text-deps', fn, rig.targets.basic!, 'py', GREETING('py'));
+/** The credentials the build handed the Docker Engine (the `credentials` log events with a purpose). */
+function engineCredentials(events: BuildLogEvent[]): { purpose: unknown; registry: unknown; key: unknown }[] {
+  return events.filter((e) => e.event === 'credentials' && e.purpose !== undefined).map(({ purpose, registry, key }) => ({ purpose, registry, key }));
+}
+
+test('base images from one credentialed registry, pushed to another with different credentials (token auth), both in one docker config', async () => {
+  const token = rig.targets.token!;
+  const source = rig.source;
+  const auths = { ...(JSON.parse(rig.dockerConfigJson) as { auths: object }).auths, ...(JSON.parse(token.dockerConfigJson!) as { auths: object }).auths };
+  assert.is.not(token.username, source.username);
+  const fn = functionObject('node-two-registries', { handler: 'handler.hello', runtime: 'nodejs24', function: fixture('nodejs-deps/handler.js'), deps: fixture('nodejs-deps/package.json') });
+  const log: BuildLogEvent[] = [];
+  await buildAndCall('node-two-registries', fn, token, 'two', GREETING('two'), { dockerConfig: JSON.stringify({ auths }), log: (e) => log.push(e) });
+  assert.equal(engineCredentials(log), [
+    { purpose: 'pull base image', registry: source.host, key: source.host },
+    { purpose: 'push', registry: token.host, key: token.host },
+  ]);
+  assert.ok(
+    log.some((e) => e.event === 'credentials' && e.purpose === undefined && e.registry === token.host && e.key === token.host),
+    'the builder checked the target with the push user too',
+  );
+  // The token server saw the push user's own credentials (not the base registry's).
+  const granted = token.tokenServer!.requests.filter((entry) => entry.username === token.username && entry.granted.some((g) => g.actions.includes('push')));
+  assert.ok(granted.length > 0, 'the push user was granted push on the target');
+  assert.not.ok(JSON.stringify(log).includes(token.password!) || JSON.stringify(log).includes(source.password!), 'no password in the log');
 });
 
-test('python, url (single file, checksum) → anonymous registry', async () => {
-  const source = fixture('python/handler.py');
-  const url = rig.files.put('handler.py', source);
-  const fn = functionObject('py-url', { handler: 'handler.text', runtime: 'python3.11', 'function-content-type': 'url', function: url, checksum: sha256(source) });
-  await buildAndCall('py-url', fn, rig.targets.anonymous!, 'hello', 'got 5 characters: hello');
-});
-
-test('python, base64+zip, no deps → TLS registry without certificate verification (function-registry-tls-verify: "false")', async () => {
-  const zip = makeZip([{ name: 'handler.py', content: fixture('python/handler.py') }]);
-  const fn = functionObject('py-b64-zip', { handler: 'handler.text', runtime: 'python3.11', 'function-content-type': 'base64+zip', function: zip.toString('base64') });
-  const tls = rig.targets.tls!;
-  await buildAndCall('py-b64-zip', fn, tls, 'zip!', 'got 4 characters: zip!', { registries: { [tls.host]: { tlsVerify: false } } });
-});
-
-test('python, url+compressedtar+deps (tar.xz) → TLS registry', async () => {
-  const txz = xz(await makeTar([
-    { name: 'handler.py', content: fixture('python-deps/handler.py') },
-    { name: 'requirements.txt', content: fixture('python-deps/requirements.txt') },
-  ]));
-  const url = rig.files.put('py-fn.tar.xz', txz);
-  const fn = functionObject('py-url-txz-deps', { handler: 'handler.hello', runtime: 'python3.11', 'function-content-type': 'url+compressedtar+deps', function: url, checksum: sha256(txz) });
-  await buildAndCall('py-url-txz-deps', fn, rig.targets.tls!, 'xz', GREETING('xz'));
+test('base images the daemon does not have are pulled during buildFunctionImage with the base registry\'s credentials', async () => {
+  const catalog = await remoteOnlyCatalog(rig);
+  const bases = catalog.flatMap((runtime) => runtime.versions.flatMap((version) => version.images.map((phase) => phase.image)));
+  for (const base of bases) assert.not.ok(await hasLocalImage(base), `${base} is not in the daemon before the build`);
+  const fn = functionObject('node-pulled-bases', { handler: 'handler.hello', runtime: 'nodejs24', function: fixture('nodejs-deps/handler.js'), deps: fixture('nodejs-deps/package.json') });
+  const events: BuildProgress[] = [];
+  const log: BuildLogEvent[] = [];
+  await buildAndCall('node-pulled-bases', fn, rig.targets.anonymous!, 'pulled', GREETING('pulled'), { catalog, onProgress: (e) => events.push(e), log: (e) => log.push(e) });
+  const pulls = events.filter((e) => e.kind === 'pull');
+  assert.ok(pulls.some((e) => e.kind === 'pull' && /^Pulling from .*-remote\/nodejs$/.test(e.status)), `a pull of the runtime image: ${JSON.stringify(pulls)}`);
+  assert.ok(pulls.some((e) => e.kind === 'pull' && /^Pulling from .*-remote\/nodejs-install$/.test(e.status)), `a pull of the installation image: ${JSON.stringify(pulls)}`);
+  assert.equal(engineCredentials(log), [
+    { purpose: 'pull base image', registry: rig.source.host, key: rig.source.host },
+    { purpose: 'push', registry: rig.targets.anonymous!.host, key: null },
+  ]);
 });
 
 test('the same build through the minikube-style TLS Docker endpoint (DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH)', async () => {

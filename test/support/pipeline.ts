@@ -54,7 +54,10 @@ export interface PipelineRig {
   targets: Partial<Record<RegistryKind, RegistryHandle>>;
   /** Runtime catalog whose images are the labelled wrappers: runtime phase by tag, installation by digest. */
   catalog: RuntimeCatalogEntry[];
-  /** .dockerconfigjson text with the source registry's credentials (and the basic target's when there is one). */
+  /**
+   * .dockerconfigjson text with the source registry's credentials (the basic target's too, being the
+   * source). A token target's credentials are not in it: they are in that target's dockerConfigJson.
+   */
   dockerConfigJson: string;
   /** Transport settings: the TLS target's CA. */
   registries: Record<string, { ca?: string; tlsVerify?: boolean; insecure?: boolean }>;
@@ -108,18 +111,29 @@ export async function startPipelineRig(name: string, targetKinds: RegistryKind[]
   }
 }
 
-/** FROM each catalog image + LABEL TEST_LABEL=<scope>, pushed to <source>/fib-<scope>/<image>. */
-async function wrapCatalog(catalog: RuntimeCatalogEntry[], source: RegistryHandle, scope: ImageScope): Promise<RuntimeCatalogEntry[]> {
+/**
+ * FROM each catalog image + LABEL TEST_LABEL=<scope>, pushed to <source>/<namespace>/<image>
+ * (namespace fib-<scope> unless given). `forget`: every local reference to the new images (tag and
+ * repo@digest) is removed after the push, so that a build can only get them by pulling.
+ */
+async function wrapCatalog(
+  catalog: RuntimeCatalogEntry[],
+  source: RegistryHandle,
+  scope: ImageScope,
+  { namespace = `fib-${scope.value}`, forget = false }: { namespace?: string; forget?: boolean } = {},
+): Promise<RuntimeCatalogEntry[]> {
   const config = dockerClientConfig(source);
   try {
     for (const runtime of catalog) {
       for (const version of runtime.versions) {
         for (const phase of version.images) {
-          const imageName = /\/kubeless\/([^@:]+)/.exec(phase.image)?.[1] ?? phase.phase;
-          const repository = `${source.host}/fib-${scope.value}/${imageName}`;
+          // The last path segment: nodejs-install of <host>/kubeless/nodejs-install@... or <host>/fib-x/nodejs-install:24.
+          const imageName = /\/([^/@:]+)(?:[:@][^/]*)?$/.exec(phase.image)?.[1] ?? phase.phase;
+          const repository = `${source.host}/${namespace}/${imageName}`;
           const tagged = `${repository}:${version.version}`;
           const built = await exec('docker', ['--config', config.dir, 'build', '-q', '-t', tagged, '-'], {
-            input: `FROM ${phase.image}\nLABEL ${TEST_LABEL}=${scope.value}\n`,
+            // A forgotten re-wrap gets a label of its own, so it is a new image rather than a build-cache hit.
+            input: `FROM ${phase.image}\nLABEL ${TEST_LABEL}=${scope.value}${forget ? ` ${TEST_LABEL}.namespace=${namespace}` : ''}\n`,
             env: { ...process.env, DOCKER_BUILDKIT: '0' },
             timeoutMs: 300_000,
           });
@@ -127,6 +141,12 @@ async function wrapCatalog(catalog: RuntimeCatalogEntry[], source: RegistryHandl
           const pushed = await docker(['--config', config.dir, 'push', tagged]);
           const digest = /digest: (sha256:[0-9a-f]{64})/.exec(pushed)?.[1];
           if (!digest) throw new Error(`docker push ${tagged} printed no digest`);
+          if (forget) {
+            // Removing the last tag may take the repo@digest reference with it, or leave it behind.
+            await docker(['rmi', tagged]);
+            await exec('docker', ['rmi', `${repository}@${digest}`]);
+            if (await hasLocalImage(`${repository}@${digest}`)) throw new Error(`${repository}@${digest} is still in the daemon`);
+          }
           // The runtime image by its moving tag (the builder pins it), the installation image by digest.
           phase.image = phase.phase === 'runtime' ? tagged : `${repository}@${digest}`;
         }
@@ -136,6 +156,15 @@ async function wrapCatalog(catalog: RuntimeCatalogEntry[], source: RegistryHandl
     config.cleanup();
   }
   return catalog;
+}
+
+/**
+ * The rig's catalog wrapped once more, under <source>/fib-<scope>-remote/, and gone from the daemon:
+ * a build with it has to pull every base image from the source registry, with its credentials.
+ * The pulled images carry the scope's label, so the rig's cleanup removes them.
+ */
+export function remoteOnlyCatalog(rig: PipelineRig): Promise<RuntimeCatalogEntry[]> {
+  return wrapCatalog(structuredClone(rig.catalog), rig.source, rig.scope, { namespace: `fib-${rig.scope.value}-remote`, forget: true });
 }
 
 /** A Kubeless Function object. */
@@ -157,7 +186,8 @@ export async function hasLocalImage(image: string): Promise<boolean> {
  * function container, sends `body` and returns the answer; the container and the pulled image go.
  */
 export async function callBuiltFunction(reference: string, registry: RegistryHandle | undefined, body: string, contentType = 'text/plain'): Promise<{ status: number; text: string }> {
-  const config = registry?.username && registry.kind === 'basic' ? dockerClientConfig(registry) : undefined;
+  // basic: the htpasswd user; token: the user the token server grants everything.
+  const config = registry?.username && registry.password ? dockerClientConfig(registry) : undefined;
   try {
     await docker([...(config ? ['--config', config.dir] : []), 'pull', '-q', reference]);
   } finally {
