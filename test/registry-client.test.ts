@@ -19,7 +19,7 @@ import {
   type RegistryClientOptions,
   type RegistryLogEvent,
 } from '../lib/index.ts';
-import { startFaultProxy, type FaultProxy } from './support/fault-proxy.ts';
+import { startFaultProxy, type FaultAnswer, type FaultProxy } from './support/fault-proxy.ts';
 import { startRegistry, type RegistryHandle } from './support/registry.ts';
 
 // ---- what every test leaves behind for the final secrets check ----
@@ -282,7 +282,7 @@ anonymous('HEAD and GET accept all four manifest types; an OCI image manifest an
 
 anonymous('putManifest with an explicit media type, with none at all, and to a registry claiming another digest; a HEAD without headers falls back to GET', async () => {
   const proxy = await startFaultProxy(anon.url, {
-    intercept: (req) => {
+    intercept: (req): FaultAnswer | undefined => {
       if (req.method === 'PUT' && req.url?.endsWith('/manifests/lying')) return { status: 201, headers: { 'docker-content-digest': sha256Digest('something else') } };
       if (req.method === 'HEAD' && req.url?.endsWith('/manifests/bare')) return { status: 200, headers: { 'content-type': 'text/plain' } };
       return undefined;
