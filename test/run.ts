@@ -2,6 +2,7 @@
 // `npm test -- registry docker` runs only the files whose path contains one of the words.
 // Ends with the line CI reads: "N passed, N failed".
 import { readdirSync } from 'node:fs';
+import { registerHooks } from 'node:module';
 import { join, relative, resolve } from 'node:path';
 import { run } from 'uvu/run';
 
@@ -57,6 +58,22 @@ process.stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
   }
   return written;
 }) as typeof process.stdout.write;
+
+// uvu's failure formatter calls `err.details.split('\n')`, but a BuilderError's `details` is an
+// object: the formatter throws inside uvu's catch and the whole suite is silently dropped. Rewrite
+// that one line of uvu as it loads, so object details are printed as JSON; a uvu release without the
+// line stops the run rather than quietly losing failure messages again.
+const UVU_DETAILS = "let { details, operator='' } = err;";
+registerHooks({
+  load(url, context, nextLoad) {
+    const loaded = nextLoad(url, context);
+    if (!url.endsWith('/node_modules/uvu/dist/index.mjs')) return loaded;
+    const source = String(loaded.source);
+    if (!source.includes(UVU_DETAILS)) throw new Error(`test/run.ts: uvu's formatter changed; update the details fix (${url})`);
+    const fixed = `${UVU_DETAILS} if (details && typeof details !== 'string') details = JSON.stringify(details, null, 2);`;
+    return { ...loaded, source: source.replace(UVU_DETAILS, fixed) };
+  },
+});
 
 // Loaded only now: uvu decides at load time whether it is driven by a runner (UVU_DEFER) or starts
 // itself; uvu/run sets the flag, but importing uvu before that would make it start on its own.
