@@ -8,9 +8,9 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { stringify } from 'yaml';
 import { createDisplay } from '../job/display.ts';
-import { exec } from './support/docker.ts';
+import { docker, exec } from './support/docker.ts';
 import { freePort } from './support/net.ts';
-import { callBuiltFunction, functionObject, startPipelineRig, type PipelineRig } from './support/pipeline.ts';
+import { callBuiltFunction, functionObject, hasLocalImage, startPipelineRig, type PipelineRig } from './support/pipeline.ts';
 import { startRegistry } from './support/registry.ts';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -23,7 +23,7 @@ let files: { fn: string; badFn: string; runtimes: string; dockerConfig: string }
 
 test.before(async () => {
   try {
-    rig = await startPipelineRig('cli-build', ['anonymous']);
+    rig = await startPipelineRig('cli-build', ['anonymous', 'tls']);
   } catch (error) {
     console.error('pipeline rig failed to start:', error);
     throw error;
@@ -114,6 +114,87 @@ test('a stopped registry exits 3; so does a Docker Engine that does not answer',
   assert.is(noDaemon.code, 3, noDaemon.stderr);
   assert.match(noDaemon.stderr, 'E_DOCKER_UNAVAILABLE');
   assert.match(noDaemon.stderr, `tcp://127.0.0.1:${closed}`);
+});
+
+test('--no-push builds into the local daemon only: the reference is the local name, the image is there, the registry has no tag', async () => {
+  const registry = `${rig.targets.anonymous!.host}/cli-local`;
+  const run = await cli(['build', files.fn, '--no-push', '--registry', registry, '--runtimes', files.runtimes, '--docker-config', files.dockerConfig, '--json']);
+  assert.is(run.code, 0, run.stderr);
+  const result = JSON.parse(run.stdout) as { image: string; reference: string; pushed: boolean; cached: boolean; digest: string };
+  try {
+    assert.is(result.reference, result.image);
+    assert.match(result.image, new RegExp(`^${registry}/cli-hello:[0-9a-f]{64}$`));
+    assert.equal([result.pushed, result.cached], [false, false]);
+    assert.ok(await hasLocalImage(result.image), 'the image is in the local daemon');
+    assert.is((await docker(['image', 'inspect', '--format', '{{.Id}}', result.image])).trim(), result.digest);
+    const tags = await fetch(`${rig.targets.anonymous!.url}/v2/cli-local/cli-hello/tags/list`);
+    assert.is(tags.status, 404, 'nothing reached the registry');
+  } finally {
+    await docker(['rmi', result.image]).catch(() => undefined);
+  }
+});
+
+test('--ca and --tls-no-verify reach a loopback TLS registry (taken for plain HTTP without them: E_REGISTRY_TLS, exit 2); --insecure-registry forces plain HTTP', async () => {
+  const tls = rig.targets.tls!;
+  const registry = `${tls.host}/cli`;
+  const base = ['build', files.fn, '--registry', registry, '--runtimes', files.runtimes, '--docker-config', files.dockerConfig];
+  const untold = await cli(base);
+  assert.is(untold.code, 2, untold.stderr);
+  assert.match(untold.stderr, 'E_REGISTRY_TLS');
+  assert.match(untold.stderr, 'called over plain HTTP');
+
+  const withCa = await cli([...base, '--ca', `${tls.host}=${tls.caPath}`, '--json']);
+  assert.is(withCa.code, 0, withCa.stderr);
+  const built = JSON.parse(withCa.stdout) as { reference: string; pushed: boolean };
+  assert.is(built.pushed, true);
+  assert.match(built.reference, new RegExp(`^${registry}/cli-hello@sha256:`));
+
+  // The existence check now finds the image: answered over TLS without verifying the certificate.
+  const noVerify = await cli([...base, '--tls-no-verify', tls.host, '--json']);
+  assert.is(noVerify.code, 0, noVerify.stderr);
+  assert.equal(JSON.parse(noVerify.stdout), { ...JSON.parse(noVerify.stdout), reference: built.reference, cached: true });
+
+  // The same --ca that works above, with --insecure-registry: plain HTTP wins and fails.
+  const plain = await cli([...base, '--ca', `${tls.host}=${tls.caPath}`, '--insecure-registry', tls.host]);
+  assert.is(plain.code, 2, plain.stderr);
+  assert.match(plain.stderr, 'called over plain HTTP');
+});
+
+test('--timeout: a build that outlasts it exits 3 with E_BUILD_TIMEOUT', async () => {
+  const slow = structuredClone(rig.catalog);
+  slow.find((r) => r.ID === 'nodejs')!.versions[0]!.images.find((i) => i.phase === 'installation')!.command = 'sleep 120';
+  const runtimes = join(dir, 'slow-runtimes.json');
+  writeFileSync(runtimes, JSON.stringify(slow));
+  const started = Date.now();
+  const run = await cli(['build', files.fn, '--registry', `${rig.targets.anonymous!.host}/cli-slow`, '--runtimes', runtimes, '--docker-config', files.dockerConfig, '--timeout', '3']);
+  assert.is(run.code, 3, run.stderr);
+  assert.match(run.stderr, 'E_BUILD_TIMEOUT');
+  assert.ok(Date.now() - started < 60_000, 'stopped at the limit, not at the end of the install');
+  assert.is(run.stdout, '');
+});
+
+test('several Functions in one file: build --json prints an array, tag prints one line each and tag --json an array', async () => {
+  const registry = `${rig.targets.anonymous!.host}/cli`;
+  const two = join(dir, 'two.yaml');
+  const second = readFileSync(files.fn, 'utf8').replace('name: cli-hello', 'name: cli-hello-two');
+  writeFileSync(two, `${readFileSync(files.fn, 'utf8')}---\n${second}`);
+  const common = ['--registry', registry, '--runtimes', files.runtimes, '--docker-config', files.dockerConfig];
+  const run = await cli(['build', two, ...common, '--json']);
+  assert.is(run.code, 0, run.stderr);
+  const results = JSON.parse(run.stdout) as { function: string; image: string; tag: string; reference: string }[];
+  assert.equal(results.map((r) => r.function), ['default/cli-hello', 'default/cli-hello-two']);
+  assert.is(results[0]!.tag, results[1]!.tag, 'the name is not part of the tag');
+  assert.match(results[1]!.reference, `${registry}/cli-hello-two@sha256:`);
+
+  const tags = await cli(['tag', two, ...common]);
+  assert.is(tags.code, 0, tags.stderr);
+  assert.equal(tags.stdout.trim().split('\n'), results.map((r) => r.image));
+  const json = await cli(['tag', two, ...common, '--json']);
+  assert.is(json.code, 0, json.stderr);
+  assert.equal(JSON.parse(json.stdout), results.map((r) => ({ function: r.function, tag: r.tag, image: r.image })));
+  const one = await cli(['tag', files.fn, '--runtimes', files.runtimes, '--docker-config', files.dockerConfig, '--json']);
+  assert.is(one.code, 0, one.stderr);
+  assert.equal(JSON.parse(one.stdout), { function: 'default/cli-hello', tag: results[0]!.tag });
 });
 
 test('on a terminal the progress is one line updated in place', () => {

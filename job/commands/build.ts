@@ -25,7 +25,7 @@ options:
   --tls-no-verify HOST      do not verify HOST's TLS certificate (repeatable)
   --ca HOST=FILE            trust the CA in FILE for HOST (repeatable)
   --no-push                 build into the local Docker Engine only (minikube: eval $(minikube docker-env))
-  --timeout SECONDS         limit for building and pushing one function (default 1800)
+  --timeout SECONDS         limit for one function, from reading its source to the push (default 1800)
   --json                    print the result as JSON on stdout (an array when the file holds several)
 
 The Docker Engine is found like the docker CLI finds it: DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH.
