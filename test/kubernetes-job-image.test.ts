@@ -185,21 +185,29 @@ test('the Job image builds and pushes a working function image and writes the te
 test("the Deployment patch's wait init container, run from the Job image, finds the pushed image", async () => {
   assert.ok(pushed, 'the first test pushed an image');
   const patch = functionDeploymentPatch({ function: 'default/k8s-direct', image: pushed!.image }, { wait: { builderImage: builder.image, registrySecret: SECRET, timeoutSeconds: 30 } });
+  const run = await runWaitContainer(patch);
+  assert.is(run.code, 0, run.output);
+  const found = run.log.find((line) => line.event === 'image-found');
+  assert.is(`${pushed!.image.split(':').slice(0, -1).join(':')}@${found.digest}`, pushed!.reference);
+});
+
+/** Runs the patch's wait init container as a kubelet would: its env, args and the registry Secret mounted. */
+async function runWaitContainer(patch: ReturnType<typeof functionDeploymentPatch>) {
   const init = patch.spec!.template.spec!.initContainers![0]!;
   const secret = mkdtempSync(join(tmpdir(), 'fib-k8s-wait-'));
   temps.push(secret);
   writeFileSync(join(secret, '.dockerconfigjson'), rig.dockerConfigJson);
   const name = `fib-k8s-wait-${randomBytes(4).toString('hex')}`;
+  const env = (init.env ?? []).flatMap((e) => ['-e', `${e.name}=${e.value}`]);
   try {
     const mount = init.volumeMounts![0]!;
-    const result = await exec('docker', ['run', '--name', name, '--label', `${TEST_LABEL}=k8s-wait`, '--network', 'host', '-v', `${secret}:${mount.mountPath}:ro`, init.image!, ...init.args!], { timeoutMs: 60_000 });
-    assert.is(result.code, 0, result.stdout + result.stderr);
-    const found = result.stdout.split('\n').filter(Boolean).map((line) => JSON.parse(line)).find((line) => line.event === 'image-found');
-    assert.is(`${pushed!.image.split(':').slice(0, -1).join(':')}@${found.digest}`, pushed!.reference);
+    const result = await exec('docker', ['run', '--name', name, '--label', `${TEST_LABEL}=k8s-wait`, '--network', 'host', ...env, '-v', `${secret}:${mount.mountPath}:ro`, init.image!, ...init.args!], { timeoutMs: 60_000 });
+    const log = result.stdout.split('\n').filter(Boolean).map((line) => JSON.parse(line));
+    return { code: result.code, log, output: result.stdout + result.stderr };
   } finally {
     await exec('docker', ['rm', '-f', name]);
   }
-});
+}
 
 test('a bad Function exits with the user-error code and says why in the termination message', async () => {
   const fn = functionObject('k8s-bad', { handler: 'no-dot-here', runtime: 'nodejs24', function: HANDLER });
@@ -239,6 +247,18 @@ test('function-registry-tls-verify "false": the Job pushes to a TLS registry who
   tlsPushed = run.termination;
   // The Engine trusts the rig's CA (certs.d): the pushed image runs.
   assert.is((await callBuiltFunction(run.termination.reference, tls, 'tls')).text, 'got 3 characters: tls');
+});
+
+test("the wait init container checks a registry with a private CA through the patch's registry settings", async () => {
+  assert.ok(tlsPushed, 'the TLS test pushed an image');
+  const tls = rig.targets.tls!;
+  const wait = { builderImage: builder.image, registrySecret: SECRET, timeoutSeconds: 30 };
+  const withCa = await runWaitContainer(functionDeploymentPatch({ function: 'default/k8s-tls', image: tlsPushed!.image }, { wait: { ...wait, registrySettings: { [tls.host]: { ca: tls.caPem! } } } }));
+  assert.is(withCa.code, 0, withCa.output);
+  assert.is(withCa.log.find((line) => line.event === 'image-found')?.digest, tlsPushed!.digest);
+  const without = await runWaitContainer(functionDeploymentPatch({ function: 'default/k8s-tls', image: tlsPushed!.image }, { wait }));
+  assert.is(without.code, 2, without.output);
+  assert.match(without.output, 'E_REGISTRY_TLS');
 });
 
 const jobPosts = () => api.requests.filter((r) => r.method === 'POST' && r.path === '/apis/batch/v1/namespaces/default/jobs').length;

@@ -8,6 +8,7 @@ import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import { DEFAULT_JOB_SETTINGS, type BuilderConfig } from '../lib/kubernetes/config.ts';
 import { buildJobManifest } from '../lib/kubernetes/manifest.ts';
 import { functionDeploymentPatch } from '../lib/kubernetes/deployment.ts';
+import { parseRegistrySettings } from '../lib/kubernetes/registry-settings.ts';
 import { BuilderError } from '../lib/errors.ts';
 
 // The rules of k8s.io/apimachinery validation, written out here independently of lib/kubernetes/names.ts.
@@ -236,6 +237,19 @@ test('with wait, the patch adds an init container that waits for the tagged imag
   assert.is(init.image, 'fib:1');
   assert.equal(init.volumeMounts, [{ name: 'wait-registry-secret', mountPath: '/etc/function-image-builder/registry-secret', readOnly: true }]);
   assert.equal(spec.volumes, [{ name: 'wait-registry-secret', secret: { secretName: 'kubeless-registry-credentials', defaultMode: 0o400 } }]);
+  assert.is(init.env, undefined);
+});
+
+test("with wait and registry settings, the init container gets them as the JSON the wait command reads", () => {
+  const image = `registry.internal:5000/functions/hello:${TAG}`;
+  const ca = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+  const settings = { 'registry.internal:5000': { ca: Buffer.from(ca) }, 'plain.internal': { insecure: true } };
+  const patch = functionDeploymentPatch({ image }, { containerName: 'hello', wait: { builderImage: 'fib:1', registrySettings: settings } });
+  const applied = applyPatch(baseDeployment('hello'), patch);
+  new Deployment(applied).validate();
+  const env = applied.spec.template.spec.initContainers[0].env;
+  assert.equal(env.map((e: { name: string }) => e.name), ['BUILDER_REGISTRY_SETTINGS']);
+  assert.equal(parseRegistrySettings(env[0].value, 'BUILDER_REGISTRY_SETTINGS'), { 'registry.internal:5000': { ca }, 'plain.internal': { insecure: true } });
 });
 
 test.run();

@@ -2,7 +2,8 @@
 // being built): a strategic-merge patch of apps/v1 Deployment.
 import type { V1Container, V1Deployment, V1Volume } from '@kubernetes/client-node';
 import { BuilderError } from '../errors.ts';
-import { JOB_SECRET_DIR } from './contract.ts';
+import type { RegistrySettings } from '../registry/transport.ts';
+import { JOB_ENV, JOB_SECRET_DIR } from './contract.ts';
 import { DNS1123_LABEL_MAX, isDns1123Label } from './names.ts';
 
 export interface ImageResult {
@@ -30,6 +31,12 @@ export interface DeploymentPatchOptions {
     /** Secret with the registry credentials for the check, mounted like the build Job mounts it. */
     registrySecret?: string | undefined;
     tlsVerify?: boolean | undefined;
+    /**
+     * Per-registry CA, plain HTTP or TLS settings for the check (the build ConfigMap's
+     * `registry-settings`), given to the container as its JSON in BUILDER_REGISTRY_SETTINGS: without
+     * them the check of a registry with a private CA or over plain HTTP fails and the pod never starts.
+     */
+    registrySettings?: RegistrySettings | undefined;
     timeoutSeconds?: number | undefined;
   } | undefined;
 }
@@ -67,6 +74,9 @@ export function functionDeploymentPatch(result: ImageResult, options: Deployment
       resources: { requests: { cpu: '10m', memory: '64Mi' }, limits: { cpu: '200m', memory: '128Mi' } },
       terminationMessagePolicy: 'FallbackToLogsOnError',
     };
+    if (options.wait.registrySettings !== undefined && Object.keys(options.wait.registrySettings).length > 0) {
+      container.env = [{ name: JOB_ENV.registrySettings, value: registrySettingsJson(options.wait.registrySettings) }];
+    }
     if (options.wait.registrySecret !== undefined) {
       volumes.push({ name: 'wait-registry-secret', secret: { secretName: options.wait.registrySecret, defaultMode: 0o400 } });
       container.volumeMounts = [{ name: 'wait-registry-secret', mountPath: JOB_SECRET_DIR, readOnly: true }];
@@ -87,4 +97,14 @@ export function functionDeploymentPatch(result: ImageResult, options: Deployment
       },
     },
   } as V1Deployment;
+}
+
+/** The JSON that parseRegistrySettings reads back: a CA given as Buffers becomes PEM text. */
+function registrySettingsJson(settings: RegistrySettings): string {
+  const pem = (ca: string | Buffer) => (typeof ca === 'string' ? ca : ca.toString('utf8'));
+  const entries = Object.entries(settings).map(([host, { ca, ...rest }]) => [
+    host,
+    { ...rest, ...(ca === undefined ? {} : { ca: Array.isArray(ca) ? ca.map(pem).join('\n') : pem(ca) }) },
+  ]);
+  return JSON.stringify(Object.fromEntries(entries));
 }
