@@ -3,7 +3,7 @@ import { RegistryClient, type RegistryLogEvent } from '../registry/client.ts';
 import type { DockerConfig } from '../registry/credentials.ts';
 import { transportFor, type RegistrySettings } from '../registry/transport.ts';
 import { parseReference } from './reference.ts';
-import type { ImageDigestResolver } from './plan.ts';
+import { DEFAULT_PLATFORM, type ImageDigestResolver } from './plan.ts';
 
 export interface DigestResolverOptions {
   dockerConfig?: DockerConfig | undefined;
@@ -29,7 +29,7 @@ export function registryDigestResolver(options: DigestResolverOptions = {}): Ima
       signal: options.signal,
     });
     try {
-      const digest = await client.resolveDigest(reference.repository, reference.tag ?? 'latest', options.platform ?? 'linux/amd64');
+      const digest = await client.resolveDigest(reference.repository, reference.tag ?? 'latest', options.platform ?? DEFAULT_PLATFORM);
       return `${reference.name}@${digest}`;
     } finally {
       await client.close();

@@ -1,9 +1,10 @@
 // The runtimes Kubeless shipped, in its runtime-images format. The nodejs 10, 12 and 14 images are
 // pinned to the digests of Kubeless's last published runtimes catalog (stable/nodejs/nodejs.jsonnet
-// of the kubeless runtimes repository); for the others no upstream digest could be confirmed, so
-// every other image is named by its tag as Kubeless published it, and the builder resolves each tag to a digest before building (the image tag hashes that
-// digest, so a moved tag gives a new function image, never a stale one). Clusters that mirror
-// these images, or that need exact pins, pass their own catalog (kubeless-config runtime-images).
+// of the kubeless runtimes repository). For the others no upstream digest could be confirmed: they
+// are named by the tag Kubeless published, and the builder resolves each tag to a digest before
+// building (the image tag hashes that digest, so a moved tag gives a new function image, never a
+// stale one). Clusters that mirror these images, or that need exact pins, pass their own catalog
+// (kubeless-config runtime-images).
 import { parseRuntimeCatalog, type RuntimeCatalog } from './catalog.ts';
 
 const NODEJS10 = 'kubeless/nodejs@sha256:09dcc6a644a2e28fa13988ff6e3755627cb83ac0e65f9a89c8c2a13c3560493b';
