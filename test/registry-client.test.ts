@@ -5,7 +5,11 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer as createTcpServer, type Socket } from 'node:net';
 import { inspect } from 'node:util';
 import {
@@ -19,6 +23,7 @@ import {
   type RegistryClientOptions,
   type RegistryLogEvent,
 } from '../lib/index.ts';
+import { makeCa, makeLeaf } from './support/certs.ts';
 import { startFaultProxy, type FaultAnswer, type FaultProxy } from './support/fault-proxy.ts';
 import { startRegistry, type RegistryHandle } from './support/registry.ts';
 
@@ -572,6 +577,69 @@ basic('a redirect to another host does not carry the Authorization header', asyn
     assert.ok(captured.every((line) => !line.includes('X-Signature')), 'query strings of redirects are not logged');
   } finally {
     await new Promise((resolve) => storage.close(resolve));
+  }
+});
+
+basic('a redirect to HTTPS storage signed by the registry\'s private CA uses the registry\'s ca (no Authorization); storage signed by another CA → E_REGISTRY_TLS naming it; tlsVerify: false carries over', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fib-redirect-tls-'));
+  const servers: Server[] = [];
+  try {
+    const privateCa = await makeCa(dir, 'private-ca');
+    const otherCa = await makeCa(dir, 'other-ca');
+    const leaf = (name: string, ca: typeof privateCa) => makeLeaf(dir, name, ca, { commonName: 'localhost', usage: 'server' });
+    const [front, storageCert, strangerCert] = await Promise.all([leaf('front', privateCa), leaf('storage', privateCa), leaf('stranger', otherCa)]);
+    const repo = unique('redirect-tls');
+    const data = randomBytes(4000);
+    const digest = sha256Digest(data);
+    await client({ registry: basicRegistry.host, credentials: parseDockerConfig(basicRegistry.dockerConfigJson!) }).pushBlob(repo, data);
+
+    /** An HTTPS blob store that serves `data` and records the Authorization header of each request. */
+    const startStorage = async (cert: typeof front) => {
+      const saw: Array<string | undefined> = [];
+      const server = createHttpsServer({ cert: cert.certPem, key: cert.keyPem }, (req, res) => {
+        saw.push(req.headers.authorization);
+        res.writeHead(200, { 'content-type': 'application/octet-stream' });
+        res.end(data);
+      });
+      servers.push(server);
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      return { saw, origin: `https://127.0.0.1:${(server.address() as { port: number }).port}` };
+    };
+    const storage = await startStorage(storageCert);
+    const stranger = await startStorage(strangerCert);
+
+    // The registry speaks HTTPS with a certificate from the private CA and redirects blob GETs.
+    let storageOrigin = storage.origin;
+    const proxy = await startFaultProxy(basicRegistry.url, {
+      tls: { cert: front.certPem, key: front.keyPem },
+      intercept: (req) =>
+        req.method === 'GET' && req.url?.includes('/blobs/sha256:') && req.headers.authorization ? { status: 307, headers: { location: `${storageOrigin}/blob?X-Signature=abc` } } : undefined,
+    });
+    proxies.push(proxy);
+    const credentials = basicConfig(proxy.host, basicRegistry.username!, basicRegistry.password!);
+
+    const trusting = client({ registry: proxy.host, credentials, transport: { ca: privateCa.certPem } });
+    assert.is(trusting.endpoint.origin, proxy.url);
+    assert.ok((await trusting.getBlob(repo, digest)).equals(data), 'fetched from the storage host with the registry\'s CA');
+    assert.equal(storage.saw, [undefined], 'the storage host got no Authorization');
+    assert.ok(proxy.requests.some((r) => r.status === 307 && r.authorized), 'the registry itself did get credentials');
+
+    // The ca setting is what makes the storage host trusted: a host signed by another CA is refused.
+    storageOrigin = stranger.origin;
+    const refused = await failure(trusting.getBlob(repo, digest), 'E_REGISTRY_TLS');
+    assert.ok(refused.message.includes(`TLS to ${stranger.origin} failed`), refused.message);
+    assert.not.ok(refused.message.includes('X-Signature'), refused.message);
+    assert.equal(stranger.saw, [], 'no request got past the handshake');
+
+    const unverified = client({ registry: proxy.host, credentials, transport: { tlsVerify: false } });
+    assert.ok((await unverified.getBlob(repo, digest)).equals(data), 'tlsVerify: false covers the storage host too');
+    assert.equal(stranger.saw, [undefined]);
+  } finally {
+    for (const server of servers) {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 

@@ -1,6 +1,6 @@
 // How bytes reach one registry: which origin (https or plain http), an undici Agent with that
 // registry's TLS settings, timeouts on every request, retries with backoff, and redirects that never
-// carry the registry's Authorization to another host.
+// carry the registry's Authorization to another host but keep its TLS settings.
 import { rootCertificates } from 'node:tls';
 import { isIP } from 'node:net';
 import { Agent, request, type Dispatcher } from 'undici';
@@ -8,11 +8,14 @@ import { DOCKER_HUB, normaliseRegistryHost } from '../image/reference.ts';
 import { registryHostFromKey, type RegistryCredential } from './credentials.ts';
 import { errorFromNetwork, isRetryableNetworkError, networkErrorCode, RegistryError, type RegistryErrorContext } from './errors.ts';
 
-/** Per-registry transport settings; the three are independent. */
+/**
+ * Per-registry transport settings; the three are independent. `tlsVerify` and `ca` also cover the
+ * registry's token realm and the hosts it redirects to (blob storage), which get no credentials.
+ */
 export interface RegistryTransport {
   /** false: accept any certificate (the registry still speaks TLS). Default true. */
   tlsVerify?: boolean;
-  /** PEM of extra CA certificates that may sign the registry's certificate, added to the system roots. */
+  /** PEM of extra CA certificates that may sign the registry's (or its storage's) certificate, added to the system roots. */
   ca?: string | Buffer | Array<string | Buffer>;
   /** true: plain HTTP. Unset: see registryEndpoint(). */
   insecure?: boolean;
@@ -117,7 +120,6 @@ export class HttpTransport {
   readonly retryDelayMs: number;
   readonly maxRetryDelayMs: number;
   readonly #agent: Agent;
-  #foreignAgent: Agent | undefined;
   readonly #options: TransportOptions;
 
   constructor(options: TransportOptions = {}) {
@@ -134,11 +136,10 @@ export class HttpTransport {
       ...(extraCa.length > 0 ? { ca: [...rootCertificates, ...extraCa.map((c) => c.toString())] } : {}),
       ...(transport.tlsVerify === false ? { rejectUnauthorized: false } : {}),
     };
-    this.#agent = this.#makeAgent(connect);
-  }
-
-  #makeAgent(connect: Record<string, unknown>): Agent {
-    return new Agent({
+    // Redirect targets (blob storage, CDNs) use this agent too: a private registry's storage is usually
+    // signed by the same private CA, and with verification off a registry could already send the client
+    // anywhere, while blob content is checked against its digest and credentials never follow.
+    this.#agent = new Agent({
       connect: { ...connect, timeout: this.timeoutMs },
       connectTimeout: this.timeoutMs,
       headersTimeout: this.timeoutMs,
@@ -150,14 +151,8 @@ export class HttpTransport {
     });
   }
 
-  /** Redirect targets on another host (blob storage, CDNs) get default TLS settings and no credentials. */
-  #foreign(): Agent {
-    this.#foreignAgent ??= this.#makeAgent({});
-    return this.#foreignAgent;
-  }
-
   async close(): Promise<void> {
-    await Promise.all([this.#agent.close(), this.#foreignAgent?.close()]);
+    await this.#agent.close();
   }
 
   /**
@@ -168,8 +163,10 @@ export class HttpTransport {
     let attempt = 0;
     for (;;) {
       let response: HttpResponse;
+      // The origin of the request that failed, so a TLS error on a redirect names the storage host.
+      const reached = { origin: req.url.origin };
       try {
-        response = await this.#sendFollowingRedirects(req);
+        response = await this.#sendFollowingRedirects(req, reached);
       } catch (error) {
         if (error instanceof RegistryError || this.#options.signal?.aborted) throw error;
         const code = networkErrorCode(error);
@@ -180,7 +177,7 @@ export class HttpTransport {
           await this.#backoff(req, attempt, undefined, code ?? 'network error');
           continue;
         }
-        throw errorFromNetwork(error, req.context, req.url.origin, attempt + 1);
+        throw errorFromNetwork(error, req.context, reached.origin, attempt + 1);
       }
       if (req.idempotent && attempt < this.retries && RETRY_STATUS.has(response.statusCode)) {
         const retryAfter = retryAfterMs(response.headers['retry-after']);
@@ -195,16 +192,16 @@ export class HttpTransport {
     }
   }
 
-  async #sendFollowingRedirects(req: HttpRequest): Promise<HttpResponse> {
+  async #sendFollowingRedirects(req: HttpRequest, reached: { origin: string }): Promise<HttpResponse> {
     let url = req.url;
     let headers = { ...req.headers };
-    let dispatcher: Agent = this.#agent;
     for (let hops = 0; ; hops++) {
+      reached.origin = url.origin;
       const { statusCode, headers: responseHeaders, body } = await request(url, {
         method: req.method,
         headers: { 'user-agent': this.#options.userAgent ?? 'function-image-builder', ...headers },
         body: req.body ?? (req.method === 'PUT' || req.method === 'POST' || req.method === 'PATCH' ? '' : undefined),
-        dispatcher,
+        dispatcher: this.#agent,
         signal: this.#options.signal,
       });
       const location = responseHeaders.location;
@@ -223,7 +220,6 @@ export class HttpTransport {
         // Credentials are for the registry only; a signed storage URL carries its own authorisation.
         const { authorization: _dropped, ...rest } = headers;
         headers = rest;
-        dispatcher = this.#foreign();
       }
       this.#options.log?.({ event: 'redirect', level: 'debug', status: statusCode, from: url.pathname, to: next.origin + next.pathname });
       url = next;

@@ -1,7 +1,9 @@
 // An HTTP proxy in front of a real registry that can answer some requests itself (503s, 429s,
 // redirects) and rewrite the registry's absolute upload Locations into relative ones, so tests see
-// how the client handles those answers from a registry that otherwise behaves for real.
+// how the client handles those answers from a registry that otherwise behaves for real. It can listen
+// with HTTPS, as a registry with a certificate from a private CA does.
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 
 export interface ProxiedRequest {
@@ -31,6 +33,8 @@ export interface FaultProxyOptions {
   intercept?: (request: IncomingMessage, n: number) => FaultAnswer | undefined;
   /** Turn absolute Location headers of the registry into paths. */
   relativeLocations?: boolean;
+  /** Listen with HTTPS using this PEM certificate and key (the registry behind is still reached over HTTP). */
+  tls?: { cert: string; key: string };
 }
 
 export interface FaultProxy {
@@ -84,8 +88,9 @@ export async function startFaultProxy(target: string, options: FaultProxyOptions
             responseHeaders.location = options.relativeLocations ? absolute.pathname + absolute.search : origin + absolute.pathname + absolute.search;
           }
         }
-        record(upstreamResponse.statusCode ?? 0);
-        res.writeHead(upstreamResponse.statusCode ?? 502, responseHeaders);
+        const status = upstreamResponse.statusCode ?? 502;
+        record(status);
+        res.writeHead(status, responseHeaders);
         upstreamResponse.pipe(res);
       },
     );
@@ -97,8 +102,8 @@ export async function startFaultProxy(target: string, options: FaultProxyOptions
     req.pipe(forward);
   };
 
-  const server: Server = createServer(handle);
-  server.on('connection', (socket) => {
+  const server: Server = options.tls ? createHttpsServer(options.tls, handle) : createServer(handle);
+  server.on('connection', (socket: Socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
   });
@@ -108,7 +113,7 @@ export async function startFaultProxy(target: string, options: FaultProxyOptions
   });
   const address = server.address();
   if (!address || typeof address !== 'object') throw new Error('proxy has no address');
-  origin = `http://127.0.0.1:${address.port}`;
+  origin = `${options.tls ? 'https' : 'http'}://127.0.0.1:${address.port}`;
   return {
     url: origin,
     host: `127.0.0.1:${address.port}`,
