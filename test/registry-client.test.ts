@@ -643,6 +643,44 @@ basic('a redirect to HTTPS storage signed by the registry\'s private CA uses the
   }
 });
 
+basic('every error body is read or dumped: 23 GETs mixing 401 handshakes, 404s and a 503 retry, all with 96 KiB bodies, keep to two connections per client', async () => {
+  const repo = unique('keepalive');
+  const known = randomBytes(3000);
+  await client({ registry: basicRegistry.host, credentials: parseDockerConfig(basicRegistry.dockerConfigJson!) }).pushBlob(repo, known);
+  const missing = sha256Digest('never pushed');
+  const bigPage = `<html><body>${'busy '.repeat(96 * 1024 / 5)}</body></html>`;
+  // undici buffers up to 64 KiB of a body nobody reads, so only bodies larger than that hold a connection.
+  // Two connections is the floor: undici ends a body before it frees the socket, so the next request
+  // goes out on the other one. HEADs are left out because undici closes the connection after each.
+  const proxy = await startFaultProxy(basicRegistry.url, {
+    padErrorBodies: 96 * 1024,
+    intercept: (req, n) => (req.method === 'GET' && req.url?.endsWith(`/blobs/${sha256Digest(known)}`) && n === 1 ? { status: 503, headers: { 'content-type': 'text/html' }, body: bigPage } : undefined),
+  });
+  proxies.push(proxy);
+
+  const registry = client({ registry: proxy.host, credentials: basicConfig(proxy.host, basicRegistry.username!, basicRegistry.password!) });
+  const first = await failure(registry.getBlob(repo, missing), 'E_REGISTRY_NOT_FOUND');
+  assert.is(first.registryErrors[0]?.code, 'BLOB_UNKNOWN', 'the padded body is still the registry\'s JSON');
+  // Early, so that a 503 body left unread would hold its connection for the requests after it.
+  assert.ok((await registry.getBlob(repo, sha256Digest(known))).equals(known));
+  for (let i = 0; i < 5; i++) {
+    await failure(registry.getBlob(repo, missing), 'E_REGISTRY_NOT_FOUND');
+    await failure(registry.getManifest(repo, 'missing'), 'E_REGISTRY_NOT_FOUND');
+    await failure(registry.listTags(unique('no-such-repo')), 'E_REGISTRY_NOT_FOUND');
+  }
+  const statuses = proxy.requests.map((r) => r.status);
+  assert.is(statuses.length, 19);
+  assert.equal([statuses.filter((s) => s === 401).length, statuses.filter((s) => s === 404).length, statuses.filter((s) => s === 503).length], [1, 16, 1]);
+  assert.ok(proxy.connections <= 2, `the client opened ${proxy.connections} connections for ${statuses.length} requests`);
+
+  // A wrong password: every request ends in a 401 whose body is read for the error message.
+  const accepted = proxy.connections;
+  const refused = client({ registry: proxy.host, credentials: basicConfig(proxy.host, basicRegistry.username!, 'wrong-password-keepalive') });
+  for (let i = 0; i < 3; i++) await failure(refused.getBlob(repo, missing), 'E_REGISTRY_UNAUTHORIZED');
+  assert.equal(proxy.requests.slice(19).map((r) => r.status), [401, 401, 401, 401]);
+  assert.ok(proxy.connections - accepted <= 2, `the refused client opened ${proxy.connections - accepted} connections for 4 requests`);
+});
+
 basic('a 401 whose error body echoes the Authorization value and the password is scrubbed from the message, the JSON and the log', async () => {
   const { username, password } = { username: basicRegistry.username!, password: basicRegistry.password! };
   const proxy = await startFaultProxy(basicRegistry.url, {

@@ -1,7 +1,7 @@
 // An HTTP proxy in front of a real registry that can answer some requests itself (503s, 429s,
 // redirects) and rewrite the registry's absolute upload Locations into relative ones, so tests see
 // how the client handles those answers from a registry that otherwise behaves for real. It can listen
-// with HTTPS, as a registry with a certificate from a private CA does.
+// with HTTPS, pad the registry's error bodies, and counts the TCP connections clients open to it.
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
@@ -35,6 +35,12 @@ export interface FaultProxyOptions {
   relativeLocations?: boolean;
   /** Listen with HTTPS using this PEM certificate and key (the registry behind is still reached over HTTP). */
   tls?: { cert: string; key: string };
+  /**
+   * Append this many bytes of whitespace (still valid JSON) to every error body the registry sends.
+   * Past undici's 64 KiB stream buffer, a body nobody reads holds its connection, so a client that
+   * forgets one opens new connections, which `connections` shows.
+   */
+  padErrorBodies?: number;
 }
 
 export interface FaultProxy {
@@ -42,6 +48,8 @@ export interface FaultProxy {
   host: string;
   port: number;
   requests: ProxiedRequest[];
+  /** TCP connections accepted so far: a client that reuses its connections keeps this small. */
+  readonly connections: number;
   stop(): Promise<void>;
 }
 
@@ -50,6 +58,7 @@ export async function startFaultProxy(target: string, options: FaultProxyOptions
   const requests: ProxiedRequest[] = [];
   const seen = new Map<string, number>();
   const sockets = new Set<Socket>();
+  let connections = 0;
   let origin = '';
 
   const handle = (req: IncomingMessage, res: ServerResponse) => {
@@ -90,6 +99,17 @@ export async function startFaultProxy(target: string, options: FaultProxyOptions
         }
         const status = upstreamResponse.statusCode ?? 502;
         record(status);
+        if (options.padErrorBodies && status >= 400 && req.method !== 'HEAD') {
+          const chunks: Buffer[] = [];
+          upstreamResponse.on('data', (chunk: Buffer) => chunks.push(chunk));
+          upstreamResponse.on('end', () => {
+            const body = Buffer.concat([...chunks, Buffer.alloc(options.padErrorBodies!, ' ')]);
+            delete responseHeaders['transfer-encoding'];
+            res.writeHead(status, { ...responseHeaders, 'content-length': String(body.length) });
+            res.end(body);
+          });
+          return;
+        }
         res.writeHead(status, responseHeaders);
         upstreamResponse.pipe(res);
       },
@@ -104,6 +124,7 @@ export async function startFaultProxy(target: string, options: FaultProxyOptions
 
   const server: Server = options.tls ? createHttpsServer(options.tls, handle) : createServer(handle);
   server.on('connection', (socket: Socket) => {
+    connections++;
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
   });
@@ -119,6 +140,9 @@ export async function startFaultProxy(target: string, options: FaultProxyOptions
     host: `127.0.0.1:${address.port}`,
     port: address.port,
     requests,
+    get connections() {
+      return connections;
+    },
     async stop() {
       for (const socket of sockets) socket.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
