@@ -380,13 +380,37 @@ anonymous('429 with Retry-After is honoured; a Retry-After beyond the limit fail
   proxies.push(proxy);
   const registry = client({ registry: proxy.host });
   await pushImage(client({ registry: anon.host }), repo, 'v1');
-  const started = Date.now();
   assert.equal(await registry.listTags(repo), ['v1']);
-  assert.ok(Date.now() - started >= 950, `waited ${Date.now() - started} ms`);
+  const tagLists = proxy.requests.filter((r) => r.path.includes('/tags/list'));
+  assert.equal(tagLists.map((r) => r.status), [429, 200]);
+  // Timers may fire a few ms early by the clock that stamped the arrivals; retryDelayMs alone would be ~20 ms.
+  const waited = tagLists[1]!.at - tagLists[0]!.at;
+  assert.ok(waited >= 990 && waited < 3_000, `the retry came ${Math.round(waited)} ms after the 429`);
   const error = await failure(registry.getManifest(repo, 'v1'), 'E_REGISTRY_RATE_LIMITED');
   assert.is(error.kind, 'infrastructure');
   assert.ok(error.message.includes('3600 s') && error.message.includes('pull rate limit'), error.message);
   assert.is(proxy.requests.filter((r) => r.path.includes('/manifests/')).length, 1);
+});
+
+anonymous('backoff grows: four 503s then a 200 arrive further and further apart', async () => {
+  const repo = unique('backoff');
+  const { digest } = await pushImage(client({ registry: anon.host }), repo, 'v1');
+  const proxy = await startFaultProxy(anon.url, {
+    intercept: (req, n) => (req.method === 'HEAD' && req.url?.endsWith('/manifests/v1') && n <= 4 ? { status: 503 } : undefined),
+  });
+  proxies.push(proxy);
+  const base = 100;
+  const registry = client({ registry: proxy.host, retries: 4, retryDelayMs: base });
+  assert.is((await registry.manifestExists(repo, 'v1'))?.digest, digest);
+  const arrivals = proxy.requests.filter((r) => r.path.endsWith('/manifests/v1'));
+  assert.equal(arrivals.map((r) => r.status), [503, 503, 503, 503, 200]);
+  const gaps = arrivals.slice(1).map((r, i) => r.at - arrivals[i]!.at);
+  const shown = gaps.map((g) => Math.round(g)).join(', ');
+  // Retry k waits base·2^(k-1) less up to half of it as jitter: 50-100, 100-200, 200-400, 400-800 ms.
+  // Neighbouring ranges touch, so "longer than the one before" allows a few ms of timer noise.
+  gaps.forEach((gap, k) => assert.ok(gap >= (base * 2 ** k) / 2 - 5, `gap ${k + 1} too short: ${shown} ms`));
+  for (let k = 1; k < gaps.length; k++) assert.ok(gaps[k]! > gaps[k - 1]! - 10, `gaps do not grow: ${shown} ms`);
+  assert.ok(gaps[3]! >= 3 * gaps[0]!, `gaps do not grow: ${shown} ms`);
 });
 
 anonymous('a registry that keeps failing gives E_REGISTRY_UNAVAILABLE after bounded retries', async () => {

@@ -1,7 +1,8 @@
 // An HTTP proxy in front of a real registry that can answer some requests itself (503s, 429s,
-// redirects) and rewrite the registry's absolute upload Locations into relative ones, so tests see
-// how the client handles those answers from a registry that otherwise behaves for real. It can listen
-// with HTTPS, pad the registry's error bodies, and counts the TCP connections clients open to it.
+// redirects, bodies that stall) and rewrite the registry's absolute upload Locations into relative
+// ones, so tests see how the client handles those answers from a registry that otherwise behaves for
+// real. It can listen with HTTPS, pad the registry's error bodies, and counts the TCP connections
+// clients open to it.
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
@@ -16,6 +17,8 @@ export interface ProxiedRequest {
   accept: string | undefined;
   /** Status the client got back. */
   status: number;
+  /** When the request arrived, in performance.now() milliseconds: gaps between retries show the client's backoff. */
+  at: number;
 }
 
 export interface FaultAnswer {
@@ -25,7 +28,12 @@ export interface FaultAnswer {
   /** The request is read and never answered (the connection stays open until stop()). */
   hang?: boolean;
   headers?: Record<string, string>;
-  body?: string;
+  body?: string | Buffer;
+  /**
+   * Send the headers (with the whole body's Content-Length) and only this many bytes of the body, then
+   * nothing until stop(): a registry or storage backend that stalls mid-transfer.
+   */
+  stallAfter?: number;
 }
 
 export interface FaultProxyOptions {
@@ -66,7 +74,8 @@ export async function startFaultProxy(target: string, options: FaultProxyOptions
     const key = `${req.method} ${path.split('?')[0]}`;
     const n = (seen.get(key) ?? 0) + 1;
     seen.set(key, n);
-    const record = (status: number) => requests.push({ method: req.method ?? '', path, authorized: req.headers.authorization !== undefined, accept: req.headers.accept, status });
+    const at = performance.now();
+    const record = (status: number) => requests.push({ method: req.method ?? '', path, authorized: req.headers.authorization !== undefined, accept: req.headers.accept, status, at });
     const answer = options.intercept?.(req, n);
     if (answer?.reset) {
       record(0);
@@ -81,8 +90,14 @@ export async function startFaultProxy(target: string, options: FaultProxyOptions
     if (answer) {
       req.resume();
       record(answer.status);
+      const body = Buffer.from(answer.body ?? '');
+      if (answer.stallAfter !== undefined) {
+        res.writeHead(answer.status, { 'content-type': 'application/json', ...answer.headers, 'content-length': String(body.length) });
+        res.write(body.subarray(0, answer.stallAfter));
+        return;
+      }
       res.writeHead(answer.status, { 'content-type': 'application/json', ...answer.headers });
-      res.end(answer.body ?? '');
+      res.end(body);
       return;
     }
     const headers = { ...req.headers, host: upstream.host };
