@@ -6,7 +6,8 @@
 //    is used with function-registry-tls-verify "false", and refused without it;
 //  - through scheduleBuild() with the real client-node against the test API server, whose kubelet runs
 //    the same image: cache hit, fresh build, concurrent calls, a failure surfaced and then replaced,
-//    a watch that drops mid-build.
+//    a watch dropped (then 410 Gone) while the build container runs, its outcome held back until the
+//    client has listed and watched the Job again.
 // And the image itself: its entrypoint, and production dependencies only.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -347,26 +348,40 @@ test('scheduleBuild: a failing build surfaces its reason; after the fix the fail
 
 test('scheduleBuild: a watch that drops mid-build (and then 410 Gone) still ends with the result', async () => {
   const fn = textFunction('k8s-drop');
-  // The pod waits until the watch has been dropped and re-established, so the build cannot end first.
-  api.holdPods(true);
+  // The build container runs, but its outcome is published only once the watch is back: the client
+  // can learn it only through the watch it re-established after the drop and the 410.
+  api.holdCompletion(true);
   let result;
   try {
     const running = scheduleBuild(api.kubeConfig, fn, config(), { stallMs: 10_000 });
-    await waitFor('the build Job and a watch on it', async () => api.list('jobs', 'default').some((j) => j.metadata.name.startsWith('build-k8s-drop-')) && api.openWatches() > 0, 60_000);
-    const watchRequests = () => api.requests.filter((r) => r.query.includes('watch=true')).length;
-    const before = watchRequests();
+    let settled = false;
+    void running.then(
+      () => (settled = true),
+      () => (settled = true),
+    );
+    const job = () => api.list('jobs', 'default').find((j) => j.metadata.name.startsWith('build-k8s-drop-'));
+    const pod = () => api.list('pods', 'default').find((p) => p.metadata.labels['job-name'] === job()?.metadata.name);
+    await waitFor('the build container to run, and a watch on its Job', async () => pod()?.status?.phase === 'Running' && api.openWatches() > 0, 60_000);
+    const name: string = job()!.metadata.name;
+    const requests = (kind: 'list' | 'watch') =>
+      api.requests.filter((r) => r.method === 'GET' && r.path === '/apis/batch/v1/namespaces/default/jobs' && r.query.includes(name) && r.query.includes('watch=true') === (kind === 'watch')).length;
+    const [lists, watches] = [requests('list'), requests('watch')];
     api.compact();
     api.expireNextWatch();
     api.dropWatches();
-    await waitFor('the watch to be re-established after the drop and the 410', async () => watchRequests() >= before + 2 && api.openWatches() > 0, 60_000);
-    api.holdPods(false);
+    // drop → list → watch (410) → list → watch
+    await waitFor('the Job to be listed and watched again after the drop and the 410', async () => requests('list') >= lists + 2 && requests('watch') >= watches + 2 && api.openWatches() > 0, 60_000);
+    assert.is(pod()?.status?.phase, 'Running', 'the build has not finished yet');
+    assert.not.ok(settled, 'scheduleBuild returned before the build finished');
+    api.holdCompletion(false);
     result = await running;
   } finally {
-    api.holdPods(false);
+    api.holdCompletion(false);
   }
   assert.is(result.cached, false);
-  const watches = api.requests.filter((r) => r.query.includes('watch=true') && r.query.includes(result.job!)).length;
-  assert.ok(watches >= 3, `watches: ${watches}`);
+  assert.is(result.created, true);
+  assert.ok(api.get('jobs', 'default', result.job!)!.status.conditions.some((c: { type: string; status: string }) => c.type === 'Complete' && c.status === 'True'));
+  assert.is((await callBuiltFunction(result.reference, rig.source, 'mid')).text, 'got 3 characters: mid');
 });
 
 test.run();

@@ -11,7 +11,9 @@
 // including podFailurePolicy, backoffLimit and activeDeadlineSeconds.
 //
 // Hooks let a test break the watch: drop every open watch, compact history (410 on the next watch from
-// an old resourceVersion), or stall watches (connection open, no events).
+// an old resourceVersion), or stall watches (connection open, no events); and pin the build's moment
+// for it: hold pods back before they start, or let the container run (pod Running) but keep back its
+// terminal status, so a test can break the watch mid-build and know the Job cannot finish meanwhile.
 import { randomBytes, randomUUID } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -69,6 +71,11 @@ export interface KubeApi {
   openWatches(): number;
   /** While on, the kubelet starts no pod: a Job stays active until released. */
   holdPods(on: boolean): void;
+  /**
+   * While on, pods still start and run (phase Running), but the kubelet publishes no terminal pod
+   * status, hence no Job completion or failure, until released; the container's outcome is kept.
+   */
+  holdCompletion(on: boolean): void;
   /** Containers the kubelet started (docker names), for assertions and debugging. */
   containers: string[];
   close(): Promise<void>;
@@ -111,6 +118,22 @@ function clone<T>(value: T): T {
   return structuredClone(value);
 }
 
+/** A gate the kubelet waits at while a test holds it. */
+function gate(): { passed(): Promise<void>; hold(on: boolean): void } {
+  let open: Promise<void> = Promise.resolve();
+  let release: (() => void) | undefined;
+  return {
+    passed: () => open,
+    hold(on) {
+      if (on && !release) open = new Promise<void>((resolve) => (release = resolve));
+      if (!on && release) {
+        release();
+        release = undefined;
+      }
+    },
+  };
+}
+
 function mergePatch(target: any, patch: any): any {
   if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) return patch;
   const out = target !== null && typeof target === 'object' && !Array.isArray(target) ? { ...target } : {};
@@ -128,8 +151,8 @@ export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeAp
   let history: WatchEvent[] = [];
   let compactedAt = 0;
   let expireNext = false;
-  let podGate: Promise<void> = Promise.resolve();
-  let releasePods: (() => void) | undefined;
+  const podStart = gate();
+  const podCompletion = gate();
   let stalled = false;
   const watchers = new Set<Watcher>();
   const requests: RequestRecord[] = [];
@@ -264,7 +287,7 @@ export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeAp
     }
     const runNext = (): void => {
       if (state.finished || closed || !currentJob(job)) return;
-      const task = podGate.then(() => runPod(job)).then(({ pod, exitCode }) => {
+      const task = podStart.passed().then(() => runPod(job)).then(({ pod, exitCode }) => {
         if (state.finished || !currentJob(job)) return;
         if (exitCode === 0) {
           state.finished = true;
@@ -440,6 +463,7 @@ export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeAp
     }
     podLogs.set(key('pods', namespace, podName), logs);
     const finished = new Date().toISOString();
+    await podCompletion.passed();
     const now = store.get(key('pods', namespace, podName));
     if (now) {
       now.status = {
@@ -656,19 +680,17 @@ export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeAp
     stallWatches(on) {
       stalled = on;
     },
-    holdPods(on) {
-      if (on && !releasePods) podGate = new Promise<void>((resolve) => (releasePods = resolve));
-      if (!on && releasePods) {
-        releasePods();
-        releasePods = undefined;
-      }
-    },
+    holdPods: podStart.hold,
+    holdCompletion: podCompletion.hold,
     openWatches() {
       return watchers.size;
     },
     async close() {
       closed = true;
       for (const timer of timers) clearTimeout(timer);
+      // Held pods would keep `running` from settling.
+      podStart.hold(false);
+      podCompletion.hold(false);
       for (const name of podContainers.values()) await exec('docker', ['rm', '-f', name]);
       await Promise.allSettled([...running]);
       for (const watcher of watchers) watcher.res.destroy();
