@@ -68,6 +68,13 @@ async function failure(promise: Promise<unknown>, code: string): Promise<Registr
   throw new Error('unreachable');
 }
 
+/** `promise`, or a rejection after `ms`: a test of a timeout fails instead of hanging when the timeout is gone. */
+function withinDeadline<T>(promise: Promise<T>, what: string, ms = 5_000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: still waiting after ${ms} ms`)), ms)));
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
+}
+
 /**
  * For an error built from what a registry echoed back: the message, the JSON a Job prints and the
  * client's log lines hold none of `values`, and show where something was cut out.
@@ -480,13 +487,47 @@ anonymous('a registry that accepts but never answers times out with E_REGISTRY_T
     const port = (silent.address() as { port: number }).port;
     const registry = client({ registry: `127.0.0.1:${port}`, timeoutMs: 300, retries: 1 });
     const started = Date.now();
-    const error = await failure(registry.ping(), 'E_REGISTRY_TIMEOUT');
+    const error = await failure(withinDeadline(registry.ping(), 'ping'), 'E_REGISTRY_TIMEOUT');
     assert.ok(Date.now() - started < 3_000);
     assert.is(error.details.attempts, 2);
   } finally {
     for (const socket of sockets) socket.destroy();
     await new Promise((resolve) => silent.close(resolve));
   }
+});
+
+anonymous('a body that stalls mid-transfer (manifest, blob) or a manifest never answered ends in E_REGISTRY_TIMEOUT in bounded time', async () => {
+  const repo = unique('stall');
+  const seed = client({ registry: anon.host });
+  const { layer, layerDigest } = await pushImage(seed, repo, 'v1');
+  const manifest = await seed.getManifest(repo, 'v1');
+  const proxy = await startFaultProxy(anon.url, {
+    intercept: (req) => {
+      const url = req.url ?? '';
+      if (req.method !== 'GET') return undefined;
+      const headers = (type: string, digest: string) => ({ 'content-type': type, 'docker-content-digest': digest });
+      if (url.endsWith('/manifests/v1')) return { status: 200, headers: headers(manifest.mediaType, manifest.digest), body: manifest.bytes, stallAfter: manifest.size >> 1 };
+      if (url.endsWith(`/blobs/${layerDigest}`)) return { status: 200, headers: headers('application/octet-stream', layerDigest), body: layer, stallAfter: layer.length >> 1 };
+      if (url.endsWith('/manifests/silent')) return { status: 0, hang: true };
+      return undefined;
+    },
+  });
+  proxies.push(proxy);
+  const registry = client({ registry: proxy.host, timeoutMs: 300, retries: 1 });
+  const timed = async (what: string, operation: Promise<unknown>) => {
+    const started = performance.now();
+    const error = await failure(withinDeadline(operation, what), 'E_REGISTRY_TIMEOUT');
+    const took = performance.now() - started;
+    assert.ok(took >= 250 && took < 3_000, `${what}: failed after ${Math.round(took)} ms`);
+    assert.is(error.kind, 'infrastructure');
+    assert.ok(error.message.includes(repo) && error.message.includes('timeoutMs'), error.message);
+    return error;
+  };
+  await timed('stalled manifest body', registry.getManifest(repo, 'v1'));
+  await timed('stalled blob body', registry.getBlob(repo, layerDigest));
+  const silent = await timed('manifest never answered', registry.getManifest(repo, 'silent'));
+  assert.is(silent.details.attempts, 2);
+  assert.is(proxy.requests.filter((r) => r.path.endsWith('/manifests/silent')).length, 2);
 });
 
 anonymous.run();

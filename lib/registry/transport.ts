@@ -258,15 +258,22 @@ export function retryAfterMs(header: string | string[] | undefined): number | un
 export async function readBody(response: HttpResponse, limit: number, context: RegistryErrorContext): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of response.body) {
-    size += (chunk as Buffer).length;
-    if (size > limit) {
-      response.body.destroy();
-      throw new RegistryError('E_REGISTRY_PROTOCOL', `${context.action} failed at registry ${context.registry}: response larger than ${limit} bytes`, context, {
-        status: response.statusCode,
-      });
+  try {
+    for await (const chunk of response.body) {
+      size += (chunk as Buffer).length;
+      if (size > limit) {
+        response.body.destroy();
+        throw new RegistryError('E_REGISTRY_PROTOCOL', `${context.action} failed at registry ${context.registry}: response larger than ${limit} bytes`, context, {
+          status: response.statusCode,
+        });
+      }
+      chunks.push(chunk as Buffer);
     }
-    chunks.push(chunk as Buffer);
+  } catch (error) {
+    // A body that stalls past timeoutMs or breaks off arrives after send() returned, so it gets the
+    // same stable error (E_REGISTRY_TIMEOUT / E_REGISTRY_UNREACHABLE) as a request that got no answer.
+    if (error instanceof RegistryError || !isRetryableNetworkError(error)) throw error;
+    throw errorFromNetwork(error, context, response.url.origin, 1);
   }
   return Buffer.concat(chunks);
 }
