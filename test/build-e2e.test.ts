@@ -24,13 +24,7 @@ const sha256 = (data: string | Buffer) => `sha256:${createHash('sha256').update(
 let rig: PipelineRig;
 
 test.before(async () => {
-  try {
-    rig = await startPipelineRig('build-e2e', ['anonymous', 'basic', 'tls', 'token']);
-  } catch (error) {
-    // uvu does not print what a hook threw.
-    console.error('pipeline rig failed to start:', error);
-    throw error;
-  }
+  rig = await startPipelineRig('build-e2e', ['anonymous', 'basic', 'tls', 'token']);
 });
 
 test.after(async () => {

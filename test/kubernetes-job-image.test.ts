@@ -39,19 +39,13 @@ const temps: string[] = [];
 let pushed: { image: string; reference: string } | undefined;
 
 test.before(async () => {
-  try {
-    const [started, built] = await Promise.allSettled([startPipelineRig('k8s-job', ['basic', 'tls']), buildBuilderImage()]);
-    if (started.status === 'fulfilled') rig = started.value;
-    if (built.status === 'fulfilled') builder = built.value;
-    if (started.status === 'rejected') throw started.reason;
-    if (built.status === 'rejected') throw built.reason;
-    api = await startKubeApi({ retryDelayMs: 100 });
-    api.create('secrets', { metadata: { name: SECRET, namespace: 'default' }, type: 'kubernetes.io/dockerconfigjson', stringData: { '.dockerconfigjson': rig.dockerConfigJson } });
-  } catch (error) {
-    // uvu does not print what a hook threw.
-    console.error('kubernetes-job-image setup failed:', error);
-    throw error;
-  }
+  const [started, built] = await Promise.allSettled([startPipelineRig('k8s-job', ['basic', 'tls']), buildBuilderImage()]);
+  if (started.status === 'fulfilled') rig = started.value;
+  if (built.status === 'fulfilled') builder = built.value;
+  if (started.status === 'rejected') throw started.reason;
+  if (built.status === 'rejected') throw built.reason;
+  api = await startKubeApi({ retryDelayMs: 100 });
+  api.create('secrets', { metadata: { name: SECRET, namespace: 'default' }, type: 'kubernetes.io/dockerconfigjson', stringData: { '.dockerconfigjson': rig.dockerConfigJson } });
 });
 
 test.after(async () => {

@@ -28,70 +28,49 @@ if (files.length === 0) {
   process.exit(1);
 }
 
-// uvu 0.5 returns from the `finally` of its suite runner, which drops an error thrown by a `before`
-// hook: the suite's tests are counted but not run, nothing is printed, and the exit code stays 0.
-// So the count comes from uvu's per-suite "(ran / total)" lines, any shortfall fails the run, and a
-// shortfall that no ✘ explains is reported as a hook failure. `test.before` hooks of the default
-// suite (what most files use) are wrapped to print their error; named suites cannot be reached.
-let total = 0;
-let passed = 0;
-let problems = 0;
-let file = '';
-let failedInSuite = 0;
-const names = new Set(files.map((f) => relative(root, f)));
-const write = process.stdout.write.bind(process.stdout);
-process.stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
-  const plain = (typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString()).replace(/\x1b\[[0-9;]*m/g, '');
-  const written = (write as (...args: unknown[]) => boolean)(chunk, ...rest);
-  const suiteEnd = /^ {2}\((\d+) \/ (\d+)\)\n$/.exec(plain);
-  if (names.has(plain.trimEnd())) file = plain.trimEnd();
-  else if (plain === '✘ ') failedInSuite++;
-  else if (suiteEnd) {
-    const ran = Number(suiteEnd[1]);
-    const count = Number(suiteEnd[2]);
-    total += count;
-    passed += ran;
-    if (count - ran > failedInSuite) {
-      console.error(`  ${file}: ${count - ran - failedInSuite} of ${count} tests never ran: a before hook threw (its error, if printed, is above)`);
-    }
-    failedInSuite = 0;
-  }
-  return written;
-}) as typeof process.stdout.write;
-
-// uvu's failure formatter calls `err.details.split('\n')`, but a BuilderError's `details` is an
-// object: the formatter throws inside uvu's catch and the whole suite is silently dropped. Rewrite
-// that one line of uvu as it loads, so object details are printed as JSON; a uvu release without the
-// line stops the run rather than quietly losing failure messages again.
-const UVU_DETAILS = "let { details, operator='' } = err;";
+// uvu 0.5.6 loses two kinds of failure without a word: an error thrown by a `before` hook (its suite
+// runner returns from `finally`, so the error is dropped and the suite's tests are counted but not
+// run), and a failing test whose error has object `details`, as every BuilderError has (the failure
+// formatter calls `details.split` and throws). Both are mended in uvu's source as it loads; a uvu
+// release without those lines stops the run rather than losing failures again.
+const UVU_FIXES: [original: string, fixed: string][] = [
+  ["let { details, operator='' } = err;", "let { details, operator='' } = err; if (details && typeof details !== 'string') details = JSON.stringify(details, null, 2);"],
+  [
+    'for (hook of before) await hook(state);',
+    "try { for (hook of before) await hook(state); } catch (err) { errors += format('(before hook)', err, name); write(FAIL); arr = []; }",
+  ],
+];
 registerHooks({
   load(url, context, nextLoad) {
     const loaded = nextLoad(url, context);
     if (!url.endsWith('/node_modules/uvu/dist/index.mjs')) return loaded;
-    const source = String(loaded.source);
-    if (!source.includes(UVU_DETAILS)) throw new Error(`test/run.ts: uvu's formatter changed; update the details fix (${url})`);
-    const fixed = `${UVU_DETAILS} if (details && typeof details !== 'string') details = JSON.stringify(details, null, 2);`;
-    return { ...loaded, source: source.replace(UVU_DETAILS, fixed) };
+    let source = String(loaded.source);
+    for (const [original, fixed] of UVU_FIXES) {
+      if (!source.includes(original)) throw new Error(`test/run.ts: uvu changed; update the fix of "${original}" (${url})`);
+      source = source.replace(original, fixed);
+    }
+    return { ...loaded, source };
   },
 });
 
-// Loaded only now: uvu decides at load time whether it is driven by a runner (UVU_DEFER) or starts
-// itself; uvu/run sets the flag, but importing uvu before that would make it start on its own.
-(globalThis as { UVU_DEFER?: number }).UVU_DEFER = 1;
-const { test } = await import('uvu');
-const defaultBefore = test.before;
-test.before = Object.assign(
-  (hook: Parameters<typeof defaultBefore>[0]) =>
-    defaultBefore(async (context) => {
-      try {
-        await hook(context);
-      } catch (error) {
-        console.error(`\n  ${file}: test.before threw:`, error);
-        throw error;
-      }
-    }),
-  { each: defaultBefore.each },
-);
+// The count comes from uvu's per-suite "(ran / total)" lines rather than its closing summary, which a
+// throwing `after` hook prevents; tests a failed `before` hook kept from running count as failed.
+let total = 0;
+let passed = 0;
+let problems = 0;
+let file = '';
+const names = new Set(files.map((f) => relative(root, f)));
+const write = process.stdout.write.bind(process.stdout);
+process.stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+  const plain = (typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString()).replace(/\x1b\[[0-9;]*m/g, '');
+  const suiteEnd = /^ {2}\((\d+) \/ (\d+)\)\n$/.exec(plain);
+  if (names.has(plain.trimEnd())) file = plain.trimEnd();
+  else if (suiteEnd) {
+    passed += Number(suiteEnd[1]);
+    total += Number(suiteEnd[2]);
+  }
+  return (write as (...args: unknown[]) => boolean)(chunk, ...rest);
+}) as typeof process.stdout.write;
 
 try {
   await run(files.map((f) => ({ name: relative(root, f), file: f })));

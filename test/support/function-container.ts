@@ -1,8 +1,7 @@
 // Runs a function image the way a kubelet runs a Kubeless function's pod: the image's own
 // command, the function env (FUNC_HANDLER, MOD_NAME, ...), its port (8080, or the FUNC_PORT the test
-// sets) published on loopback. Files
-// can be put into /kubeless before the start (docker cp, so it also works with a remote daemon)
-// or a volume mounted there. The container is labelled TEST_LABEL and removed by stop(); it is not
+// sets) published on loopback. Files can be put into /kubeless before the start (docker cp, so it
+// also works with a remote daemon) or a volume mounted there. The container is labelled TEST_LABEL and removed by stop(); it is not
 // started with --rm, so that a function that crashes on start still has its output to show.
 import { randomBytes } from 'node:crypto';
 import { docker, exec, TEST_LABEL } from './docker.ts';
