@@ -1,8 +1,7 @@
-// Runs every uvu test file (test/**/*.test.ts), one process, files in name order.
+// Runs every uvu test file (test/**/*.test.ts), one process, files in name order, the leftovers check last.
 // `npm test -- registry docker` runs only the files whose path contains one of the words.
 // Ends with the line CI reads: "N passed, N failed".
-import { readdirSync } from 'node:fs';
-import { registerHooks } from 'node:module';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { run } from 'uvu/run';
 
@@ -19,39 +18,29 @@ function findTests(dir: string): string[] {
   return found.sort();
 }
 
-const files = findTests(join(root, 'test')).filter(
+// FIB_TEST_DIR: another folder of test files (the runner's own test runs it on planted failures).
+const testDir = process.env.FIB_TEST_DIR ?? join(root, 'test');
+const files = findTests(testDir).filter(
   (file) => filters.length === 0 || filters.some((word) => relative(root, file).includes(word)),
 );
+// The leftovers check looks at what every other file left behind, so it runs last whatever the names.
+const LEFTOVERS_CHECK = 'leftovers.test.ts';
+files.sort((a, b) => Number(a.endsWith(`/${LEFTOVERS_CHECK}`)) - Number(b.endsWith(`/${LEFTOVERS_CHECK}`)));
 if (files.length === 0) {
   console.error(`no test files match ${filters.join(' ')}`);
   console.log('0 passed, 1 failed');
   process.exit(1);
 }
 
-// uvu 0.5.6 loses two kinds of failure without a word: an error thrown by a `before` hook (its suite
-// runner returns from `finally`, so the error is dropped and the suite's tests are counted but not
-// run), and a failing test whose error has object `details`, as every BuilderError has (the failure
-// formatter calls `details.split` and throws). Both are mended in uvu's source as it loads; a uvu
-// release without those lines stops the run rather than losing failures again.
-const UVU_FIXES: [original: string, fixed: string][] = [
-  ["let { details, operator='' } = err;", "let { details, operator='' } = err; if (details && typeof details !== 'string') details = JSON.stringify(details, null, 2);"],
-  [
-    'for (hook of before) await hook(state);',
-    "try { for (hook of before) await hook(state); } catch (err) { errors += format('(before hook)', err, name); write(FAIL); arr = []; }",
-  ],
-];
-registerHooks({
-  load(url, context, nextLoad) {
-    const loaded = nextLoad(url, context);
-    if (!url.endsWith('/node_modules/uvu/dist/index.mjs')) return loaded;
-    let source = String(loaded.source);
-    for (const [original, fixed] of UVU_FIXES) {
-      if (!source.includes(original)) throw new Error(`test/run.ts: uvu changed; update the fix of "${original}" (${url})`);
-      source = source.replace(original, fixed);
-    }
-    return { ...loaded, source };
-  },
-});
+// uvu 0.5.6 loses two kinds of failure without a word: an error thrown by a `before` hook and a
+// failing test whose error has object `details`, as every BuilderError has. patches/uvu+0.5.6.patch
+// mends both; `npm ci` applies it (postinstall: patch-package). An install without it must not run.
+const uvuSource = readFileSync(join(root, 'node_modules/uvu/dist/index.mjs'), 'utf8');
+if (!uvuSource.includes("errors += format('(before hook)'")) {
+  console.error('uvu is not patched: run `npm ci` (its postinstall applies patches/uvu+0.5.6.patch)');
+  console.log('0 passed, 1 failed');
+  process.exit(1);
+}
 
 // The count comes from uvu's per-suite "(ran / total)" lines rather than its closing summary, which a
 // throwing `after` hook prevents; tests a failed `before` hook kept from running count as failed.

@@ -1,5 +1,5 @@
-// Sorts last: runs after every other test file of this process and checks that nothing they
-// started outlives them. Kept in one process with them (test/run.ts), so the rig's own registries,
+// test/run.ts runs this file last, after every other test file of this process, and it checks that
+// nothing they started outlives them. Kept in one process with them (test/run.ts), so the rig's own registries,
 // token servers and TLS endpoints are visible here.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
