@@ -36,6 +36,8 @@ export interface JobInputs extends RegistryInputs {
   /** The Function document (YAML or JSON text). */
   function: string;
   runtimeImages: string | undefined;
+  /** The tag the scheduler waits for; undefined = whatever the inputs give. */
+  tag: string | undefined;
   terminationLog: string;
 }
 
@@ -123,12 +125,19 @@ export function readJobInputs(env: Env): JobInputs {
     );
   }
   const runtimeImages = setting(env, JOB_ENV.runtimeImages, configDir, CONFIG_KEYS.runtimeImages);
-  const sources = { ...registry.sources, function: fn.source, ...(runtimeImages ? { runtimeImages: runtimeImages.source } : {}) };
+  const tag = setting(env, JOB_ENV.tag, configDir, CONFIG_KEYS.tag);
+  const sources = {
+    ...registry.sources,
+    function: fn.source,
+    ...(runtimeImages ? { runtimeImages: runtimeImages.source } : {}),
+    ...(tag ? { tag: tag.source } : {}),
+  };
   return {
     ...registry,
     sources,
     function: fn.value,
     runtimeImages: runtimeImages?.value,
+    tag: tag?.value.trim(),
     terminationLog: env[JOB_ENV.terminationLog] || TERMINATION_LOG_PATH,
   };
 }

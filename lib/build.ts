@@ -10,6 +10,7 @@ import { engineAuth, type EngineAuth } from './docker/auth.ts';
 import type { DockerProgress } from './docker/progress.ts';
 import { aborted, deadline } from './docker/deadline.ts';
 import { BuildAbortedError } from './docker/errors.ts';
+import { BuilderError } from './errors.ts';
 import type { ArchiveLimits } from './function/archive/limits.ts';
 import type { DownloadOptions } from './function/download.ts';
 import { parseFunction } from './function/parse.ts';
@@ -61,6 +62,11 @@ export interface BuildFunctionOptions {
   download?: DownloadOptions;
   /** Entry-count and size limits of archive sources. */
   limits?: Partial<ArchiveLimits>;
+  /**
+   * The tag the caller expects (the scheduler's, handed to the Job): when the inputs give another one
+   * (a runtime image tag moved since), the call fails with E_TAG_MISMATCH before anything is built.
+   */
+  expectedTag?: string;
   /** `networkmode` of the build's RUN containers (e.g. "host" for a package mirror on loopback). */
   networkMode?: string;
 }
@@ -96,6 +102,22 @@ export interface BuildResult {
 }
 
 const DEFAULT_TIMEOUT_MS = 30 * 60_000;
+
+/**
+ * The inputs give another tag than the one the caller waits for: a runtime image given by tag moved,
+ * or the catalog changed, between scheduling and building. Building it would push an image nobody
+ * waits for; scheduling again computes the new tag.
+ */
+export class TagMismatchError extends BuilderError {
+  constructor(fn: string, expected: string, actual: string, images: string[]) {
+    super(
+      'E_TAG_MISMATCH',
+      'user',
+      `function ${fn}: the build was scheduled for tag ${expected}, but its inputs now give ${actual} (a runtime image tag moved or the catalog changed since); nothing was built: schedule the build again`,
+      { details: { function: fn, expectedTag: expected, tag: actual, images } },
+    );
+  }
+}
 
 /** Builds under way in this process, by target image. */
 const inFlight = new Map<string, Promise<BuildResult>>();
@@ -171,6 +193,7 @@ export async function buildFunctionImage(fn: FunctionSpec | string | Buffer | ob
       },
     });
     const tag = planIdentity(plan);
+    if (options.expectedTag !== undefined && options.expectedTag !== tag) throw new TagMismatchError(id, options.expectedTag, tag, planImages(plan));
     for (const warning of plan.warnings) if (!spec.warnings.includes(warning)) log({ event: 'plan-warning', level: 'warn', function: id, message: warning });
     const image = `${target.repository}:${tag}`;
     timings.resolveMs = Date.now() - started;

@@ -70,4 +70,23 @@ test('an unwritable BUILDER_TERMINATION_LOG is warned about and does not change 
   assert.is(run.log.find((line) => line.event === 'failed')?.code, 'E_FUNCTION_INVALID', 'the outcome is still logged');
 });
 
+test('BUILDER_TAG that the inputs do not give: exit 2 with E_TAG_MISMATCH before any registry is asked', async () => {
+  // nodejs14 is pinned by digest in the default catalog, so the tag is computed offline; the
+  // registry (127.0.0.1:9) answers nothing, so reaching it would end in exit 3 instead.
+  const good = JSON.stringify({
+    apiVersion: 'kubeless.io/v1beta1',
+    kind: 'Function',
+    metadata: { name: 'moved', namespace: 'team-a' },
+    spec: { handler: 'handler.hello', runtime: 'nodejs14', function: 'module.exports = { hello: () => "hi" }' },
+  });
+  const terminationLog = join(dir, 'termination-log-tag');
+  const run = await runJob({ BUILDER_FUNCTION: good, BUILDER_TAG: '0'.repeat(64), BUILDER_TERMINATION_LOG: terminationLog });
+  assert.is(run.code, 2, JSON.stringify(run.log));
+  assert.is(JSON.parse(readFileSync(terminationLog, 'utf8')).error.code, 'E_TAG_MISMATCH');
+  assert.is(run.log.find((line) => line.event === 'inputs')?.sources.tag, 'env BUILDER_TAG');
+  const failed = run.log.find((line) => line.event === 'failed');
+  assert.is(failed?.details.expectedTag, '0'.repeat(64));
+  assert.match(failed?.details.tag, /^[0-9a-f]{64}$/);
+});
+
 test.run();

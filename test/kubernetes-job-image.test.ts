@@ -20,7 +20,12 @@ import { buildJobManifest } from '../lib/kubernetes/manifest.ts';
 import { BuildJobError } from '../lib/kubernetes/jobs.ts';
 import { functionDeploymentPatch } from '../lib/kubernetes/deployment.ts';
 import { scheduleBuild } from '../lib/kubernetes/schedule.ts';
+import { BuilderError } from '../lib/errors.ts';
+import { functionImageTag } from '../lib/image/identity.ts';
+import { parseReference } from '../lib/image/reference.ts';
+import { RegistryClient } from '../lib/registry/client.ts';
 import { parseDockerConfig } from '../lib/registry/credentials.ts';
+import { parseRuntimeCatalog } from '../lib/runtime/catalog.ts';
 import { buildBuilderImage, type BuilderImage } from './support/builder-image.ts';
 import { exec, TEST_LABEL } from './support/docker.ts';
 import { startKubeApi, type KubeApi } from './support/kube-api.ts';
@@ -72,6 +77,27 @@ function textFunction(name: string): Record<string, unknown> {
   return functionObject(name, { handler: 'handler.text', runtime: 'nodejs24', function: HANDLER });
 }
 
+/** The tag scheduleBuild would hand to the Job. A Function that does not parse fails in the Job before its tag matters. */
+async function scheduledTag(fn: Record<string, unknown> | string, settings: BuilderConfig): Promise<string> {
+  try {
+    return await functionImageTag(fn, { catalog: parseRuntimeCatalog(settings.runtimeImages!), dockerConfig: settings.registrySecret.dockerConfig });
+  } catch (error) {
+    if (error instanceof BuilderError && error.kind === 'user') return '0'.repeat(64);
+    throw error;
+  }
+}
+
+/** Copies a manifest and its blobs (mounted) from one repository of the rig's source registry to another. */
+async function copyImage(client: RegistryClient, from: string, fromRef: string, to: string, toTag: string): Promise<string> {
+  const manifest = await client.getManifest(from, fromRef);
+  const json = manifest.json as { config: { digest: string }; layers: { digest: string }[] };
+  for (const digest of [json.config.digest, ...json.layers.map((layer) => layer.digest)]) {
+    const mounted = await client.mountBlob(to, digest, from);
+    assert.ok(mounted.mounted, `blob ${digest} mounted`);
+  }
+  return (await client.putManifest(to, toTag, manifest.bytes, manifest.mediaType)).digest;
+}
+
 interface PodRun {
   code: number;
   log: Record<string, any>[];
@@ -84,7 +110,9 @@ interface PodRun {
  * a temp dir holding the ConfigMap's or Secret's keys, or by the hostPath itself.
  */
 async function runLikeKubelet(fn: Record<string, unknown> | string, options: { config?: BuilderConfig; secret?: string } = {}): Promise<PodRun> {
-  const { job, configMap } = buildJobManifest({ name: 'direct', namespace: 'default', source: fn, tag: 'direct' }, options.config ?? config());
+  const settings = options.config ?? config();
+  const tag = await scheduledTag(fn, settings);
+  const { job, configMap } = buildJobManifest({ name: 'direct', namespace: 'default', source: fn, tag }, settings);
   const pod = job.spec!.template.spec!;
   const container = pod.containers[0]!;
   const dir = mkdtempSync(join(tmpdir(), 'fib-k8s-pod-'));
@@ -299,6 +327,45 @@ test('scheduleBuild: a fresh build runs a Job and returns the pushed digest; the
   assert.is(again.cached, true);
   assert.is(again.reference, result.reference);
   assert.is(jobPosts(), before);
+});
+
+test('scheduleBuild: a runtime tag moved between scheduling and the Job start fails the Job with E_TAG_MISMATCH; nothing is pushed', async () => {
+  // The nodejs runtime phase by a tag of this test's own, first on the real runtime image.
+  const catalog = structuredClone(rig.catalog);
+  const version = catalog.find((runtime) => runtime.ID === 'nodejs')!.versions[0]!;
+  const runtimePhase = version.images.find((image) => image.phase === 'runtime')!;
+  const installPhase = version.images.find((image) => image.phase === 'installation')!;
+  const runtimeRef = parseReference(runtimePhase.image);
+  const installRef = parseReference(installPhase.image);
+  const moving = 'fib-moving/nodejs';
+  const client = new RegistryClient({ registry: rig.source.host, credentials: parseDockerConfig(rig.dockerConfigJson) });
+  const fn = functionObject('k8s-moved', { handler: 'handler.text', runtime: `nodejs${version.version}`, function: HANDLER });
+  try {
+    const first = await copyImage(client, runtimeRef.repository, runtimeRef.tag!, moving, 'current');
+    runtimePhase.image = `${rig.source.host}/${moving}:current`;
+    api.holdPods(true);
+    const scheduled = scheduleBuild(api.kubeConfig, fn, config({ runtimeImages: JSON.stringify(catalog) }), { stallMs: 10_000 });
+    scheduled.catch(() => undefined);
+    await waitFor('the Job of k8s-moved', async () => api.list('jobs', 'default').some((job) => job.metadata.name.startsWith('build-k8s-moved-')));
+    // The tag moves to another image before the Job's pod starts.
+    const second = await copyImage(client, installRef.repository, installRef.digest!, moving, 'current');
+    assert.is.not(second, first);
+    api.holdPods(false);
+    try {
+      await scheduled;
+      assert.unreachable('the Job built a tag nobody waits for');
+    } catch (error) {
+      assert.instance(error, BuildJobError);
+      const e = error as BuildJobError;
+      assert.is(e.details.code, 'E_TAG_MISMATCH');
+      assert.is(e.details.exitCode, 2);
+      assert.match(e.message, 'schedule the build again');
+    }
+    assert.equal(await client.listTags('functions/k8s-moved').catch(() => []), [], 'nothing was pushed');
+  } finally {
+    api.holdPods(false);
+    await client.close();
+  }
 });
 
 test('scheduleBuild: two concurrent calls for one tag share one Job', async () => {

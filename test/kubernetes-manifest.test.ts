@@ -90,6 +90,11 @@ test('a Kubeless-style name is kept exactly: build-<function>-<tag[0:10]>, funct
   assert.is(job.metadata!.annotations!['function-image-builder.io/tag'], TAG);
 });
 
+test("the scheduler's tag reaches the Job in its build inputs (the Job builds that tag or fails)", () => {
+  const { configMap } = buildJobManifest(fn('hello'), config());
+  assert.is(configMap.data!.tag, TAG);
+});
+
 test('the Job fails fast on the user-error exit code, retries infrastructure failures, and is bounded in time', () => {
   const { job } = buildJobManifest(fn('hello'), config());
   const spec = job.spec!;

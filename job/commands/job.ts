@@ -20,11 +20,12 @@ the Job mounts (README.md, "The Job's contract"):
   BUILDER_FUNCTION / BUILDER_FUNCTION_FILE   the Function (default /etc/function-image-builder/build/function.json)
   BUILDER_CONFIG_DIR                         the build ConfigMap (default /etc/function-image-builder/build):
                                              function-registry, function-registry-tls-verify,
-                                             runtime-images, registry-settings
+                                             runtime-images, registry-settings,
   BUILDER_SECRET_DIR                         the registry Secret (default /etc/function-image-builder/registry-secret):
                                              .dockerconfigjson or .dockercfg
-  BUILDER_REGISTRY, BUILDER_REGISTRY_TLS_VERIFY, BUILDER_RUNTIME_IMAGES, BUILDER_REGISTRY_SETTINGS
-                                             override the files of the same meaning
+                                             tag (the tag the scheduler waits for: any other fails)
+  BUILDER_REGISTRY, BUILDER_REGISTRY_TLS_VERIFY, BUILDER_RUNTIME_IMAGES, BUILDER_REGISTRY_SETTINGS,
+  BUILDER_TAG                                override the files of the same meaning
   BUILDER_TERMINATION_LOG                    where the result goes (default /dev/termination-log)
   DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_TLS, DOCKER_CERT_PATH
                                              the Docker Engine (default the mounted /var/run/docker.sock)
@@ -82,6 +83,7 @@ async function run(args: string[], io: CommandIO): Promise<number> {
       dockerConfig: inputs.dockerConfig,
       registries,
       push: true,
+      ...(inputs.tag !== undefined ? { expectedTag: inputs.tag } : {}),
       docker: io.env,
       signal: io.signal,
       log: libraryLog(log),

@@ -20,6 +20,8 @@ export const CONFIG_KEYS = {
   registry: 'function-registry',
   /** Per-registry transport settings (JSON: host → {tlsVerify, ca, insecure}). */
   registrySettings: 'registry-settings',
+  /** The tag the scheduler computed and waits for; the Job builds exactly that tag or fails. */
+  tag: 'tag',
 } as const;
 
 /** Secret keys, by Secret type. */
@@ -39,6 +41,7 @@ export const JOB_ENV = {
   tlsVerify: 'BUILDER_REGISTRY_TLS_VERIFY',
   runtimeImages: 'BUILDER_RUNTIME_IMAGES',
   registrySettings: 'BUILDER_REGISTRY_SETTINGS',
+  tag: 'BUILDER_TAG',
   terminationLog: 'BUILDER_TERMINATION_LOG',
 } as const;
 

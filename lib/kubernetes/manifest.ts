@@ -53,6 +53,7 @@ export function buildConfigMapData(fn: JobFunction, config: BuilderConfig): Reco
   const data: Record<string, string> = {
     [CONFIG_KEYS.function]: typeof fn.source === 'string' ? fn.source : `${JSON.stringify(fn.source, null, 2)}\n`,
     [CONFIG_KEYS.tlsVerify]: String(config.tlsVerify),
+    [CONFIG_KEYS.tag]: fn.tag,
   };
   if (config.registry !== undefined) data[CONFIG_KEYS.registry] = config.registry;
   if (config.runtimeImages !== undefined) data[CONFIG_KEYS.runtimeImages] = config.runtimeImages;
