@@ -1,58 +1,33 @@
-// The public API: re-exports only, in pipeline order. Each module below owns one step.
-export * from './errors.ts';
+// The public API of function-image-builder, by name. Everything else under lib/ is internal and may
+// change in any release. test/public-api.test.ts pins this list: adding an export is a deliberate
+// change. The controller side (Kubernetes) is the `function-image-builder/kubernetes` subpath, so
+// importing this module never loads @kubernetes/client-node.
 
-// Function objects: parse, validate, materialise sources.
-export * from './function/spec.ts';
-export * from './function/errors.ts';
-export * from './function/parse.ts';
-export * from './function/files.ts';
-export * from './function/source.ts';
-export * from './function/download.ts';
-export * from './function/archive/limits.ts';
+// Errors: one class, stable codes, and the exit codes derived from them.
+export { BuilderError, exitCodeFor, EXIT_OK, EXIT_INTERNAL_ERROR, EXIT_USER_ERROR, EXIT_INFRASTRUCTURE_ERROR } from './errors.ts';
+export type { ErrorCode, ErrorKind } from './errors.ts';
 
-// The runtime catalog (Kubeless runtime-images) and $(VAR) expansion.
-export * from './runtime/errors.ts';
-export * from './runtime/expand.ts';
-export * from './runtime/catalog.ts';
-export * from './runtime/default-catalog.ts';
+// Build a Function's image, or only compute its tag.
+export { buildFunctionImage } from './build.ts';
+export type { BuildFunctionOptions, BuildResult, BuildTimings, BuildProgress, BuildLogEvent } from './build.ts';
+export type { DockerProgress } from './docker/progress.ts';
+export { functionImageTag } from './image/identity.ts';
+export type { FunctionImageTagOptions } from './image/identity.ts';
 
-// Image references, the build plan, its identity (the tag) and its build context.
-export * from './image/reference.ts';
-export * from './image/plan.ts';
-export * from './image/identity.ts';
-export * from './image/resolve-digest.ts';
-export * from './image/dockerfile.ts';
-export * from './image/context.ts';
+// Function objects (kubeless.io/v1beta1).
+export { parseFunction, parseFunctions } from './function/parse.ts';
+export type { FunctionSpec, FunctionEnvVar, ContentType, ContentSource, ArchiveKind } from './function/spec.ts';
+export type { DownloadOptions } from './function/download.ts';
+export type { ArchiveLimits } from './function/archive/limits.ts';
 
-// Registries: credentials, transport settings, the API client.
-export * from './registry/credentials.ts';
-export * from './registry/errors.ts';
-export { registryEndpoint, transportFor, isLoopbackHost, DOCKER_HUB_API } from './registry/transport.ts';
-export type { RegistryTransport, RegistrySettings, RegistryEndpoint } from './registry/transport.ts';
-export { parseWwwAuthenticate } from './registry/auth.ts';
-export type { Challenge } from './registry/auth.ts';
-export * from './registry/manifest.ts';
-export * from './registry/client.ts';
+// The runtime catalog (Kubeless runtime-images).
+export { parseRuntimeCatalog, listRuntimes, findRuntime } from './runtime/catalog.ts';
+export { defaultRuntimeCatalog } from './runtime/default-catalog.ts';
+export type { RuntimeCatalog, RuntimeDefinition, RuntimeVersion, RuntimePhase, PhaseName, ResolvedRuntime } from './runtime/catalog.ts';
 
-// The Docker Engine: connect, build, push.
-export * from './docker/errors.ts';
-export * from './docker/connect.ts';
-export * from './docker/auth.ts';
-export * from './docker/progress.ts';
-export * from './docker/build-image.ts';
-export * from './docker/push-image.ts';
-
-// The whole build step.
-export * from './target.ts';
-export * from './build.ts';
-
-// Kubernetes: settings, Job manifests, scheduling and waiting.
-export * from './kubernetes/contract.ts';
-export * from './kubernetes/names.ts';
-export * from './kubernetes/errors.ts';
-export * from './kubernetes/registry-settings.ts';
-export * from './kubernetes/config.ts';
-export * from './kubernetes/manifest.ts';
-export * from './kubernetes/deployment.ts';
-export * from './kubernetes/jobs.ts';
-export * from './kubernetes/schedule.ts';
+// Registries: docker configs (.dockerconfigjson / .dockercfg), per-registry settings, image references.
+export { parseDockerConfig, resolveCredentials } from './registry/credentials.ts';
+export type { DockerConfig, DockerConfigEntry, RegistryCredential } from './registry/credentials.ts';
+export type { RegistrySettings } from './registry/transport.ts';
+export { parseReference } from './image/reference.ts';
+export type { ImageReference } from './image/reference.ts';

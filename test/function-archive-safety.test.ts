@@ -1,6 +1,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ArchiveUnsafeError, materialiseSources, parseFunction, type ArchiveLimits, type SourceOptions } from '../lib/index.ts';
+import { type ArchiveLimits } from '../lib/function/archive/limits.ts';
+import { ArchiveUnsafeError } from '../lib/function/errors.ts';
+import { parseFunction } from '../lib/function/parse.ts';
+import { materialiseSources, type SourceOptions } from '../lib/function/source.ts';
 import { bzip2, gzip, makeTar, makeZip, xz, type TestEntry, type ZipEntry } from './support/archives.ts';
 
 const NODE: SourceOptions = { depName: 'package.json', fileNameSuffix: '.js' };

@@ -1,6 +1,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { FunctionInvalidError, parseFunction, parseFunctions, type FunctionSpec } from '../lib/index.ts';
+import { FunctionInvalidError } from '../lib/function/errors.ts';
+import { parseFunction, parseFunctions } from '../lib/function/parse.ts';
+import { type FunctionSpec } from '../lib/function/spec.ts';
 
 type Json = Record<string, unknown>;
 

@@ -2,7 +2,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { materialiseSources, parseFunction, sha256Hex, type MaterialisedSource, type SourceOptions } from '../lib/index.ts';
+import { sha256Hex } from '../lib/function/files.ts';
+import { parseFunction } from '../lib/function/parse.ts';
+import { materialiseSources, type MaterialisedSource, type SourceOptions } from '../lib/function/source.ts';
 import { bzip2, gzip, makeTar, makeZip, xz, type TestEntry } from './support/archives.ts';
 import { rejectsWith } from './support/errors.ts';
 

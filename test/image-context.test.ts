@@ -1,9 +1,11 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { extract as tarExtract } from 'tar-stream';
-import {
-  BuilderError, CONTEXT_MTIME, createBuildContext, parseRuntimeCatalog, quoteDockerfileValue, resolveBuildPlan, type BuildContextOptions,
-} from '../lib/index.ts';
+import { BuilderError } from '../lib/errors.ts';
+import { CONTEXT_MTIME, createBuildContext, type BuildContextOptions } from '../lib/image/context.ts';
+import { quoteDockerfileValue } from '../lib/image/dockerfile.ts';
+import { resolveBuildPlan } from '../lib/image/plan.ts';
+import { parseRuntimeCatalog } from '../lib/runtime/catalog.ts';
 import { gzip, makeTar } from './support/archives.ts';
 
 type Json = Record<string, any>;

@@ -7,7 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createBuildContext, parseRuntimeCatalog, resolveBuildPlan } from '../lib/index.ts';
+import { createBuildContext } from '../lib/image/context.ts';
+import { resolveBuildPlan } from '../lib/image/plan.ts';
+import { parseRuntimeCatalog } from '../lib/runtime/catalog.ts';
 import { docker, exec, TEST_LABEL } from './support/docker.ts';
 import { BUSYBOX } from './support/tiny-image.ts';
 

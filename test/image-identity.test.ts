@@ -2,10 +2,12 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import {
-  BuilderError, canonicalJson, createBuildContext, functionImageTag, identityDocument, parseRuntimeCatalog, planIdentity, resolveBuildPlan, sha256Hex,
-  type ResolvePlanOptions,
-} from '../lib/index.ts';
+import { BuilderError } from '../lib/errors.ts';
+import { sha256Hex } from '../lib/function/files.ts';
+import { createBuildContext } from '../lib/image/context.ts';
+import { canonicalJson, functionImageTag, identityDocument, planIdentity } from '../lib/image/identity.ts';
+import { resolveBuildPlan, type ResolvePlanOptions } from '../lib/image/plan.ts';
+import { parseRuntimeCatalog } from '../lib/runtime/catalog.ts';
 import { gzip, makeTar } from './support/archives.ts';
 
 type Json = Record<string, any>;

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { parseReference, ImageReferenceError } from '../lib/index.ts';
+import { parseReference, ImageReferenceError } from '../lib/image/reference.ts';
 
 const D = 'sha256:' + 'a'.repeat(64);
 

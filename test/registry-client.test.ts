@@ -12,17 +12,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer as createTcpServer, type Socket } from 'node:net';
 import { inspect } from 'node:util';
-import {
-  BuilderError,
-  MEDIA_TYPE,
-  parseDockerConfig,
-  RegistryClient,
-  RegistryError,
-  registryDigestResolver,
-  sha256Digest,
-  type RegistryClientOptions,
-  type RegistryLogEvent,
-} from '../lib/index.ts';
+import { BuilderError } from '../lib/errors.ts';
+import { registryDigestResolver } from '../lib/image/resolve-digest.ts';
+import { RegistryClient, type RegistryClientOptions, type RegistryLogEvent } from '../lib/registry/client.ts';
+import { parseDockerConfig } from '../lib/registry/credentials.ts';
+import { RegistryError } from '../lib/registry/errors.ts';
+import { MEDIA_TYPE, sha256Digest } from '../lib/registry/manifest.ts';
 import { makeCa, makeLeaf } from './support/certs.ts';
 import { startFaultProxy, type FaultAnswer, type FaultProxy } from './support/fault-proxy.ts';
 import { startRegistry, type RegistryHandle } from './support/registry.ts';

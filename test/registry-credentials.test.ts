@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { inspect } from 'node:util';
-import { parseDockerConfig, resolveCredentials, registryHostFromKey, CredentialsError } from '../lib/index.ts';
+import { parseDockerConfig, resolveCredentials, registryHostFromKey, CredentialsError } from '../lib/registry/credentials.ts';
 
 const b64 = (text: string) => Buffer.from(text).toString('base64');
 const auth = (user: string, pass: string) => ({ auth: b64(`${user}:${pass}`) });

@@ -2,18 +2,11 @@
 // selection, and where a registry's API is reached (https or plain http).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import {
-  isLoopbackHost,
-  MEDIA_TYPE,
-  nextLink,
-  parseDockerConfig,
-  parseWwwAuthenticate,
-  registryEndpoint,
-  resolveCredentials,
-  selectPlatform,
-  transportFor,
-  type ManifestIndex,
-} from '../lib/index.ts';
+import { parseWwwAuthenticate } from '../lib/registry/auth.ts';
+import { nextLink } from '../lib/registry/client.ts';
+import { parseDockerConfig, resolveCredentials } from '../lib/registry/credentials.ts';
+import { MEDIA_TYPE, selectPlatform, type ManifestIndex } from '../lib/registry/manifest.ts';
+import { isLoopbackHost, registryEndpoint, transportFor } from '../lib/registry/transport.ts';
 import { covers, mergeScopes } from '../lib/registry/auth.ts';
 import { retryAfterMs } from '../lib/registry/transport.ts';
 

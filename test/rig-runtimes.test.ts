@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import tar from 'tar-stream';
-import { findRuntime, parseRuntimeCatalog } from '../lib/index.ts';
+import { findRuntime, parseRuntimeCatalog } from '../lib/runtime/catalog.ts';
 import { docker, exec, TEST_LABEL } from './support/docker.ts';
 import { startFunctionContainer } from './support/function-container.ts';
 import { startRegistry } from './support/registry.ts';

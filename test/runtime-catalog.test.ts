@@ -1,6 +1,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { BuilderError, defaultRuntimeCatalog, expandEnv, expandVariables, findRuntime, listRuntimes, parseRuntimeCatalog } from '../lib/index.ts';
+import { BuilderError } from '../lib/errors.ts';
+import { findRuntime, listRuntimes, parseRuntimeCatalog } from '../lib/runtime/catalog.ts';
+import { defaultRuntimeCatalog } from '../lib/runtime/default-catalog.ts';
+import { expandEnv, expandVariables } from '../lib/runtime/expand.ts';
 
 const NODE14 = 'kubeless/nodejs@sha256:f3645b5e8417e5bcc905446e1fac8a7d565be74eeba4fd80c2487c5d43a32a7b';
 const referenceCatalog = [{

@@ -71,7 +71,6 @@ export interface BuildPlan {
   materialise(signal?: AbortSignal): Promise<MaterialisedSource>;
 }
 
-export class PlanError extends BuilderError {}
 
 /** Every base image the Dockerfile pulls, pinned by digest, without repeats. */
 export function planImages(plan: BuildPlan): string[] {
@@ -83,7 +82,7 @@ export async function resolveBuildPlan(input: FunctionSpec | string | Buffer | o
   const spec = isFunctionSpec(input) ? input : parseFunction(input);
   const fn = functionId(spec);
   if (spec.prebuiltImage !== undefined) {
-    throw new PlanError('E_FUNCTION_PREBUILT', 'user', `function ${fn} runs the prebuilt image ${spec.prebuiltImage} (spec.deployment.spec.template.spec.containers[0].image) and is not built`, {
+    throw new BuilderError('E_FUNCTION_PREBUILT', 'user', `function ${fn} runs the prebuilt image ${spec.prebuiltImage} (spec.deployment.spec.template.spec.containers[0].image) and is not built`, {
       details: { function: fn, image: spec.prebuiltImage },
     });
   }
@@ -91,7 +90,7 @@ export async function resolveBuildPlan(input: FunctionSpec | string | Buffer | o
   try {
     platform = formatPlatform(parsePlatform(options.platform ?? DEFAULT_PLATFORM));
   } catch (error) {
-    throw new PlanError('E_PLATFORM_INVALID', 'user', `platform ${JSON.stringify(options.platform)}: must be os/architecture[/variant], e.g. linux/amd64 or linux/arm64`, {
+    throw new BuilderError('E_PLATFORM_INVALID', 'user', `platform ${JSON.stringify(options.platform)}: must be os/architecture[/variant], e.g. linux/amd64 or linux/arm64`, {
       cause: error,
       details: { field: 'platform', platform: options.platform },
     });
@@ -101,7 +100,7 @@ export async function resolveBuildPlan(input: FunctionSpec | string | Buffer | o
   const warnings = [...spec.warnings];
   const hasDeps = spec.deps !== undefined || spec.contentType.depsIncluded;
   if (hasDeps && runtime.depName === '') {
-    throw new PlanError('E_FUNCTION_INVALID', 'user', `function ${fn}: spec.deps: runtime ${spec.runtime} has no dependency file, so a Function of it cannot have deps`, {
+    throw new BuilderError('E_FUNCTION_INVALID', 'user', `function ${fn}: spec.deps: runtime ${spec.runtime} has no dependency file, so a Function of it cannot have deps`, {
       details: { function: fn, field: 'spec.deps' },
     });
   }
@@ -212,7 +211,7 @@ async function pinImage(image: string, fn: string, resolve: ImageDigestResolver 
   const reference = parseReference(image);
   if (reference.digest !== undefined) return `${reference.name}@${reference.digest}`;
   if (resolve === undefined) {
-    throw new PlanError('E_IMAGE_NOT_PINNED', 'user', `function ${fn}: runtime image ${image} is given by tag and no resolveImageDigest was supplied to pin it to a digest`, {
+    throw new BuilderError('E_IMAGE_NOT_PINNED', 'user', `function ${fn}: runtime image ${image} is given by tag and no resolveImageDigest was supplied to pin it to a digest`, {
       details: { function: fn, image },
     });
   }
@@ -221,13 +220,13 @@ async function pinImage(image: string, fn: string, resolve: ImageDigestResolver 
   try {
     pinned = parseReference(resolved);
   } catch (error) {
-    throw new PlanError('E_IMAGE_NOT_PINNED', 'infrastructure', `resolving ${image} gave ${JSON.stringify(resolved)}, which is not an image reference`, { cause: error, details: { image } });
+    throw new BuilderError('E_IMAGE_NOT_PINNED', 'infrastructure', `resolving ${image} gave ${JSON.stringify(resolved)}, which is not an image reference`, { cause: error, details: { image } });
   }
   if (pinned.digest === undefined || !pinned.digest.startsWith('sha256:')) {
-    throw new PlanError('E_IMAGE_NOT_PINNED', 'infrastructure', `resolving ${image} gave ${resolved}, which has no sha256 digest`, { details: { image } });
+    throw new BuilderError('E_IMAGE_NOT_PINNED', 'infrastructure', `resolving ${image} gave ${resolved}, which has no sha256 digest`, { details: { image } });
   }
   if (pinned.name !== reference.name) {
-    throw new PlanError('E_IMAGE_NOT_PINNED', 'infrastructure', `resolving ${image} gave an image of another repository, ${pinned.name}`, { details: { image } });
+    throw new BuilderError('E_IMAGE_NOT_PINNED', 'infrastructure', `resolving ${image} gave an image of another repository, ${pinned.name}`, { details: { image } });
   }
   return `${pinned.name}@${pinned.digest}`;
 }

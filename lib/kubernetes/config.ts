@@ -7,7 +7,7 @@ import { parseDockerConfig, type DockerConfig } from '../registry/credentials.ts
 import { parseRegistrySettings } from './registry-settings.ts';
 import { parseRuntimeCatalog } from '../runtime/catalog.ts';
 import { BuilderError } from '../errors.ts';
-import { KubernetesError, kubernetesError } from './errors.ts';
+import { kubernetesError } from './errors.ts';
 import { SECRET_KEYS } from './contract.ts';
 
 export const KUBELESS_CONFIG_NAME = 'kubeless-config';
@@ -91,7 +91,7 @@ function parseBoolean(value: string | undefined, key: string, where: string, fal
   const lower = value.trim().toLowerCase();
   if (lower === 'true') return true;
   if (lower === 'false') return false;
-  throw new KubernetesError('E_CONFIG_INVALID', 'user', `${where}: "${key}" must be "true" or "false", not ${JSON.stringify(value)}`, {
+  throw new BuilderError('E_CONFIG_INVALID', 'user', `${where}: "${key}" must be "true" or "false", not ${JSON.stringify(value)}`, {
     details: { key, where },
   });
 }
@@ -101,7 +101,7 @@ export function dockerConfigFromSecret(secret: V1Secret, where: string): DockerC
   const data = secret.data ?? {};
   const key = data[SECRET_KEYS.dockerconfigjson] !== undefined ? SECRET_KEYS.dockerconfigjson : data[SECRET_KEYS.dockercfg] !== undefined ? SECRET_KEYS.dockercfg : undefined;
   if (key === undefined) {
-    throw new KubernetesError(
+    throw new BuilderError(
       'E_REGISTRY_SECRET_INVALID',
       'user',
       `${where} has neither a "${SECRET_KEYS.dockerconfigjson}" nor a "${SECRET_KEYS.dockercfg}" key (type ${secret.type ?? 'unset'}); create it with "kubectl create secret docker-registry"`,
@@ -113,7 +113,7 @@ export function dockerConfigFromSecret(secret: V1Secret, where: string): DockerC
     return parseDockerConfig(text);
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
-    throw new KubernetesError('E_REGISTRY_SECRET_INVALID', 'user', `${where} key "${key}": ${message}`, { cause: error, details: { secret: where, key } });
+    throw new BuilderError('E_REGISTRY_SECRET_INVALID', 'user', `${where} key "${key}": ${message}`, { cause: error, details: { secret: where, key } });
   }
 }
 
@@ -146,7 +146,7 @@ export async function readBuilderConfig(kubeConfig: KubeConfig, options: ReadBui
   const registry = options.registry ?? nonEmpty(data['function-registry'])?.trim();
   const builderImage = options.builderImage ?? nonEmpty(data['builder-image']);
   if (builderImage === undefined) {
-    throw new KubernetesError('E_CONFIG_INVALID', 'user', `${configWhere} has no "builder-image": set it to the image built from Dockerfile.builder`, {
+    throw new BuilderError('E_CONFIG_INVALID', 'user', `${configWhere} has no "builder-image": set it to the image built from Dockerfile.builder`, {
       details: { key: 'builder-image', where: configWhere },
     });
   }
@@ -157,7 +157,7 @@ export async function readBuilderConfig(kubeConfig: KubeConfig, options: ReadBui
       parseRuntimeCatalog(runtimeImages);
     } catch (error) {
       if (!(error instanceof BuilderError)) throw error;
-      throw new KubernetesError(error.code, error.kind, `${configWhere} key "runtime-images": ${error.message}`, { cause: error, details: error.details });
+      throw new BuilderError(error.code, error.kind, `${configWhere} key "runtime-images": ${error.message}`, { cause: error, details: error.details });
     }
   }
   const registrySettings = nonEmpty(data['registry-settings']);

@@ -3,7 +3,6 @@
 import { ApiException } from '@kubernetes/client-node';
 import { BuilderError } from '../errors.ts';
 
-export class KubernetesError extends BuilderError {}
 
 /** HTTP status of a client-node API failure, or undefined when the request never got an answer. */
 export function statusOf(error: unknown): number | undefined {
@@ -29,33 +28,33 @@ export function statusMessage(error: unknown): string | undefined {
 }
 
 /**
- * Turns a client-node failure into a KubernetesError. `action` says what was attempted, e.g.
+ * Turns a client-node failure into a BuilderError. `action` says what was attempted, e.g.
  * `read ConfigMap kubeless/kubeless-config`, so the message names the object at fault.
  */
-export function kubernetesError(error: unknown, action: string, hints: { notFound?: string } = {}): KubernetesError {
-  if (error instanceof KubernetesError) return error;
+export function kubernetesError(error: unknown, action: string, hints: { notFound?: string } = {}): BuilderError {
+  if (error instanceof BuilderError) return error;
   const status = statusOf(error);
   const serverSays = statusMessage(error);
   const said = serverSays ? `: ${serverSays}` : '';
   const details = { action, status };
   switch (status) {
     case undefined:
-      return new KubernetesError(
+      return new BuilderError(
         'E_KUBERNETES_UNREACHABLE',
         'infrastructure',
         `could not ${action}: the Kubernetes API server did not answer (${(error as Error)?.message ?? String(error)}); check the kubeconfig's server address and the network`,
         { cause: error, details },
       );
     case 401:
-      return new KubernetesError('E_KUBERNETES_UNAUTHORIZED', 'user', `could not ${action}: the API server rejected the credentials of the kubeconfig (401)${said}`, { cause: error, details });
+      return new BuilderError('E_KUBERNETES_UNAUTHORIZED', 'user', `could not ${action}: the API server rejected the credentials of the kubeconfig (401)${said}`, { cause: error, details });
     case 403:
-      return new KubernetesError('E_KUBERNETES_FORBIDDEN', 'user', `could not ${action}: forbidden (403)${said}; grant the caller's service account this permission (RBAC)`, { cause: error, details });
+      return new BuilderError('E_KUBERNETES_FORBIDDEN', 'user', `could not ${action}: forbidden (403)${said}; grant the caller's service account this permission (RBAC)`, { cause: error, details });
     case 404:
-      return new KubernetesError('E_KUBERNETES_NOT_FOUND', 'user', `could not ${action}: not found (404)${hints.notFound ? `; ${hints.notFound}` : said}`, { cause: error, details });
+      return new BuilderError('E_KUBERNETES_NOT_FOUND', 'user', `could not ${action}: not found (404)${hints.notFound ? `; ${hints.notFound}` : said}`, { cause: error, details });
     case 422:
     case 400:
-      return new KubernetesError('E_KUBERNETES_INVALID', 'user', `could not ${action}: the API server refused the object (${status})${said}`, { cause: error, details });
+      return new BuilderError('E_KUBERNETES_INVALID', 'user', `could not ${action}: the API server refused the object (${status})${said}`, { cause: error, details });
     default:
-      return new KubernetesError('E_KUBERNETES_API', 'infrastructure', `could not ${action}: the API server answered ${status}${said}`, { cause: error, details });
+      return new BuilderError('E_KUBERNETES_API', 'infrastructure', `could not ${action}: the API server answered ${status}${said}`, { cause: error, details });
   }
 }

@@ -4,7 +4,7 @@
 import { BatchV1Api, CoreV1Api, Watch, type KubeConfig, type V1ConfigMap, type V1Job, type V1OwnerReference, type V1Pod } from '@kubernetes/client-node';
 import { BuilderError, EXIT_USER_ERROR, type ErrorKind } from '../errors.ts';
 import { BUILD_CONTAINER_NAME, type JobFailure, type JobResult } from './contract.ts';
-import { KubernetesError, kubernetesError, statusOf } from './errors.ts';
+import { kubernetesError, statusOf } from './errors.ts';
 import { ANNOTATION_TAG, type JobManifests } from './manifest.ts';
 
 export type JobLog = (event: Record<string, unknown>) => void;
@@ -118,7 +118,7 @@ export async function runBuildJob(kubeConfig: KubeConfig, manifests: JobManifest
         if (status !== 409 && status !== 404) throw kubernetesError(error, `update ConfigMap ${namespace}/${name}`);
       }
     }
-    throw new KubernetesError('E_KUBERNETES_CONFLICT', 'infrastructure', `could not write ConfigMap ${namespace}/${name}: it kept changing under concurrent updates`, {
+    throw new BuilderError('E_KUBERNETES_CONFLICT', 'infrastructure', `could not write ConfigMap ${namespace}/${name}: it kept changing under concurrent updates`, {
       details: { configMap: `${namespace}/${name}` },
     });
   }
@@ -173,7 +173,7 @@ export async function runBuildJob(kubeConfig: KubeConfig, manifests: JobManifest
       }
       const existingTag = existing.metadata?.annotations?.[ANNOTATION_TAG];
       if (tag !== undefined && existingTag !== undefined && existingTag !== tag) {
-        throw new KubernetesError('E_JOB_CONFLICT', 'user', `${where} exists but builds tag ${existingTag}, not ${tag}; delete it or rename the function`, {
+        throw new BuilderError('E_JOB_CONFLICT', 'user', `${where} exists but builds tag ${existingTag}, not ${tag}; delete it or rename the function`, {
           details: { job: name, namespace, tag, existingTag },
         });
       }
@@ -199,7 +199,7 @@ export async function runBuildJob(kubeConfig: KubeConfig, manifests: JobManifest
         if (status !== 404 && status !== 409) throw kubernetesError(error, `delete ${state} ${where}`);
       }
     }
-    throw new KubernetesError('E_KUBERNETES_CONFLICT', 'infrastructure', `could not create ${where}: it kept being replaced concurrently`, { details: { job: name, namespace } });
+    throw new BuilderError('E_KUBERNETES_CONFLICT', 'infrastructure', `could not create ${where}: it kept being replaced concurrently`, { details: { job: name, namespace } });
   }
 
   /** Waits until the Job with this name finishes; undefined when it disappeared. */
@@ -208,7 +208,7 @@ export async function runBuildJob(kubeConfig: KubeConfig, manifests: JobManifest
     for (;;) {
       if (options.signal?.aborted) throw options.signal.reason;
       if (Date.now() > deadline) {
-        throw new KubernetesError('E_JOB_TIMEOUT', 'infrastructure', `${where} did not finish in time; see "kubectl describe job -n ${namespace} ${name}"`, {
+        throw new BuilderError('E_JOB_TIMEOUT', 'infrastructure', `${where} did not finish in time; see "kubectl describe job -n ${namespace} ${name}"`, {
           details: { job: name, namespace },
         });
       }
@@ -412,5 +412,5 @@ export async function runBuildJob(kubeConfig: KubeConfig, manifests: JobManifest
     }
     throw await failure(job);
   }
-  throw new KubernetesError('E_KUBERNETES_CONFLICT', 'infrastructure', `${where} kept disappearing while it was awaited`, { details: { job: name, namespace } });
+  throw new BuilderError('E_KUBERNETES_CONFLICT', 'infrastructure', `${where} kept disappearing while it was awaited`, { details: { job: name, namespace } });
 }

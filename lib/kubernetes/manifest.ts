@@ -11,7 +11,7 @@ import {
   JOB_SECRET_DIR,
   TERMINATION_LOG_PATH,
 } from './contract.ts';
-import { KubernetesError } from './errors.ts';
+import { BuilderError } from '../errors.ts';
 import { buildJobName, labelValue } from './names.ts';
 
 export const LABEL_CREATED_BY = 'created-by';
@@ -60,7 +60,7 @@ export function buildConfigMapData(fn: JobFunction, config: BuilderConfig): Reco
   if (config.registrySettings !== undefined) data[CONFIG_KEYS.registrySettings] = config.registrySettings;
   const bytes = Object.entries(data).reduce((sum, [key, value]) => sum + Buffer.byteLength(key) + Buffer.byteLength(value), 0);
   if (bytes > CONFIG_MAP_MAX_BYTES) {
-    throw new KubernetesError(
+    throw new BuilderError(
       'E_FUNCTION_TOO_LARGE',
       'user',
       `function ${functionId(fn)}: the Function and the build settings take ${bytes} bytes, more than a ConfigMap holds (${CONFIG_MAP_MAX_BYTES}); ship the source as a url with a checksum instead of inline`,
