@@ -42,6 +42,21 @@ export * from './docker/progress.ts';
 export * from './docker/build-image.ts';
 export * from './docker/push-image.ts';
 
+// The registry engine: deterministic layers, config and manifest, the assembled image, blob copies.
+export * from './docker/run-step.ts';
+export * from './engine/errors.ts';
+export * from './engine/layer.ts';
+export * from './engine/kubeless-layers.ts';
+export * from './engine/config.ts';
+export * from './engine/manifest.ts';
+export * from './engine/base.ts';
+export * from './engine/assemble.ts';
+export * from './engine/copy-blobs.ts';
+export * from './engine/mirror-base.ts';
+export * from './engine/deps.ts';
+export * from './engine/install.ts';
+export * from './engine/append-build.ts';
+
 // The whole build step.
 export * from './target.ts';
 export * from './build.ts';
