@@ -12,6 +12,7 @@ import { buildFunctionImage, type BuildFunctionOptions, type BuildLogEvent } fro
 import { BuilderError } from '../lib/errors.ts';
 import { RegistryClient } from '../lib/registry/client.ts';
 import { parseReference } from '../lib/image/reference.ts';
+import { rejectsWith } from './support/errors.ts';
 import { startFaultProxy, type FaultAnswer, type FaultProxy } from './support/fault-proxy.ts';
 import { callBuiltFunction, functionObject, registryTags, startPipelineRig, type PipelineRig } from './support/pipeline.ts';
 import type { RegistryHandle } from './support/registry.ts';
@@ -113,25 +114,13 @@ test('installed deps are reused by content: a code-only change needs no Docker E
 
 test('deps that were never installed: E_INSTALL_REQUIRED with runInstall false, E_INSTALL_NO_DOCKER without a daemon; nothing pushed', async () => {
   const fn = functionObject('deps-new', { runtime: 'nodejs24', handler: 'handler.hello', function: fixture('nodejs-deps/handler.js'), deps: fixture('nodejs-deps/package.json') });
-  const required = await rejection(buildFunctionImage(fn, options(`${target.host}/fresh`, { runInstall: false })));
-  assert.is(required.code, 'E_INSTALL_REQUIRED');
+  const required = await rejectsWith(buildFunctionImage(fn, options(`${target.host}/fresh`, { runInstall: false })), 'E_INSTALL_REQUIRED');
   assert.match(required.message, 'package.json');
-  const noDocker = await rejection(buildFunctionImage(fn, options(`${target.host}/fresh`, { docker: NO_DAEMON })));
-  assert.is(noDocker.code, 'E_INSTALL_NO_DOCKER');
+  const noDocker = await rejectsWith(buildFunctionImage(fn, options(`${target.host}/fresh`, { docker: NO_DAEMON })), 'E_INSTALL_NO_DOCKER');
   assert.match(noDocker.message, '--engine docker');
   assert.match(noDocker.message, 'Job');
   assert.equal(await registryTags(target, 'fresh/deps-new'), []);
 });
-
-async function rejection(promise: Promise<unknown>): Promise<BuilderError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.instance(error, BuilderError);
-    return error as BuilderError;
-  }
-  throw new Error('expected a rejection');
-}
 
 /** A proxy in front of the target whose `fault` answers some requests. */
 async function faultyTarget(fault: (req: IncomingMessage) => FaultAnswer | undefined): Promise<FaultProxy> {
@@ -162,7 +151,8 @@ test('faults: a 500 on a blob upload and a connection dropped mid-upload are ret
 test('faults: uploads that keep failing end in a typed error with no tag pushed; a rerun succeeds', async () => {
   const proxy = await faultyTarget((req) => (isUpload(req) ? { status: 500, body: '{"errors":[{"code":"UNKNOWN","message":"injected"}]}' } : undefined));
   try {
-    const error = await rejection(buildFunctionImage(nodeFn('fault-fail'), options(`${proxy.host}/faults`)));
+    const error = (await buildFunctionImage(nodeFn('fault-fail'), options(`${proxy.host}/faults`)).then(() => undefined, (e: unknown) => e)) as BuilderError;
+    assert.instance(error, BuilderError);
     assert.is(error.kind, 'infrastructure');
     assert.match(error.code, /^E_REGISTRY_/);
     assert.not.ok(proxy.requests.some((r) => r.method === 'PUT' && r.path.includes('/manifests/') && r.status < 300), 'no manifest was pushed');
