@@ -6,6 +6,9 @@
 //   (a) redeploy of an unchanged function
 //   (b) a code-only change of a function with dependencies
 //   (c) a fresh function (new deps, nothing cached but the base images)
+//   (d) (b) with the registry engine: the deps layer is found by content, only the code layer moves
+//   (e) a fresh function without deps, registry engine against docker build + push
+// For (d) and (e) the bytes the registry engine uploaded are reported too.
 // Not part of `npm test`: it takes a few minutes and measures rather than checks.
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -15,11 +18,13 @@ import { buildFunctionImage, type BuildTimings } from '../lib/build.ts';
 import { docker, exec } from '../test/support/docker.ts';
 import { functionObject, startPipelineRig, type PipelineRig } from '../test/support/pipeline.ts';
 import { dockerClientConfig } from '../test/support/registry.ts';
+import { startFaultProxy } from '../test/support/fault-proxy.ts';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'functions', 'runtimes', 'nodejs-deps');
 const HANDLER = readFileSync(join(FIXTURES, 'handler.js'), 'utf8');
 const PACKAGE = JSON.parse(readFileSync(join(FIXTURES, 'package.json'), 'utf8')) as Record<string, unknown>;
+const NODEPS_HANDLER = readFileSync(join(FIXTURES, '..', 'nodejs', 'handler.js'), 'utf8');
 
 interface Sample {
   ours: number[];
@@ -65,6 +70,17 @@ function handWrittenDockerfile(rig: PipelineRig): string {
   ].join('\n');
 }
 
+/** The hand-written image of a function without deps: the runtime image, the code, the env. */
+function handWrittenNoDepsDockerfile(rig: PipelineRig): string {
+  const runtime = rig.catalog.find((r) => r.ID === 'nodejs')!.versions[0]!.images.find((image) => image.phase === 'runtime')!;
+  return [
+    `FROM ${runtime.image}`,
+    'COPY --chown=1000:1000 handler.js /kubeless/handler.js',
+    'ENV NODE_PATH=/kubeless/node_modules FUNC_HANDLER=text MOD_NAME=handler FUNC_TIMEOUT=180 FUNC_RUNTIME=nodejs24 FUNC_MEMORY_LIMIT=0 FUNC_PORT=8080 KUBELESS_INSTALL_VOLUME=/kubeless',
+    '',
+  ].join('\n');
+}
+
 async function main(): Promise<void> {
   const rig = await startPipelineRig('bench', ['anonymous']);
   const work = mkdtempSync(join(tmpdir(), 'fib-bench-'));
@@ -72,15 +88,16 @@ async function main(): Promise<void> {
   const registry = rig.targets.anonymous!.host;
   const options = { registry: `${registry}/bench`, catalog: rig.catalog, dockerConfig: rig.dockerConfigJson };
   const dockerfile = handWrittenDockerfile(rig);
+  const proxy = await startFaultProxy(rig.targets.anonymous!.url);
   const cliEnv = { ...process.env, DOCKER_BUILDKIT: '0' };
 
-  const cliBuildPush = async (name: string, tag: string, handler: string, deps: string) => {
+  const cliBuildPush = async (name: string, tag: string, handler: string, deps: string | undefined) => {
     const dir = join(work, `${name}-${tag}`);
     rmSync(dir, { recursive: true, force: true });
     await exec('mkdir', ['-p', dir]);
-    writeFileSync(join(dir, 'Dockerfile'), dockerfile);
+    writeFileSync(join(dir, 'Dockerfile'), deps === undefined ? handWrittenNoDepsDockerfile(rig) : dockerfile);
     writeFileSync(join(dir, 'handler.js'), handler);
-    writeFileSync(join(dir, 'package.json'), deps);
+    if (deps !== undefined) writeFileSync(join(dir, 'package.json'), deps);
     const image = `${registry}/bench-cli/${name}:${tag}`;
     await docker(['--config', sourceConfig.dir, 'build', '-q', '-t', image, dir], { env: cliEnv });
     await docker(['--config', sourceConfig.dir, 'push', image]);
@@ -88,14 +105,31 @@ async function main(): Promise<void> {
   const ours = (name: string, handler: string, deps: string) =>
     buildFunctionImage(functionObject(name, { handler: 'handler.hello', runtime: 'nodejs24', function: handler, deps }), options);
 
+  const viaRegistry = async (name: string, handler: string, deps: string | undefined) => {
+    const spec = deps === undefined ? { handler: 'handler.text', runtime: 'nodejs24', function: handler } : { handler: 'handler.hello', runtime: 'nodejs24', function: handler, deps };
+    const result = await buildFunctionImage(functionObject(name, spec), { ...options, registry: `${registry}/bench-registry`, engine: 'registry' });
+    if (result.cached || !result.bytes) throw new Error(`${name} was not built by the registry engine`);
+    return result.bytes;
+  };
+
   const stages: BuildTimings[] = [];
-  const samples: Record<'a' | 'b' | 'c', Sample> = { a: { ours: [], cli: [] }, b: { ours: [], cli: [] }, c: { ours: [], cli: [] } };
+  const samples: Record<'a' | 'b' | 'c' | 'd' | 'e', Sample> = {
+    a: { ours: [], cli: [] },
+    b: { ours: [], cli: [] },
+    c: { ours: [], cli: [] },
+    d: { ours: [], cli: [] },
+    e: { ours: [], cli: [] },
+  };
+  const uploaded: Record<'d' | 'e', number[]> = { d: [], e: [] };
+  let redeployRequests = 0;
   try {
     // The function that is redeployed and changed: built once by both sides first (not measured).
     const deps = packageJson('steady');
     let handler = code('initial');
     await ours('bench-app', handler, deps);
     await cliBuildPush('bench-app', 'v0', handler, deps);
+    // The registry engine's copy: installs once here and records the deps layer.
+    await viaRegistry('bench-app', handler, deps);
 
     for (let run = 1; run <= RUNS; run++) {
       const nonce = randomBytes(4).toString('hex');
@@ -116,10 +150,32 @@ async function main(): Promise<void> {
         if (!result.cached) throw new Error('an unchanged function was rebuilt');
       }));
       samples.a.cli.push(await timed(() => cliBuildPush('bench-app', `v${run}`, handler, deps)));
+
+      // (d) the same code-only change with the registry engine (the CLI side as in (b)).
+      const registryHandler = code(`registry change ${run} ${nonce}`);
+      samples.d.ours.push(await timed(async () => uploaded.d.push((await viaRegistry('bench-app', registryHandler, deps)).uploaded)));
+      samples.d.cli.push(await timed(() => cliBuildPush('bench-app', `d${run}`, registryHandler, deps)));
+
+      // (e) a fresh function without deps.
+      const noDeps = `${NODEPS_HANDLER}\n// ${nonce}\n`;
+      samples.e.ours.push(await timed(async () => uploaded.e.push((await viaRegistry(`bench-nodeps-${nonce}`, noDeps, undefined)).uploaded)));
+      samples.e.cli.push(await timed(() => cliBuildPush(`bench-nodeps-${nonce}`, 'v1', noDeps, undefined)));
+
+      // An unchanged redeploy with the registry engine is still one request (the HEAD of its tag),
+      // counted by a proxy in front of the same registry.
+      const before = proxy.requests.length;
+      const again = await buildFunctionImage(functionObject('bench-app', { handler: 'handler.hello', runtime: 'nodejs24', function: registryHandler, deps }), {
+        ...options,
+        registry: `${proxy.host}/bench-registry`,
+        engine: 'registry',
+      });
+      if (!again.cached) throw new Error('an unchanged function was rebuilt by the registry engine');
+      redeployRequests = Math.max(redeployRequests, proxy.requests.length - before);
       process.stderr.write(`run ${run}/${RUNS} done\n`);
     }
   } finally {
     sourceConfig.cleanup();
+    await proxy.stop();
     rmSync(work, { recursive: true, force: true });
     await rig.stop();
   }
@@ -130,6 +186,8 @@ async function main(): Promise<void> {
     ['(a) redeploy, unchanged function', samples.a],
     ['(b) code-only change, function with deps', samples.b],
     ['(c) fresh function with deps', samples.c],
+    ['(d) code-only change, function with deps, registry engine', samples.d],
+    ['(e) fresh function without deps, registry engine', samples.e],
   ];
   const seconds = (ms: number) => `${(ms / 1000).toFixed(ms < 1000 ? 3 : 2)} s`;
   const lines = [
@@ -145,6 +203,8 @@ async function main(): Promise<void> {
   ];
   const stage = (key: keyof BuildTimings) => seconds(median(stages.map((t) => t[key])));
   lines.push('', `(b) by stage, medians: resolve ${stage('resolveMs')}, registry check ${stage('checkMs')}, build ${stage('buildMs')}, push ${stage('pushMs')}.`);
+  const kib = (values: number[]) => `${(median(values) / 1024).toFixed(1)} KiB`;
+  lines.push(`Registry engine, bytes uploaded (median): (d) ${kib(uploaded.d)}, (e) ${kib(uploaded.e)}; unchanged redeploy: at most ${redeployRequests} registry request(s).`);
   console.log(lines.join('\n'));
 }
 

@@ -25,6 +25,9 @@ import { DEFAULT_PLATFORM, planImages, resolveBuildPlan } from './image/plan.ts'
 import { planIdentity } from './image/identity.ts';
 import { createBuildContext } from './image/context.ts';
 import { resolveTarget, type BuildTarget } from './target.ts';
+import { appendBuild } from './engine/append-build.ts';
+import { emptyCounts, type ByteCounts } from './engine/copy-blobs.ts';
+import { EngineError, parseEngine, type BuildEngine } from './engine/errors.ts';
 
 export type BuildProgress = DockerProgress | { kind: 'phase'; phase: 'resolve' | 'check' | 'build' | 'push' | 'done'; message: string };
 
@@ -69,6 +72,25 @@ export interface BuildFunctionOptions {
   expectedTag?: string;
   /** `networkmode` of the build's RUN containers (e.g. "host" for a package mirror on loopback). */
   networkMode?: string;
+  /**
+   * 'docker' (default): `docker build` + `docker push` on the Docker Engine. 'registry': the image is
+   * appended to the runtime image through the registry API; the Docker Engine only runs an install
+   * or compile step, and only when no recorded deps layer or installedDir stands in for it.
+   */
+  engine?: BuildEngine;
+  /**
+   * engine 'registry': a directory that holds /kubeless after the install (and compile) phases, as the
+   * daemonless Job's init containers leave it. Its content, less the function's own source files,
+   * becomes the deps layer and nothing is run.
+   */
+  installedDir?: string;
+  /** false: never run an install or compile step; when one is needed and no deps layer is recorded, E_INSTALL_REQUIRED. Default true. */
+  runInstall?: boolean;
+  /**
+   * engine 'registry', runtime image that is an index, function without install/compile steps: the
+   * platforms to build (default: every platform the index has). With such steps only `platform` is built.
+   */
+  platforms?: string[];
 }
 
 export interface BuildTimings {
@@ -99,6 +121,8 @@ export interface BuildResult {
   /** The Function names its own image (containers[0].image); nothing was built or checked. */
   prebuilt: boolean;
   timings: BuildTimings;
+  /** engine 'registry': bytes sent to the target, mounted there from another repository, and found there already. */
+  bytes?: ByteCounts;
 }
 
 const DEFAULT_TIMEOUT_MS = 30 * 60_000;
@@ -155,6 +179,14 @@ export async function buildFunctionImage(fn: FunctionSpec | string | Buffer | ob
   };
   const platform = options.platform ?? DEFAULT_PLATFORM;
   const push = options.push ?? true;
+  const engineName = parseEngine(options.engine ?? 'docker', 'engine');
+  const runInstall = options.runInstall ?? true;
+  if (engineName === 'registry' && !push) {
+    throw new EngineError('E_ENGINE_OPTION', 'user', `function ${id}: the registry engine builds into a registry; for a local-only build (push: false, --no-push) use the docker engine`, { details: { field: 'engine' } });
+  }
+  if (engineName === 'docker' && options.installedDir !== undefined) {
+    throw new EngineError('E_ENGINE_OPTION', 'user', `function ${id}: installedDir is read by the registry engine only; give engine: 'registry' with it`, { details: { field: 'installedDir' } });
+  }
   const dockerConfig = options.dockerConfig === undefined || isDockerConfig(options.dockerConfig) ? options.dockerConfig : parseDockerConfig(options.dockerConfig);
   const catalog = options.catalog === undefined ? defaultRuntimeCatalog() : isCatalog(options.catalog) ? options.catalog : parseRuntimeCatalog(options.catalog);
   const target = resolveTarget({ registry: options.registry, dockerConfig, functionName: spec.name, local: !push });
@@ -231,7 +263,7 @@ export async function buildFunctionImage(fn: FunctionSpec | string | Buffer | ob
         if (existing) {
           log({ event: 'cached', level: 'info', function: id, image, digest: existing.digest });
           progress({ kind: 'phase', phase: 'done', message: `${image} exists already` });
-          return finish(existing.digest, true, false);
+          return { ...finish(existing.digest, true, false), ...(engineName === 'registry' ? { bytes: emptyCounts() } : {}) };
         }
       } else {
         const local = await (await engine()).getImage(image).inspect().catch((error: { statusCode?: number }) => {
@@ -244,6 +276,40 @@ export async function buildFunctionImage(fn: FunctionSpec | string | Buffer | ob
           progress({ kind: 'phase', phase: 'done', message: `${image} exists in the local daemon already` });
           return finish(local.Id, true, false);
         }
+      }
+
+      if (!runInstall && engineName === 'docker' && (plan.phases.installation !== undefined || plan.phases.compilation !== undefined)) {
+        throw new EngineError('E_INSTALL_REQUIRED', 'user', `function ${id} has an install or compile step, and runInstall is false; the docker engine runs that step in every build`, { details: { function: id } });
+      }
+      if (engineName === 'registry') {
+        progress({ kind: 'phase', phase: 'build', message: `appending ${id} to ${plan.phases.runtime.image}` });
+        const appended = await appendBuild({
+          plan,
+          tag,
+          target,
+          client,
+          docker: async () => ({ docker: await engine(), endpoint }),
+          engineAuth: (base: string) => {
+            const host = parseReference(base).registry;
+            const credential = resolveCredentials(dockerConfig, host);
+            return credential ? engineAuth(credential, host) : undefined;
+          },
+          installedDir: options.installedDir,
+          runInstall,
+          platforms: options.platforms,
+          networkMode: options.networkMode,
+          signal: cancel,
+          log,
+          progress,
+        });
+        timings.buildMs = appended.buildMs;
+        timings.pushMs = appended.pushMs;
+        if (appended.raced) {
+          log({ event: 'cached', level: 'info', function: id, image, digest: appended.digest, note: 'pushed by a concurrent build' });
+          return { ...finish(appended.digest, true, false), bytes: appended.bytes };
+        }
+        progress({ kind: 'phase', phase: 'done', message: `pushed ${target.repository}@${appended.digest}` });
+        return { ...finish(appended.digest, false, true), bytes: appended.bytes };
       }
 
       const buildStarted = Date.now();

@@ -19,6 +19,8 @@ export type ErrorCode =
   | 'E_BASE_IMAGE_NOT_FOUND'
   /** the Engine could not pull a runtime image */
   | 'E_BASE_IMAGE_PULL_FAILED'
+  /** the runtime image's manifest or config cannot be appended to */
+  | 'E_BASE_IMAGE_UNSUPPORTED'
   /** the caller's signal cancelled the call */
   | 'E_BUILD_ABORTED'
   /** a build step (install, compile) failed */
@@ -41,6 +43,8 @@ export type ErrorCode =
   | 'E_DOCKER_CONFIG'
   /** the Docker Engine does not answer */
   | 'E_DOCKER_UNAVAILABLE'
+  /** an engine name, or an option the chosen engine cannot honour */
+  | 'E_ENGINE_OPTION'
   /** the Function object is malformed */
   | 'E_FUNCTION_INVALID'
   /** the Function names its own image; nothing to build */
@@ -51,6 +55,12 @@ export type ErrorCode =
   | 'E_IMAGE_NOT_PINNED'
   /** a file or stdin given to the CLI cannot be read */
   | 'E_INPUT_UNREADABLE'
+  /** the install step must run locally and no Docker Engine answers */
+  | 'E_INSTALL_NO_DOCKER'
+  /** runInstall is false and no deps layer is recorded for the install step */
+  | 'E_INSTALL_REQUIRED'
+  /** installedDir is missing or holds what cannot be layered */
+  | 'E_INSTALLED_DIR'
   /** a bug (reported by the Job, never thrown by the library) */
   | 'E_INTERNAL'
   /** another build Job holds the name */

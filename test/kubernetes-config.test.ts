@@ -124,6 +124,18 @@ test('a missing kubeless-config, a bad boolean and an unreachable API server are
   assert.is(unreachable.kind, 'infrastructure');
 });
 
+test('builder-engine: docker when unset, registry when set, anything else an error naming the key', async () => {
+  assert.is((await readBuilderConfig(api.kubeConfig, { namespace: 'team-a' })).engine, 'docker');
+  api.create('configmaps', { metadata: { name: 'engine-registry', namespace: 'kubeless' }, data: { 'builder-engine': ' registry ', 'builder-image': 'x' } });
+  assert.is((await readBuilderConfig(api.kubeConfig, { namespace: 'team-a', configMapName: 'engine-registry' })).engine, 'registry');
+  api.create('configmaps', { metadata: { name: 'engine-bad', namespace: 'kubeless' }, data: { 'builder-engine': 'kaniko', 'builder-image': 'x' } });
+  const bad = await rejection(readBuilderConfig(api.kubeConfig, { namespace: 'team-a', configMapName: 'engine-bad' }));
+  assert.is(bad.code, 'E_ENGINE_OPTION');
+  assert.is(bad.kind, 'user');
+  assert.match(bad.message, 'kubeless/engine-bad key "builder-engine"');
+  assert.match(bad.message, 'docker, registry');
+});
+
 test('errors never carry the registry password', async () => {
   api.create('secrets', { metadata: { name: 'broken', namespace: 'team-a' }, type: 'kubernetes.io/dockerconfigjson', data: { '.dockerconfigjson': b64('{"auths": {"x.io": {"auth": "s3cret-pa55"}}}') } });
   try {

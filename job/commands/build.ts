@@ -1,6 +1,8 @@
 // function-image-builder build <file|-> --registry HOST[/NS] ...: builds (or finds) the image of
 // every Function in the file and prints where it is.
 import { buildFunctionImage, type BuildResult } from '../../lib/build.ts';
+import { resolve } from 'node:path';
+import { parseEngine, type BuildEngine } from '../../lib/engine/errors.ts';
 import { EXIT_OK } from '../../lib/errors.ts';
 import { parseFunctions } from '../../lib/function/parse.ts';
 import { functionId } from '../../lib/function/spec.ts';
@@ -25,6 +27,14 @@ options:
   --tls-no-verify HOST      do not verify HOST's TLS certificate (repeatable)
   --ca HOST=FILE            trust the CA in FILE for HOST (repeatable)
   --no-push                 build into the local Docker Engine only (minikube: eval $(minikube docker-env))
+  --engine docker|registry  docker (default): docker build + push on the Docker Engine; registry: append
+                            the function's layers to the runtime image through the registry API (the
+                            Docker Engine only runs an install step, when no recorded deps layer exists)
+  --installed-dir DIR       registry engine: DIR holds /kubeless after the install step; nothing is run
+  --no-install              never run an install/compile step: fail with E_INSTALL_REQUIRED when one is
+                            needed and no deps layer is recorded in the target repository
+  --platforms P1,P2         registry engine, multi-platform runtime image, no deps: build only these
+                            platforms (default: all the runtime image has)
   --timeout SECONDS         limit for one function, from reading its source to the push (default 1800)
   --json                    print the result as JSON on stdout (an array when the file holds several)
 
@@ -33,7 +43,21 @@ Exit codes: 0 built or found, 2 a problem with the input (spec, catalog, credent
 install step), 3 an infrastructure failure (daemon or registry unreachable, timeout) worth a retry.`;
 
 async function run(args: string[], io: CommandIO): Promise<number> {
-  const { values, positionals } = parseCommandLine(args, { ...registryOptions, 'no-push': { type: 'boolean' }, timeout: { type: 'string' } });
+  const { values, positionals } = parseCommandLine(args, {
+    ...registryOptions,
+    'no-push': { type: 'boolean' },
+    timeout: { type: 'string' },
+    engine: { type: 'string' },
+    'installed-dir': { type: 'string' },
+    'no-install': { type: 'boolean' },
+    platforms: { type: 'string' },
+  });
+  let engine: BuildEngine | undefined;
+  try {
+    engine = values.engine === undefined ? undefined : parseEngine(values.engine, '--engine');
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
   if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? 'build needs the Function file (or "-" for stdin)' : `build takes one Function file, not ${positionals.length}`);
   let timeoutMs: number | undefined;
   if (values.timeout !== undefined) {
@@ -57,6 +81,10 @@ async function run(args: string[], io: CommandIO): Promise<number> {
         dockerConfig,
         registries,
         push: !values['no-push'],
+        ...(engine === undefined ? {} : { engine }),
+        ...(values['installed-dir'] === undefined ? {} : { installedDir: resolve(io.cwd, values['installed-dir']) }),
+        ...(values['no-install'] ? { runInstall: false } : {}),
+        ...(values.platforms === undefined ? {} : { platforms: values.platforms.split(',').map((p) => p.trim()).filter(Boolean) }),
         docker: io.env,
         signal: io.signal,
         timeoutMs,

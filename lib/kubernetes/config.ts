@@ -7,6 +7,7 @@ import { parseDockerConfig, type DockerConfig } from '../registry/credentials.ts
 import { parseRegistrySettings } from './registry-settings.ts';
 import { parseRuntimeCatalog } from '../runtime/catalog.ts';
 import { BuilderError } from '../errors.ts';
+import { parseEngine, type BuildEngine } from '../engine/errors.ts';
 import { kubernetesError } from './errors.ts';
 import { SECRET_KEYS } from './contract.ts';
 
@@ -69,6 +70,8 @@ export interface BuilderConfig {
   registrySecret: RegistrySecretRef;
   /** Per-registry transport settings beyond tlsVerify (JSON text, host → {tlsVerify, ca, insecure}). */
   registrySettings?: string | undefined;
+  /** `builder-engine`: how images are made, 'docker' (default when unset) or 'registry' (daemonless append). */
+  engine?: BuildEngine | undefined;
   job: JobSettings;
 }
 
@@ -171,8 +174,14 @@ export async function readBuilderConfig(kubeConfig: KubeConfig, options: ReadBui
     builderImageSecret: nonEmpty(data['builder-image-secret']),
     registrySecret: { name: secretName, namespace: secretNamespace, type: secret.type, dockerConfig },
     registrySettings,
+    engine: builderEngine(data['builder-engine'], configWhere),
     job: { ...DEFAULT_JOB_SETTINGS, ...options.job },
   };
+}
+
+function builderEngine(value: string | undefined, where: string): BuildEngine {
+  const given = nonEmpty(value)?.trim();
+  return given === undefined ? 'docker' : parseEngine(given, `${where} key "builder-engine"`);
 }
 
 function nonEmpty(value: string | undefined): string | undefined {

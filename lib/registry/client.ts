@@ -6,7 +6,7 @@ import { BuilderError } from '../errors.ts';
 import { ImageReferenceError, isDigest, isTag, normaliseRegistryHost, normaliseRepository } from '../image/reference.ts';
 import { Authenticator, mergeScopes, parseWwwAuthenticate, SecretSet } from './auth.ts';
 import { RegistryCredential, resolveCredentials, type DockerConfig } from './credentials.ts';
-import { errorFromResponse, RegistryError, type RegistryErrorContext } from './errors.ts';
+import { errorFromNetwork, errorFromResponse, isRetryableNetworkError, RegistryError, type RegistryErrorContext } from './errors.ts';
 import {
   formatPlatform,
   isIndexMediaType,
@@ -423,6 +423,43 @@ export class RegistryClient {
         throw new RegistryError('E_REGISTRY_DIGEST_MISMATCH', `pull blob ${repo}@${digest} from registry ${this.registry}: content hashes to ${computed}`, context);
       }
       return bytes;
+    });
+  }
+
+  /**
+   * GET a blob as a stream, for copying it to another registry without holding it in memory or on
+   * disk. The bytes are hashed as they pass: a body that does not match `digest` ends the stream with
+   * E_REGISTRY_DIGEST_MISMATCH, and one that breaks off with E_REGISTRY_UNREACHABLE / E_REGISTRY_TIMEOUT.
+   */
+  openBlob(repository: string, digest: string): Promise<{ size: number | undefined; stream: AsyncIterable<Uint8Array> }> {
+    return this.#guard(async () => {
+      const repo = this.#repository(repository);
+      const context = this.#context('pull blob', repo);
+      this.#checkDigest(digest, context);
+      const response = await this.#call({ method: 'GET', target: `/v2/${repo}/blobs/${digest}`, scopes: [`repository:${repo}:pull`], context, expect: [200] });
+      const length = Number(header(response, 'content-length') ?? NaN);
+      const registry = this.registry;
+      const secrets = this.#secrets;
+      async function* verified(): AsyncGenerator<Uint8Array> {
+        const hash = createHash(algorithmOf(digest));
+        try {
+          for await (const chunk of response.body) {
+            hash.update(chunk as Buffer);
+            yield chunk as Buffer;
+          }
+        } catch (error) {
+          if (error instanceof RegistryError || !isRetryableNetworkError(error)) throw secrets.redactError(error);
+          throw errorFromNetwork(error, context, response.url.origin, 1);
+        } finally {
+          // A consumer that stops early (its own upload failed) must not leave the connection open.
+          if (!response.body.readableEnded) response.body.destroy();
+        }
+        const computed = `${algorithmOf(digest)}:${hash.digest('hex')}`;
+        if (computed !== digest) {
+          throw new RegistryError('E_REGISTRY_DIGEST_MISMATCH', `pull blob ${repo}@${digest} from registry ${registry}: content hashes to ${computed}`, context);
+        }
+      }
+      return { size: Number.isFinite(length) ? length : undefined, stream: verified() };
     });
   }
 

@@ -1,0 +1,175 @@
+// The registry engine: makes the function image through the registry API alone. The runtime image's
+// manifest and config are read (never its layers), the deps layer (when there are deps) and the code
+// layer are appended, and the blobs are put into the target with as few bytes moved as possible
+// (copy-blobs.ts); the manifest goes last, under the tag. A runtime image that is an index gives an
+// index of function images, one per platform, when no install step ties the build to one platform.
+import type Dockerode from 'dockerode';
+import type { EngineAuth } from '../docker/auth.ts';
+import type { BuildProgress } from '../build.ts';
+import type { MaterialisedSource } from '../function/source.ts';
+import { imageLabels } from '../image/dockerfile.ts';
+import type { BuildPlan } from '../image/plan.ts';
+import { parseReference } from '../image/reference.ts';
+import type { RegistryClient } from '../registry/client.ts';
+import { parsePlatform, type Descriptor } from '../registry/manifest.ts';
+import type { BuildTarget } from '../target.ts';
+import { assembleImage, memoryLayer, type AppendLayer, type AssembledImage } from './assemble.ts';
+import { readBaseImages, type BaseImage } from './base.ts';
+import { mirrorBases } from './mirror-base.ts';
+import { copyBlobs, type ByteCounts } from './copy-blobs.ts';
+import { DEPS_LAYER_HISTORY, depsKey, findDepsLayer, recordDepsLayer } from './deps.ts';
+import { EngineError } from './errors.ts';
+import { installOnDocker } from './install.ts';
+import { codeLayerEntries, directoryEntries } from './kubeless-layers.ts';
+import { buildLayer, type LayerEntry } from './layer.ts';
+import { imageIndex } from './manifest.ts';
+
+type Log = (event: { event: string; level: 'debug' | 'info' | 'warn'; [field: string]: unknown }) => void;
+
+export const CODE_LAYER_HISTORY = 'function-image-builder: code /kubeless';
+
+export interface AppendBuildOptions {
+  plan: BuildPlan;
+  tag: string;
+  target: BuildTarget;
+  /** A registry client per host (base registries and the target). */
+  client: (host: string) => RegistryClient;
+  /** The Docker Engine for a local install step; rejects when none answers. */
+  docker: () => Promise<{ docker: Dockerode; endpoint: string }>;
+  /** Engine credentials of a phase image (for the daemon's pull of the installation image). */
+  engineAuth: (image: string) => EngineAuth | undefined;
+  /** A directory holding /kubeless after the install (and compile) phases: nothing is run. */
+  installedDir?: string | undefined;
+  /** false: never run an install/compile step; E_INSTALL_REQUIRED when one would be needed. */
+  runInstall: boolean;
+  /** Platforms of a multi-platform runtime image to build (default: all it has, when there are no deps). */
+  platforms?: string[] | undefined;
+  networkMode?: string | undefined;
+  signal: AbortSignal;
+  log: Log;
+  progress: (event: BuildProgress) => void;
+}
+
+export interface AppendBuildResult {
+  digest: string;
+  bytes: ByteCounts;
+  buildMs: number;
+  pushMs: number;
+  /** Another build pushed the tag meanwhile; digest is theirs and nothing was pushed. */
+  raced: boolean;
+  /** The images that were assembled (one per platform). */
+  images: AssembledImage[];
+}
+
+/** Makes the function images (one per platform) without pushing anything but new deps blobs' records. */
+export async function assembleFunctionImages(options: AppendBuildOptions): Promise<{ images: AssembledImage[]; bases: BaseImage[]; index?: 'docker' | 'oci'; afterPush: () => Promise<void> }> {
+  const { plan, tag, target, signal, log } = options;
+  const fn = `${plan.function.namespace}/${plan.function.name}`;
+  const source = await plan.materialise(signal);
+  const runtimeImage = plan.phases.runtime.image;
+  const steps = plan.phases.installation !== undefined || plan.phases.compilation !== undefined;
+  const bases = await readBaseImages(options.client(parseReference(runtimeImage).registry), runtimeImage, plan.platform, steps ? undefined : (options.platforms ?? 'all'));
+  if (bases.index && steps && bases.index.platforms.length > 1) {
+    log({ event: 'single-platform', level: 'warn', function: fn, platform: plan.platform, available: bases.index.platforms,
+      message: `the runtime image offers ${bases.index.platforms.join(', ')}; the function has an install or compile step, which runs for one platform, so only ${plan.platform} is built` });
+  }
+
+  const exclude = new Set(source.files.map((file) => file.path));
+  const deps = await depsLayer(options, source, exclude);
+  const code = memoryLayer(await buildLayer(codeLayerEntries(plan, source)), CODE_LAYER_HISTORY);
+  const layers = [...(deps ? [deps.layer] : []), code];
+  const changes = { env: plan.phases.runtime.env, labels: imageLabels(plan, tag) };
+  const images = bases.images.map((base) => assembleImage(base, layers, changes));
+  const afterPush = async () => {
+    if (!deps?.record) return;
+    // The image is pushed either way; a deps record that fails only costs a later install.
+    await recordDepsLayer(options.client(target.host), target.path, deps.record, deps.layer, plan.platform).then(
+      () => log({ event: 'deps-recorded', level: 'info', function: fn, key: deps.record, layer: deps.layer.digest }),
+      (error: unknown) => log({ event: 'deps-record-failed', level: 'warn', function: fn, message: String(error) }),
+    );
+  };
+  return { images, bases: bases.images, ...(bases.index && images.length > 1 ? { index: bases.index.family } : {}), afterPush };
+}
+
+/** The deps layer: from installedDir, from the target's record, or from an install run on the Docker Engine. */
+async function depsLayer(options: AppendBuildOptions, source: MaterialisedSource, exclude: ReadonlySet<string>): Promise<{ layer: AppendLayer; record?: string } | undefined> {
+  const { plan, target, log } = options;
+  const fn = `${plan.function.namespace}/${plan.function.name}`;
+  const key = depsKey(plan, source);
+  if (key === undefined) return undefined;
+  const fromEntries = async (entries: LayerEntry[]) => memoryLayer(await buildLayer(entries.filter((e) => !exclude.has(e.name.slice('kubeless/'.length)))), DEPS_LAYER_HISTORY);
+  if (options.installedDir !== undefined) {
+    log({ event: 'deps-from-dir', level: 'info', function: fn, dir: options.installedDir, key });
+    return { layer: await fromEntries(await directoryEntries(options.installedDir, exclude)), record: key };
+  }
+  const recorded = await findDepsLayer(options.client(target.host), target.path, key);
+  if (recorded) {
+    log({ event: 'deps-reused', level: 'info', function: fn, key, layer: recorded.digest });
+    return { layer: recorded };
+  }
+  const what = plan.phases.compilation !== undefined ? 'a compile step' : `deps (${plan.runtime.depName}) to install`;
+  if (!options.runInstall) {
+    throw new EngineError('E_INSTALL_REQUIRED', 'user', `function ${fn} has ${what} and no installed deps layer is recorded in ${target.repository} (tag deps-${key.slice(0, 12)}...); run the build with the install allowed (a Job, or runInstall: true)`, {
+      details: { function: fn, depsKey: key },
+    });
+  }
+  let daemon: { docker: Dockerode; endpoint: string };
+  try {
+    daemon = await options.docker();
+  } catch (error) {
+    throw new EngineError(
+      'E_INSTALL_NO_DOCKER',
+      'infrastructure',
+      `function ${fn} has ${what}: the registry engine runs that step in a container of the ${plan.phases.installation ? 'installation' : 'compilation'} image on a Docker Engine, and none answers (${(error as Error).message.replace(/\.$/, '')}). Start Docker or set DOCKER_HOST, build with --engine docker, or build in the cluster with the daemonless Job, which runs the step in an init container.`,
+      { cause: error, details: { function: fn, engine: 'registry' } },
+    );
+  }
+  options.progress({ kind: 'phase', phase: 'build', message: `installing ${plan.runtime.depName} for ${fn} on ${daemon.endpoint}` });
+  const entries = await installOnDocker(daemon.docker, plan, source, {
+    auth: options.engineAuth,
+    networkMode: options.networkMode,
+    onProgress: options.progress,
+    signal: options.signal,
+    endpoint: daemon.endpoint,
+    log: (event) => log({ ...event, function: fn }),
+  });
+  return { layer: await fromEntries(entries), record: key };
+}
+
+/** Assembles, copies the blobs and pushes the manifest(s); the tag goes last. */
+export async function appendBuild(options: AppendBuildOptions): Promise<AppendBuildResult> {
+  const { target, tag, log } = options;
+  const buildStarted = Date.now();
+  const { images, bases, index, afterPush } = await assembleFunctionImages(options);
+  const buildMs = Date.now() - buildStarted;
+  const pushStarted = Date.now();
+  const client = options.client(target.host);
+  const raced = await client.manifestExists(target.path, tag);
+  if (raced) return { digest: raced.digest, bytes: { uploaded: 0, mounted: 0, skipped: 0 }, buildMs, pushMs: Date.now() - pushStarted, raced: true, images };
+  options.progress({ kind: 'phase', phase: 'push', message: `pushing ${target.repository}:${tag}` });
+  const copying = {
+    target: client,
+    source: options.client,
+    log,
+    onBlob: (descriptor: Descriptor, outcome: string) => options.progress({ kind: 'push', layer: descriptor.digest.slice(7, 19), status: outcome, current: descriptor.size, total: descriptor.size }),
+  };
+  const mirrored = await mirrorBases(images, bases, { ...copying, targetPath: target.path });
+  const copied = await copyBlobs(images.flatMap((image) => [...image.layers, image.config]), { ...copying, repository: target.path });
+  const bytes: ByteCounts = { uploaded: mirrored.uploaded + copied.uploaded, mounted: mirrored.mounted + copied.mounted, skipped: mirrored.skipped + copied.skipped };
+  let digest: string;
+  if (index === undefined) {
+    const image = images[0] as AssembledImage;
+    digest = (await client.putManifest(target.path, tag, image.manifest.bytes, image.manifest.mediaType)).digest;
+  } else {
+    const entries: Descriptor[] = [];
+    for (const image of images) {
+      await client.putManifest(target.path, image.manifest.digest, image.manifest.bytes, image.manifest.mediaType);
+      entries.push({ mediaType: image.manifest.mediaType, digest: image.manifest.digest, size: image.manifest.bytes.length, platform: parsePlatform(image.platform) });
+    }
+    const list = imageIndex(index, entries);
+    digest = (await client.putManifest(target.path, tag, list.bytes, list.mediaType)).digest;
+  }
+  await afterPush();
+  log({ event: 'appended', level: 'info', image: `${target.repository}:${tag}`, digest, bytes });
+  return { digest, bytes, buildMs, pushMs: Date.now() - pushStarted, raced: false, images };
+}

@@ -1,0 +1,97 @@
+// Puts an assembled image's blobs into the target repository, moving as few bytes as possible:
+//   in the target already (HEAD)            → skipped;
+//   in another repository of the same registry → cross-repository mount (no bytes move);
+//   elsewhere                               → streamed from the source registry (its own credentials
+//                                             and TLS) into the target in chunks, never to disk.
+// A blob whose copy fails for an infrastructure reason (a registry restarted, a 5xx, a broken
+// connection) is tried again from the start with a new upload session; a mount the registry refuses
+// falls back to streaming. Blobs go first; the caller pushes the manifest only when all are in.
+import type { RegistryClient } from '../registry/client.ts';
+import { BuilderError } from '../errors.ts';
+import type { Descriptor } from '../registry/manifest.ts';
+import type { AssembledBlob } from './assemble.ts';
+
+export interface ByteCounts {
+  /** Bytes sent to the target registry. */
+  uploaded: number;
+  /** Bytes the target registry mounted from another repository of its own. */
+  mounted: number;
+  /** Bytes the target already had. */
+  skipped: number;
+}
+
+export interface CopyBlobsOptions {
+  target: RegistryClient;
+  repository: string;
+  /** A client of each source registry, by host (the target's own client for its own host). */
+  source: (registry: string) => RegistryClient;
+  log?: (event: { event: string; level: 'debug' | 'info' | 'warn'; [field: string]: unknown }) => void;
+  onBlob?: (descriptor: Descriptor, outcome: 'skipped' | 'mounted' | 'uploaded') => void;
+  /** Attempts per blob for infrastructure failures. Default 3. */
+  attempts?: number;
+  /** Blobs copied at once. Default 3. */
+  concurrency?: number;
+}
+
+export const emptyCounts = (): ByteCounts => ({ uploaded: 0, mounted: 0, skipped: 0 });
+
+export async function copyBlobs(blobs: AssembledBlob[], options: CopyBlobsOptions): Promise<ByteCounts> {
+  const counts = emptyCounts();
+  // One copy per digest: an image (or an index's images) may name the same blob twice.
+  const unique = [...new Map(blobs.map((blob) => [blob.descriptor.digest, blob])).values()];
+  let next = 0;
+  const worker = async () => {
+    while (next < unique.length) {
+      const blob = unique[next++] as AssembledBlob;
+      const outcome = await copyWithRetry(blob, options);
+      counts[outcome] += blob.descriptor.size;
+      options.onBlob?.(blob.descriptor, outcome);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(options.concurrency ?? 3, unique.length) }, worker));
+  return counts;
+}
+
+async function copyWithRetry(blob: AssembledBlob, options: CopyBlobsOptions): Promise<keyof ByteCounts> {
+  const attempts = options.attempts ?? 3;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await copyBlob(blob, options);
+    } catch (error) {
+      const retryable = error instanceof BuilderError && error.kind === 'infrastructure' && error.code !== 'E_BUILD_ABORTED' && error.code !== 'E_BUILD_TIMEOUT';
+      if (!retryable || attempt >= attempts) throw error;
+      options.log?.({ event: 'blob-retry', level: 'warn', digest: blob.descriptor.digest, attempt, code: (error as BuilderError).code, message: (error as Error).message });
+      await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
+    }
+  }
+}
+
+async function copyBlob(blob: AssembledBlob, options: CopyBlobsOptions): Promise<keyof ByteCounts> {
+  const { target, repository } = options;
+  const { digest } = blob.descriptor;
+  if (await target.blobExists(repository, digest)) return 'skipped';
+  const source = blob.source;
+  if (source.kind === 'bytes') {
+    await target.pushBlob(repository, source.data, { digest, skipExisting: false });
+    return 'uploaded';
+  }
+  if (source.registry === target.registry) {
+    try {
+      const mount = await target.mountBlob(repository, digest, source.repository);
+      if (mount.mounted) return 'mounted';
+      options.log?.({ event: 'mount-declined', level: 'info', digest, from: source.repository });
+    } catch (error) {
+      // A registry (or a token) that refuses the mount may still take the bytes.
+      if (!(error instanceof BuilderError) || error.kind !== 'user') throw error;
+      options.log?.({ event: 'mount-refused', level: 'warn', digest, from: source.repository, code: error.code });
+    }
+  }
+  const from = options.source(source.registry);
+  const stream: AsyncIterable<Uint8Array> = {
+    async *[Symbol.asyncIterator]() {
+      yield* (await from.openBlob(source.repository, digest)).stream;
+    },
+  };
+  await target.pushBlob(repository, stream, { digest, skipExisting: false });
+  return 'uploaded';
+}
