@@ -33,6 +33,7 @@ export const commands: Record<string, () => Promise<{ command: Command }>> = {
   build: () => import('./commands/build.ts'),
   tag: () => import('./commands/tag.ts'),
   job: () => import('./commands/job.ts'),
+  'job-sources': () => import('./commands/job-sources.ts'),
   wait: () => import('./commands/wait.ts'),
   'job-manifest': () => import('./commands/job-manifest.ts'),
 };

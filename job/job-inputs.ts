@@ -5,7 +5,9 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { BuilderError } from '../lib/errors.ts';
-import { parseRegistrySettings } from '../lib/kubernetes/registry-settings.ts';
+import { parseEngine, type BuildEngine } from '../lib/engine/errors.ts';
+import { parseRegistrySettings, withTlsVerifyOff } from '../lib/kubernetes/registry-settings.ts';
+import { resolveTarget, type BuildTarget } from '../lib/target.ts';
 import { CONFIG_KEYS, JOB_CONFIG_DIR, JOB_ENV, JOB_SECRET_DIR, SECRET_KEYS, TERMINATION_LOG_PATH } from '../lib/kubernetes/contract.ts';
 import { parseDockerConfig, type DockerConfig } from '../lib/registry/credentials.ts';
 import type { RegistrySettings } from '../lib/registry/transport.ts';
@@ -39,6 +41,10 @@ export interface JobInputs extends RegistryInputs {
   /** The tag the scheduler waits for; undefined = whatever the inputs give. */
   tag: string | undefined;
   terminationLog: string;
+  /** BUILDER_ENGINE; undefined = the library's default (docker). */
+  engine: BuildEngine | undefined;
+  /** BUILDER_INSTALLED_DIR: the daemonless Job's /kubeless, where the install/compile steps ran. */
+  installedDir: string | undefined;
 }
 
 function readFile(path: string, what: string): string | undefined {
@@ -126,12 +132,22 @@ export function readJobInputs(env: Env): JobInputs {
   }
   const runtimeImages = setting(env, JOB_ENV.runtimeImages, configDir, CONFIG_KEYS.runtimeImages);
   const tag = setting(env, JOB_ENV.tag, configDir, CONFIG_KEYS.tag);
-  const sources = {
+  const sources: Record<string, string> = {
     ...registry.sources,
     function: fn.source,
     ...(runtimeImages ? { runtimeImages: runtimeImages.source } : {}),
     ...(tag ? { tag: tag.source } : {}),
   };
+  const engineText = env[JOB_ENV.engine]?.trim();
+  let engine: BuildEngine | undefined;
+  if (engineText) {
+    sources.engine = `env ${JOB_ENV.engine}`;
+    try {
+      engine = parseEngine(engineText, `env ${JOB_ENV.engine}`);
+    } catch (error) {
+      throw new JobInputError((error as Error).message, { variable: JOB_ENV.engine }, error);
+    }
+  }
   return {
     ...registry,
     sources,
@@ -139,5 +155,13 @@ export function readJobInputs(env: Env): JobInputs {
     runtimeImages: runtimeImages?.value,
     tag: tag?.value.trim(),
     terminationLog: env[JOB_ENV.terminationLog] || TERMINATION_LOG_PATH,
+    engine,
+    installedDir: env[JOB_ENV.installedDir] || undefined,
   };
+}
+
+/** The target of the Function, and the registry settings with function-registry-tls-verify applied to it. */
+export function targetOf(inputs: RegistryInputs, functionName: string): { target: BuildTarget; registries: RegistrySettings } {
+  const target = resolveTarget({ registry: inputs.registry, dockerConfig: inputs.dockerConfig, functionName });
+  return { target, registries: inputs.tlsVerify ? inputs.registries : withTlsVerifyOff(inputs.registries, target.host) };
 }

@@ -67,6 +67,8 @@ export type ErrorCode =
   | 'E_JOB_CONFLICT'
   /** a mounted input of the Job is missing or malformed */
   | 'E_JOB_INPUT_INVALID'
+  /** the registry engine's Job was asked for without the install/compile steps of the plan */
+  | 'E_JOB_STEPS_MISSING'
   /** waiting for the build Job ran past its limit */
   | 'E_JOB_TIMEOUT'
   /** the API server answered with an unexpected error */
@@ -127,6 +129,8 @@ export type ErrorCode =
   | 'E_SOURCE_INVALID'
   /** a source is larger than its limit */
   | 'E_SOURCE_TOO_LARGE'
+  /** an env variable of an install/compile step cannot be passed to a process */
+  | 'E_STEP_ENV_INVALID'
   /** the inputs give another tag than the one scheduled */
   | 'E_TAG_MISMATCH'
   /** the target registry cannot be determined or is malformed */

@@ -7,10 +7,8 @@ import { BuilderError, EXIT_OK, exitCodeFor } from '../../lib/errors.ts';
 import { parseFunction } from '../../lib/function/parse.ts';
 import { functionId } from '../../lib/function/spec.ts';
 import { JOB_ENV, TERMINATION_LOG_PATH, TERMINATION_MESSAGE_MAX, type JobFailure, type JobResult } from '../../lib/kubernetes/contract.ts';
-import { withTlsVerifyOff } from '../../lib/kubernetes/registry-settings.ts';
-import { resolveTarget } from '../../lib/target.ts';
 import { UsageError, type Command, type CommandIO } from '../cli.ts';
-import { readJobInputs } from '../job-inputs.ts';
+import { readJobInputs, targetOf } from '../job-inputs.ts';
 import { createJsonLog, libraryLog, progressLog, type JsonLog } from '../json-log.ts';
 
 const usage = `usage: function-image-builder job
@@ -29,6 +27,9 @@ the Job mounts (README.md, "The Job's contract"):
   BUILDER_TERMINATION_LOG                    where the result goes (default /dev/termination-log)
   DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_TLS, DOCKER_CERT_PATH
                                              the Docker Engine (default the mounted /var/run/docker.sock)
+  BUILDER_ENGINE                             docker (default) or registry (no Docker Engine)
+  BUILDER_INSTALLED_DIR                      engine registry: the directory the Job's install/compile
+                                             init containers ran in (/kubeless); it is appended as is
 
 Logs one JSON object per line on stdout. Writes {"image","digest","reference","cached"} to the
 termination log, or {"error":{"code","kind","message"}} on failure.
@@ -73,8 +74,7 @@ async function run(args: string[], io: CommandIO): Promise<number> {
     for (const warning of inputs.dockerConfig?.warnings ?? []) log('warn', 'docker-config-warning', { message: warning });
 
     const spec = parseFunction(inputs.function);
-    const target = resolveTarget({ registry: inputs.registry, dockerConfig: inputs.dockerConfig, functionName: spec.name });
-    const registries = inputs.tlsVerify ? inputs.registries : withTlsVerifyOff(inputs.registries, target.host);
+    const { target, registries } = targetOf(inputs, spec.name);
     log('info', 'function', { function: functionId(spec), runtime: spec.runtime, target: target.repository, targetReason: target.reason });
 
     const result = await buildFunctionImage(spec, {
@@ -82,6 +82,8 @@ async function run(args: string[], io: CommandIO): Promise<number> {
       ...(inputs.runtimeImages !== undefined ? { catalog: inputs.runtimeImages } : {}),
       dockerConfig: inputs.dockerConfig,
       registries,
+      ...(inputs.engine !== undefined ? { engine: inputs.engine } : {}),
+      ...(inputs.installedDir !== undefined ? { installedDir: inputs.installedDir } : {}),
       push: true,
       ...(inputs.tag !== undefined ? { expectedTag: inputs.tag } : {}),
       docker: io.env,
@@ -94,15 +96,20 @@ async function run(args: string[], io: CommandIO): Promise<number> {
     log('info', 'result', { ...outcome, timings: result.timings });
     return EXIT_OK;
   } catch (error) {
-    const exitCode = exitCodeFor(error);
-    const reported =
-      error instanceof BuilderError
-        ? { code: error.code, kind: error.kind, message: error.message }
-        : { code: 'E_INTERNAL', kind: 'internal', message: error instanceof Error ? error.message : String(error) };
-    writeTermination(terminationLog ?? (io.env[JOB_ENV.terminationLog] || TERMINATION_LOG_PATH), { error: reported }, log);
-    log('error', 'failed', { ...reported, exitCode, ...(error instanceof BuilderError ? { details: error.details } : {}) });
-    return exitCode;
+    return reportJobFailure(error, terminationLog, io, log);
   }
+}
+
+/** A failed in-cluster command: the error to the termination message and the log; its exit code. */
+export function reportJobFailure(error: unknown, terminationLog: string | undefined, io: CommandIO, log: JsonLog): number {
+  const exitCode = exitCodeFor(error);
+  const reported =
+    error instanceof BuilderError
+      ? { code: error.code, kind: error.kind, message: error.message }
+      : { code: 'E_INTERNAL', kind: 'internal', message: error instanceof Error ? error.message : String(error) };
+  writeTermination(terminationLog ?? (io.env[JOB_ENV.terminationLog] || TERMINATION_LOG_PATH), { error: reported }, log);
+  log('error', 'failed', { ...reported, exitCode, ...(error instanceof BuilderError ? { details: error.details } : {}) });
+  return exitCode;
 }
 
 export const command: Command = { summary: 'in-cluster entrypoint: build the mounted Function, report to the termination log', usage, run };

@@ -6,6 +6,7 @@ import type { SourceFile } from '../function/files.ts';
 import { CONTEXT_DEPS_DIR, CONTEXT_FUNCTION_DIR, renderDockerfile } from './dockerfile.ts';
 import { planIdentity } from './identity.ts';
 import type { BuildPlan } from './plan.ts';
+import { volumeFiles } from './volume-files.ts';
 
 /** 2000-01-01T00:00:00Z: fixed, and after 1980 for tools (zip, Python) that cannot store older times. */
 export const CONTEXT_MTIME = new Date(Date.UTC(2000, 0, 1));
@@ -33,7 +34,6 @@ export async function createBuildContext(plan: BuildPlan, options: BuildContextO
   const source = await plan.materialise(options.signal);
   options.signal?.throwIfAborted();
   const tag = planIdentity(plan);
-  const depName = plan.runtime.depName;
   const dockerfile = renderDockerfile(plan, { tag });
 
   const entries: ContextEntry[] = [{ name: 'Dockerfile', type: 'file', mode: 0o644, content: Buffer.from(dockerfile, 'utf8') }];
@@ -45,16 +45,9 @@ export async function createBuildContext(plan: BuildPlan, options: BuildContextO
     else if (file.type === 'symlink') entries.push({ name, type: 'symlink', mode: 0o777, linkname: file.linkTarget ?? '' });
     else entries.push({ name, type: 'file', mode: file.mode, content: file.content });
   };
-  for (const file of source.files) addFile(file, CONTEXT_FUNCTION_DIR);
-  if (source.deps !== undefined) {
-    const depsFile: SourceFile = { path: depName, type: 'file', mode: 0o644, content: source.deps.content, sha256: source.deps.sha256 };
-    if (plan.phases.installation !== undefined) {
-      addFile(depsFile, CONTEXT_DEPS_DIR);
-    } else if (!source.deps.fromArchive) {
-      // Nothing installs it, but it still belongs in /kubeless beside the code.
-      addFile(depsFile, CONTEXT_FUNCTION_DIR);
-    }
-  }
+  const files = volumeFiles(plan, source);
+  for (const file of files.code) addFile(file, CONTEXT_FUNCTION_DIR);
+  for (const file of files.deps) addFile(file, CONTEXT_DEPS_DIR);
   for (const name of directories) entries.push({ name, type: 'directory', mode: 0o755 });
   entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 

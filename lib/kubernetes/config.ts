@@ -72,6 +72,11 @@ export interface BuilderConfig {
   registrySettings?: string | undefined;
   /** `builder-engine`: how images are made, 'docker' (default when unset) or 'registry' (daemonless append). */
   engine?: BuildEngine | undefined;
+  /**
+   * `builder-fast-path` (default true): with engine `registry`, scheduleBuild appends the image
+   * in-process, with no Job, when nothing has to be installed or compiled. false: always a Job.
+   */
+  fastPath?: boolean | undefined;
   job: JobSettings;
 }
 
@@ -175,6 +180,7 @@ export async function readBuilderConfig(kubeConfig: KubeConfig, options: ReadBui
     registrySecret: { name: secretName, namespace: secretNamespace, type: secret.type, dockerConfig },
     registrySettings,
     engine: builderEngine(data['builder-engine'], configWhere),
+    fastPath: parseBoolean(data['builder-fast-path'], 'builder-fast-path', configWhere, true),
     job: { ...DEFAULT_JOB_SETTINGS, ...options.job },
   };
 }

@@ -1,12 +1,20 @@
 // The build Job's contract: where the Job manifest mounts things and where the in-cluster entrypoint
 // (`function-image-builder job`) looks for them. Both sides import these names so they cannot drift;
 // README.md ("The Job's contract") documents every one of them.
+import { INSTALL_VOLUME } from '../image/plan.ts';
 
 /** Directory holding the build ConfigMap: the Function and the settings, in kubeless-config's keys. */
 export const JOB_CONFIG_DIR = '/etc/function-image-builder/build';
 /** Directory of the registry Secret (`kubernetes.io/dockerconfigjson` or `kubernetes.io/dockercfg`). */
 export const JOB_SECRET_DIR = '/etc/function-image-builder/registry-secret';
 export const DOCKER_SOCKET_PATH = '/var/run/docker.sock';
+/**
+ * Daemonless Job (engine registry): the emptyDir the init containers install into, mounted where
+ * Kubeless mounted it and where the install commands expect it (KUBELESS_INSTALL_VOLUME).
+ */
+export const JOB_INSTALL_DIR = INSTALL_VOLUME;
+/** Daemonless Job: an in-memory emptyDir holding each step's env (it may carry the function's secrets). */
+export const JOB_STEPS_DIR = '/etc/function-image-builder/steps';
 export const TERMINATION_LOG_PATH = '/dev/termination-log';
 /** The kubelet keeps at most this many bytes of a termination message. */
 export const TERMINATION_MESSAGE_MAX = 4096;
@@ -43,10 +51,27 @@ export const JOB_ENV = {
   registrySettings: 'BUILDER_REGISTRY_SETTINGS',
   tag: 'BUILDER_TAG',
   terminationLog: 'BUILDER_TERMINATION_LOG',
+  /** `docker` (default) or `registry`: the engine of `job`. */
+  engine: 'BUILDER_ENGINE',
+  /** Daemonless Job: the directory the install/compile steps ran in (`job-sources` writes into it, `job` appends it). */
+  installedDir: 'BUILDER_INSTALLED_DIR',
+  /** Daemonless Job: where `job-sources` writes each step's env script. */
+  stepsDir: 'BUILDER_STEPS_DIR',
 } as const;
 
 /** Name of the build container in the Job's pod (the podFailurePolicy rule names it). */
 export const BUILD_CONTAINER_NAME = 'build';
+
+/**
+ * Init containers of the daemonless Job, in the order they run: the builder writes the deps file,
+ * the installation image installs it, the builder adds the code, the compilation image compiles.
+ */
+export const STEP_CONTAINER_NAMES = {
+  depsFile: 'deps-file',
+  installation: 'install',
+  code: 'code',
+  compilation: 'compile',
+} as const;
 
 /** What the Job writes to its termination message on success. */
 export interface JobResult {

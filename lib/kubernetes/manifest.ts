@@ -12,6 +12,8 @@ import {
   TERMINATION_LOG_PATH,
 } from './contract.ts';
 import { BuilderError } from '../errors.ts';
+import { daemonlessJobManifests } from './daemonless-job.ts';
+import type { JobSteps } from './job-steps.ts';
 import { buildJobName, labelValue } from './names.ts';
 
 export const LABEL_CREATED_BY = 'created-by';
@@ -33,6 +35,8 @@ export interface JobFunction {
   tag: string;
   /** `<registry>/<repository>:<tag>`, recorded on the Job for people reading it. */
   image?: string | undefined;
+  /** Engine `registry` only, and required there: the install/compile steps of the plan (jobSteps(plan)). */
+  steps?: JobSteps | undefined;
 }
 
 export interface JobManifests {
@@ -141,5 +145,14 @@ export function buildJobManifest(fn: JobFunction, config: BuilderConfig): JobMan
       },
     },
   };
-  return { configMap, job };
+  return config.engine === 'registry' ? daemonlessJobManifests({ configMap, job }, stepsFor(fn), config) : { configMap, job };
+}
+
+function stepsFor(fn: JobFunction): JobSteps {
+  if (fn.steps === undefined) {
+    throw new BuilderError('E_JOB_STEPS_MISSING', 'user', `function ${functionId(fn)}: the registry engine's Job needs the install/compile steps of the function (steps: jobSteps(plan))`, {
+      details: { function: fn.name, namespace: fn.namespace },
+    });
+  }
+  return fn.steps;
 }
