@@ -3,8 +3,12 @@
 import { parse as parseYaml, stringify } from 'yaml';
 import { BuilderError, EXIT_OK } from '../../lib/errors.ts';
 import { functionObjects, parseFunction } from '../../lib/function/parse.ts';
-import { functionImageTag } from '../../lib/image/identity.ts';
+import { planIdentity } from '../../lib/image/identity.ts';
+import { resolveBuildPlan } from '../../lib/image/plan.ts';
+import { registryDigestResolver } from '../../lib/image/resolve-digest.ts';
+import { parseEngine } from '../../lib/engine/errors.ts';
 import { DEFAULT_JOB_SETTINGS, REGISTRY_SECRET_NAME, type BuilderConfig } from '../../lib/kubernetes/config.ts';
+import { jobSteps } from '../../lib/kubernetes/job-steps.ts';
 import { buildJobManifest } from '../../lib/kubernetes/manifest.ts';
 import { parseRegistrySettings } from '../../lib/kubernetes/registry-settings.ts';
 import { registrySettingsFor } from '../../lib/kubernetes/schedule.ts';
@@ -25,7 +29,8 @@ options:
   --kubeless-config FILE    take the settings from a kubeless-config ConfigMap (YAML or JSON, e.g.
                             kubectl get configmap -n kubeless kubeless-config -o yaml): runtime-images,
                             function-registry-tls-verify, builder-image, builder-image-secret,
-                            function-registry, registry-settings; the options below override it
+                            function-registry, registry-settings, builder-engine; the options below
+                            override it
   --builder-image IMAGE     the Job's image (built from Dockerfile.builder); required without
                             --kubeless-config
   --builder-image-secret NAME   pull secret of the builder image
@@ -36,6 +41,8 @@ options:
   --namespace NS            namespace of the Job, its ConfigMap and the Secret (default: the function's)
   --docker-config FILE      credentials for resolving runtime image tags here (default: docker's config)
   --docker-socket PATH      the Docker Engine socket on the nodes (default ${DEFAULT_JOB_SETTINGS.dockerSocket})
+  --engine docker|registry  docker (default): the Job builds with the node's Docker Engine; registry: no
+                            Docker socket, init containers install the deps and the Job appends the layers
   --backoff-limit N         retries of infrastructure failures (default ${DEFAULT_JOB_SETTINGS.backoffLimit})
   --deadline SECONDS        activeDeadlineSeconds (default ${DEFAULT_JOB_SETTINGS.activeDeadlineSeconds})
   --ttl SECONDS             ttlSecondsAfterFinished (default ${DEFAULT_JOB_SETTINGS.ttlSecondsAfterFinished})
@@ -77,6 +84,7 @@ async function run(args: string[], io: CommandIO): Promise<number> {
     namespace: { type: 'string' },
     'docker-config': { type: 'string' },
     'docker-socket': { type: 'string' },
+    engine: { type: 'string' },
     'backoff-limit': { type: 'string' },
     deadline: { type: 'string' },
     ttl: { type: 'string' },
@@ -110,6 +118,7 @@ async function run(args: string[], io: CommandIO): Promise<number> {
       builderImageSecret: values['builder-image-secret'] ?? pick('builder-image-secret'),
       registrySecret: { name: values.secret ?? REGISTRY_SECRET_NAME, namespace },
       registrySettings,
+      engine: parseEngine(values.engine ?? pick('builder-engine')?.trim() ?? 'docker', values.engine !== undefined ? '--engine' : 'builder-engine'),
       job: {
         ...DEFAULT_JOB_SETTINGS,
         dockerSocket: values['docker-socket'] ?? DEFAULT_JOB_SETTINGS.dockerSocket,
@@ -125,9 +134,14 @@ async function run(args: string[], io: CommandIO): Promise<number> {
     } catch (error) {
       if (!(error instanceof TargetError) || config.registry !== undefined) throw error;
     }
-    const tag = await functionImageTag(fn, { catalog, dockerConfig, registries: target ? registrySettingsFor(config, target.host) : registries, signal: io.signal });
+    const plan = await resolveBuildPlan(fn, {
+      catalog,
+      resolveImageDigest: registryDigestResolver({ dockerConfig, registries: target ? registrySettingsFor(config, target.host) : registries, signal: io.signal }),
+      signal: io.signal,
+    });
+    const tag = planIdentity(plan);
     const { configMap, job } = buildJobManifest(
-      { name: fn.name, namespace: fn.namespace, uid: fn.uid, source: object, tag, image: target ? `${target.repository}:${tag}` : undefined },
+      { name: fn.name, namespace: fn.namespace, uid: fn.uid, source: object, tag, image: target ? `${target.repository}:${tag}` : undefined, steps: jobSteps(plan) },
       config,
     );
     documents.push(stringify(configMap, { aliasDuplicateObjects: false }), stringify(job, { aliasDuplicateObjects: false }));

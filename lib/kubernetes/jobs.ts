@@ -1,9 +1,9 @@
 // Running one build Job to its end: create it (or join the one already running for the same tag),
 // wait for it through a watch that survives drops, 410 Gone and silence, and read its outcome from
 // the pod's termination message.
-import { BatchV1Api, CoreV1Api, Watch, type KubeConfig, type V1ConfigMap, type V1Job, type V1OwnerReference, type V1Pod } from '@kubernetes/client-node';
+import { BatchV1Api, CoreV1Api, Watch, type KubeConfig, type V1ConfigMap, type V1Job, type V1ContainerStatus, type V1OwnerReference, type V1Pod } from '@kubernetes/client-node';
 import { BuilderError, EXIT_USER_ERROR, type ErrorKind } from '../errors.ts';
-import { BUILD_CONTAINER_NAME, type JobFailure, type JobResult } from './contract.ts';
+import { BUILD_CONTAINER_NAME, STEP_CONTAINER_NAMES, type JobFailure, type JobResult } from './contract.ts';
 import { kubernetesError, statusOf } from './errors.ts';
 import { ANNOTATION_TAG, type JobManifests } from './manifest.ts';
 
@@ -44,6 +44,11 @@ const MAX_ENSURE_ATTEMPTS = 5;
 /** Container waiting reasons that do not go away by waiting. */
 const UNSTARTABLE = new Set(['ImagePullBackOff', 'InvalidImageName', 'ErrImageNeverPull']);
 const LOG_TAIL_LINES = 20;
+/** The daemonless Job's init containers that run a runtime phase's command, by name. */
+const PHASE_STEPS = new Map<string, string>([
+  [STEP_CONTAINER_NAMES.installation, 'installation'],
+  [STEP_CONTAINER_NAMES.compilation, 'compilation'],
+]);
 
 function condition(job: V1Job, type: string): { reason?: string | undefined; message?: string | undefined } | undefined {
   const found = job.status?.conditions?.find((c) => c.type === type && c.status === 'True');
@@ -302,20 +307,32 @@ export async function runBuildJob(kubeConfig: KubeConfig, manifests: JobManifest
       return; // the next round will see
     }
     for (const pod of pods) {
-      for (const status of pod.status?.containerStatuses ?? []) {
+      for (const status of [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])]) {
         const waiting = status.state?.waiting;
         if (!waiting?.reason || !UNSTARTABLE.has(waiting.reason)) continue;
-        const image = pod.spec?.containers.find((c) => c.name === status.name)?.image;
+        const image = [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].find((c) => c.name === status.name)?.image;
         try {
           await deleteJob(job);
         } catch {
           // already gone or replaced: either way it no longer blocks a retry
         }
-        throw new BuildJobError(
-          'user',
-          `${where}: the builder image ${image ?? ''} cannot be started (${waiting.reason}: ${waiting.message ?? 'no message'}); check kubeless-config "builder-image" and "builder-image-secret"`,
-          { job: name, namespace, pod: pod.metadata?.name, reason: waiting.reason, image },
-        );
+        const phase = PHASE_STEPS.get(status.name);
+        const what =
+          phase === undefined
+            ? `the builder image ${image ?? ''}`
+            : `the ${phase} image ${image ?? ''} of the function's runtime`;
+        const check =
+          phase === undefined
+            ? 'check kubeless-config "builder-image" and "builder-image-secret"'
+            : `check kubeless-config "runtime-images" and that the registry Secret holds credentials for that image's registry`;
+        throw new BuildJobError('user', `${where}: ${what} cannot be started (${waiting.reason}: ${waiting.message ?? 'no message'}); ${check}`, {
+          job: name,
+          namespace,
+          pod: pod.metadata?.name,
+          container: status.name,
+          reason: waiting.reason,
+          image,
+        });
       }
     }
   }
@@ -331,14 +348,19 @@ export async function runBuildJob(kubeConfig: KubeConfig, manifests: JobManifest
     }
   }
 
-  function terminated(pod: V1Pod) {
-    const status = pod.status?.containerStatuses?.find((c) => c.name === BUILD_CONTAINER_NAME) ?? pod.status?.containerStatuses?.[0];
-    return status?.state?.terminated;
+  /** The container whose end decided the pod's: the init container that failed, else the build container. */
+  function decisive(pod: V1Pod): V1ContainerStatus | undefined {
+    const failedStep = pod.status?.initContainerStatuses?.find((c) => (c.state?.terminated?.exitCode ?? 0) !== 0);
+    return failedStep ?? pod.status?.containerStatuses?.find((c) => c.name === BUILD_CONTAINER_NAME) ?? pod.status?.containerStatuses?.[0];
   }
 
-  async function logTail(pod: V1Pod): Promise<string | undefined> {
+  function terminated(pod: V1Pod) {
+    return decisive(pod)?.state?.terminated;
+  }
+
+  async function logTail(pod: V1Pod, container: string): Promise<string | undefined> {
     try {
-      const text = await core.readNamespacedPodLog({ name: pod.metadata!.name!, namespace, container: BUILD_CONTAINER_NAME, tailLines: LOG_TAIL_LINES });
+      const text = await core.readNamespacedPodLog({ name: pod.metadata!.name!, namespace, container, tailLines: LOG_TAIL_LINES });
       return typeof text === 'string' ? text : String(text);
     } catch {
       return undefined; // the log is a diagnostic extra: its absence must not hide the failure
@@ -371,10 +393,14 @@ export async function runBuildJob(kubeConfig: KubeConfig, manifests: JobManifest
     let kind: ErrorKind = 'infrastructure';
     let summary = failed.message ?? failed.reason ?? 'the Job failed';
     if (pod !== undefined) {
+      const container = decisive(pod)?.name ?? BUILD_CONTAINER_NAME;
       const state = terminated(pod);
       details.pod = pod.metadata?.name;
+      details.container = container;
       details.exitCode = state?.exitCode;
-      if (state?.exitCode === EXIT_USER_ERROR) kind = 'user';
+      const phase = PHASE_STEPS.get(container);
+      // An install or compile command that fails by itself fails again; one the node killed (≥ 128) may not.
+      if (state?.exitCode === EXIT_USER_ERROR || (phase !== undefined && state?.exitCode !== undefined && state.exitCode < 128)) kind = 'user';
       let reported: JobFailure['error'] | undefined;
       try {
         reported = (JSON.parse(state?.message ?? '') as JobFailure).error;
@@ -388,7 +414,11 @@ export async function runBuildJob(kubeConfig: KubeConfig, manifests: JobManifest
       } else if (state?.message) {
         summary = state.message.trim().split('\n').slice(-3).join(' | ');
       }
-      details.logTail = await logTail(pod);
+      if (phase !== undefined) {
+        const command = pod.spec?.initContainers?.find((c) => c.name === container)?.command?.at(-1);
+        summary = `the ${phase} step (${command ?? 'its command'}) exited with code ${state?.exitCode ?? 'unknown'}: ${summary}`;
+      }
+      details.logTail = await logTail(pod, container);
     }
     const because = failed.reason ? ` (${failed.reason})` : '';
     return new BuildJobError(kind, `${where} failed${because}: ${summary}`, details);

@@ -1,11 +1,18 @@
 // scheduleBuild(): what a controller calls when a Function changes. One registry request answers
 // "built already?"; only when the answer is no is a build Job created (or joined), and the caller
-// gets the pushed image's digest back from the Job's termination message.
+// gets the pushed image's digest back from the Job's termination message. With the registry engine,
+// an image that needs nothing installed or compiled is appended right here instead, with no Job.
 import type { KubeConfig } from '@kubernetes/client-node';
-import type { BuildResult } from '../build.ts';
 import { parseFunction } from '../function/parse.ts';
 import { functionId } from '../function/spec.ts';
-import { functionImageTag } from '../image/identity.ts';
+import { buildFunctionImage, type BuildResult } from '../build.ts';
+import { BuilderError } from '../errors.ts';
+import type { FunctionSpec } from '../function/spec.ts';
+import { planIdentity } from '../image/identity.ts';
+import { resolveBuildPlan } from '../image/plan.ts';
+import { registryDigestResolver } from '../image/resolve-digest.ts';
+import type { DockerConfig } from '../registry/credentials.ts';
+import type { RuntimeCatalog } from '../runtime/catalog.ts';
 import { parseReference } from '../image/reference.ts';
 import { RegistryClient } from '../registry/client.ts';
 import { parseRuntimeCatalog } from '../runtime/catalog.ts';
@@ -13,13 +20,19 @@ import { defaultRuntimeCatalog } from '../runtime/default-catalog.ts';
 import { transportFor, type RegistrySettings } from '../registry/transport.ts';
 import { resolveTarget } from '../target.ts';
 import type { BuilderConfig } from './config.ts';
-import { runBuildJob, type RunJobOptions } from './jobs.ts';
+import { jobSteps } from './job-steps.ts';
+import { runBuildJob, type JobLog, type RunJobOptions } from './jobs.ts';
 import { buildJobManifest } from './manifest.ts';
 import { parseRegistrySettings, withTlsVerifyOff } from './registry-settings.ts';
+
+/** The registry engine's error when runInstall is false and an install or compile step would have to run. */
+export const INSTALL_REQUIRED = 'E_INSTALL_REQUIRED';
 
 export interface ScheduleOptions extends RunJobOptions {
   /** Transport settings for the scheduler's own registry requests, over the config's. */
   registries?: RegistrySettings | undefined;
+  /** false: never build in-process, always through a Job (over the config's `builder-fast-path`). */
+  fastPath?: boolean | undefined;
 }
 
 /** What a build gives a Deployment (as buildFunctionImage's result), plus the Job that made it. */
@@ -54,7 +67,14 @@ export async function scheduleBuild(kubeConfig: KubeConfig, fn: string | object,
   const target = resolveTarget({ registry: config.registry, dockerConfig, functionName: spec.name });
   const registries = registrySettingsFor(config, target.host, options.registries);
   const catalog = config.runtimeImages === undefined ? defaultRuntimeCatalog() : parseRuntimeCatalog(config.runtimeImages);
-  const tag = await functionImageTag(spec, { catalog, dockerConfig, registries, signal: options.signal });
+
+  if (config.engine === 'registry' && (options.fastPath ?? config.fastPath) !== false) {
+    const appended = await appendInProcess(spec, config, { catalog, dockerConfig, registries, signal: options.signal, log });
+    if (appended !== undefined) return appended;
+  }
+
+  const plan = await resolveBuildPlan(spec, { catalog, resolveImageDigest: registryDigestResolver({ dockerConfig, registries, signal: options.signal }), signal: options.signal });
+  const tag = planIdentity(plan);
   const image = `${target.repository}:${tag}`;
 
   // One short-lived client per question: the Job may run for many minutes between the two.
@@ -72,9 +92,39 @@ export async function scheduleBuild(kubeConfig: KubeConfig, fn: string | object,
     return { function: id, image, tag, digest: existing.digest, reference: `${target.repository}@${existing.digest}`, cached: true, prebuilt: false, created: false };
   }
 
-  const manifests = buildJobManifest({ name: spec.name, namespace: spec.namespace, uid: spec.uid, source: fn, tag, image }, config);
+  const manifests = buildJobManifest({ name: spec.name, namespace: spec.namespace, uid: spec.uid, source: fn, tag, image, steps: jobSteps(plan) }, config);
   // A Job that completed since the lookup above is joined when its image is there, not rebuilt.
   const imageExists = async (result: { digest: string }) => (await lookup())?.digest === result.digest;
   const outcome = await runBuildJob(kubeConfig, manifests, { imageExists, ...options });
   return { function: id, tag, ...outcome.result, prebuilt: false, job: outcome.job, created: outcome.created };
+}
+
+/**
+ * The fast path: with nothing to install or compile (or deps whose installed layer the registry
+ * already holds), the registry engine appends the image here in a few requests, and no Job is
+ * needed. undefined when something has to run: then a Job does it.
+ */
+async function appendInProcess(
+  spec: FunctionSpec,
+  config: BuilderConfig,
+  context: { catalog: RuntimeCatalog; dockerConfig: DockerConfig | undefined; registries: RegistrySettings; signal: AbortSignal | undefined; log: JobLog },
+): Promise<ScheduledBuild | undefined> {
+  try {
+    const result = await buildFunctionImage(spec, {
+      engine: 'registry',
+      runInstall: false,
+      ...(config.registry !== undefined ? { registry: config.registry } : {}),
+      catalog: context.catalog,
+      ...(context.dockerConfig !== undefined ? { dockerConfig: context.dockerConfig } : {}),
+      registries: context.registries,
+      ...(context.signal !== undefined ? { signal: context.signal } : {}),
+      log: context.log,
+    });
+    context.log({ event: result.cached ? 'cached' : 'appended', function: result.function, image: result.image, digest: result.digest, job: null });
+    return { function: result.function, image: result.image, tag: result.tag, digest: result.digest, reference: result.reference, cached: result.cached, prebuilt: false, created: false };
+  } catch (error) {
+    if (!(error instanceof BuilderError && error.code === INSTALL_REQUIRED)) throw error;
+    context.log({ event: 'fast-path-declined', function: functionId(spec), reason: error.message });
+    return undefined;
+  }
 }

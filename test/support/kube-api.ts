@@ -4,11 +4,14 @@
 // field/label selectors, AlreadyExists / NotFound / Conflict Status bodies, delete preconditions and
 // background garbage collection of owned objects.
 //
-// It also plays the Job controller and the kubelet: for each Job it creates a Pod, runs the Pod's
-// container on the real Docker Engine (ConfigMap and Secret volumes written to temp dirs, hostPath
-// mounted as is, the termination message file bind-mounted, host network so the container reaches the
-// rig's loopback registries), then reports the Pod's and the Job's status the way Kubernetes does,
-// including podFailurePolicy, backoffLimit and activeDeadlineSeconds.
+// It also plays the Job controller and the kubelet: for each Job it creates a Pod, runs the Pod's init
+// containers one after the other and then its container on the real Docker Engine (ConfigMap and
+// Secret volumes written to temp dirs, emptyDirs as world-writable temp dirs the pod's containers
+// share, hostPath mounted as is, the termination message file bind-mounted, the image's or the
+// securityContext's user, host network so the container reaches the rig's loopback registries); a
+// failing init container fails the pod and nothing after it runs. It reports the Pod's and the Job's
+// status the way Kubernetes does, including podFailurePolicy (per container), backoffLimit and
+// activeDeadlineSeconds.
 //
 // Hooks let a test break the watch: drop every open watch, compact history (410 on the next watch from
 // an old resourceVersion), or stall watches (connection open, no events); and pin the build's moment
@@ -78,7 +81,17 @@ export interface KubeApi {
   holdCompletion(on: boolean): void;
   /** Containers the kubelet started (docker names), for assertions and debugging. */
   containers: string[];
+  /** Every container the kubelet ran, in order, with its `docker run` arguments. */
+  runs: ContainerRun[];
   close(): Promise<void>;
+}
+
+export interface ContainerRun {
+  pod: string;
+  container: string;
+  image: string;
+  /** The `docker run` arguments: mounts, user, env, entrypoint, command. */
+  args: string[];
 }
 
 export interface KubeApiOptions {
@@ -287,7 +300,7 @@ export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeAp
     }
     const runNext = (): void => {
       if (state.finished || closed || !currentJob(job)) return;
-      const task = podStart.passed().then(() => runPod(job)).then(({ pod, exitCode }) => {
+      const task = podStart.passed().then(() => runPod(job)).then(({ pod, exitCode, container }) => {
         if (state.finished || !currentJob(job)) return;
         if (exitCode === 0) {
           state.finished = true;
@@ -297,14 +310,14 @@ export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeAp
         }
         state.failed += 1;
         updateJobStatus(job, { failed: state.failed, ready: 0 });
-        const rule = matchingFailJobRule(job, exitCode);
+        const rule = matchingFailJobRule(job, container, exitCode);
         if (rule !== undefined) {
           state.finished = true;
           finishJob(
             job,
             'Failed',
             'PodFailurePolicy',
-            `Container build for pod ${pod.metadata.namespace}/${pod.metadata.name} failed with exit code ${exitCode} matching FailJob rule at index ${rule}`,
+            `Container ${container} for pod ${pod.metadata.namespace}/${pod.metadata.name} failed with exit code ${exitCode} matching FailJob rule at index ${rule}`,
           );
           return;
         }
@@ -321,9 +334,9 @@ export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeAp
     later(runNext, 20);
   }
 
-  function matchingFailJobRule(job: Obj, exitCode: number): number | undefined {
+  /** The FailJob rule that the failed container's exit code matches (rules without a container name match any). */
+  function matchingFailJobRule(job: Obj, containerName: string, exitCode: number): number | undefined {
     const rules: Obj[] = job.spec?.podFailurePolicy?.rules ?? [];
-    const containerName = job.spec.template.spec.containers[0].name;
     for (const [index, rule] of rules.entries()) {
       const codes = rule.onExitCodes;
       if (!codes) continue;
@@ -341,7 +354,8 @@ export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeAp
   // ---- kubelet ----
 
   const podContainers = new Map<string, string>(); // pod uid → docker container name
-  const podLogs = new Map<string, string>(); // kind/ns/name of pod → log text
+  const podLogs = new Map<string, string>(); // kind/ns/name of pod/container → log text
+  const runs: ContainerRun[] = [];
 
   function killPod(pod: Obj): void {
     const name = podContainers.get(pod.metadata.uid);
@@ -358,7 +372,115 @@ export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeAp
     throw new Error(`${kind} ${namespace}/${name} never appeared`);
   }
 
-  async function runPod(job: Obj): Promise<{ pod: Obj; exitCode: number }> {
+  /** Each volume of the pod as a host path: ConfigMap and Secret keys written out, emptyDirs made world-writable as Kubernetes makes them. */
+  async function podVolumes(spec: Obj, namespace: string, dir: string): Promise<Map<string, string>> {
+    const volumes = new Map<string, string>();
+    for (const volume of spec.volumes ?? []) {
+      if (volume.hostPath) {
+        volumes.set(volume.name, volume.hostPath.path);
+      } else if (volume.emptyDir) {
+        const path = join(dir, `empty-${volume.name}`);
+        mkdirSync(path);
+        chmodSync(path, 0o777);
+        volumes.set(volume.name, path);
+      } else if (volume.configMap || volume.secret) {
+        const kind: Kind = volume.configMap ? 'configmaps' : 'secrets';
+        const source = await waitForVolumeSource(kind, namespace, volume.configMap?.name ?? volume.secret.secretName);
+        const path = join(dir, `volume-${volume.name}`);
+        mkdirSync(path);
+        for (const [file, value] of Object.entries<string>(source.data ?? {})) {
+          writeFileSync(join(path, file), kind === 'secrets' ? Buffer.from(value, 'base64') : value);
+          chmodSync(join(path, file), (volume.configMap ?? volume.secret).defaultMode ?? 0o644);
+        }
+        volumes.set(volume.name, path);
+      } else {
+        throw new Error(`volume ${volume.name}: only configMap, secret, hostPath and emptyDir are supported here`);
+      }
+    }
+    return volumes;
+  }
+
+  /** Publishes the pod's status, when the pod is still there. */
+  function setPodStatus(namespace: string, podName: string, status: Obj): void {
+    const now = store.get(key('pods', namespace, podName));
+    if (!now) return;
+    now.status = status;
+    put('pods', now, 'MODIFIED');
+  }
+
+  function containerStatus(container: Obj, state: Obj, ready = false): Obj {
+    return { name: container.name, ready, restartCount: 0, image: container.image, imageID: '', state };
+  }
+
+  interface ContainerOutcome {
+    exitCode: number;
+    message: string;
+    startedAt: string;
+    finishedAt: string;
+  }
+
+  /**
+   * Runs one of the pod's containers to its end, as the kubelet does: the pod's volumes, the
+   * termination message file, env, command/args, working dir and user; `report` publishes its
+   * waiting and running states.
+   */
+  async function runContainer(pod: Obj, container: Obj, volumes: Map<string, string>, dir: string, report: (state: Obj) => void): Promise<ContainerOutcome> {
+    const namespace = pod.metadata.namespace;
+    const podName = pod.metadata.name;
+    const dockerName = `fib-kubelet-${podName}-${container.name}-${randomBytes(3).toString('hex')}`;
+    const args = ['run', '--name', dockerName, '--label', `${TEST_LABEL}=kube-api`, '--network', 'host', ...(options.dockerRunArgs ?? [])];
+    const security = { ...pod.spec.securityContext, ...container.securityContext };
+    if (security.runAsUser !== undefined) args.push('--user', `${security.runAsUser}${security.runAsGroup !== undefined ? `:${security.runAsGroup}` : ''}`);
+    if (pod.spec.securityContext?.fsGroup !== undefined) args.push('--group-add', String(pod.spec.securityContext.fsGroup));
+    for (const mount of container.volumeMounts ?? []) {
+      const source = volumes.get(mount.name);
+      if (!source) throw new Error(`volumeMount ${mount.name} has no volume`);
+      args.push('-v', `${source}:${mount.mountPath}${mount.readOnly ? ':ro' : ''}`);
+    }
+    const terminationPath = join(dir, `termination-log-${container.name}`);
+    writeFileSync(terminationPath, '');
+    chmodSync(terminationPath, 0o666);
+    args.push('-v', `${terminationPath}:${container.terminationMessagePath ?? '/dev/termination-log'}`);
+    for (const env of container.env ?? []) args.push('-e', `${env.name}=${env.value ?? ''}`);
+    if (container.workingDir) args.push('-w', container.workingDir);
+    if (container.command) args.push('--entrypoint', container.command[0]);
+    args.push(container.image, ...(container.command ? container.command.slice(1) : []), ...(container.args ?? []));
+
+    // Nothing is pulled here: an image the Engine lacks is what a kubelet reports as ImagePullBackOff,
+    // and the pod never starts (the Job stays active until its deadline).
+    if ((await exec('docker', ['image', 'inspect', container.image])).code !== 0) {
+      report({ waiting: { reason: 'ImagePullBackOff', message: `Back-off pulling image "${container.image}"` } });
+      // Until the deadline kills the Job, the pod is deleted, or the server closes.
+      while (!closed && store.has(key('pods', namespace, podName))) await new Promise((r) => setTimeout(r, 100));
+      throw new Error(`image ${container.image} was never pulled`);
+    }
+    const startedAt = new Date().toISOString();
+    report({ running: { startedAt } });
+    podContainers.set(pod.metadata.uid, dockerName);
+    containers.push(dockerName);
+    runs.push({ pod: podName, container: container.name, image: container.image, args });
+    try {
+      const result = await exec('docker', args, { timeoutMs: 600_000 });
+      const logs = result.stdout + result.stderr;
+      podLogs.set(`${key('pods', namespace, podName)}/${container.name}`, logs);
+      let message = readFileSync(terminationPath, 'utf8');
+      if (message === '' && result.code !== 0 && container.terminationMessagePolicy === 'FallbackToLogsOnError') {
+        // The kubelet keeps the last 80 lines, at most 2048 bytes.
+        message = logs.split('\n').slice(-81).join('\n');
+        if (Buffer.byteLength(message) > 2048) message = Buffer.from(message).subarray(-2048).toString();
+      }
+      return { exitCode: result.code, message: Buffer.from(message).subarray(0, 4096).toString(), startedAt, finishedAt: new Date().toISOString() };
+    } finally {
+      podContainers.delete(pod.metadata.uid);
+      await exec('docker', ['rm', '-f', dockerName]);
+    }
+  }
+
+  /**
+   * The pod of a Job attempt: its init containers one after the other, each to success, then its
+   * container; the first one that fails fails the pod and nothing after it runs.
+   */
+  async function runPod(job: Obj): Promise<{ pod: Obj; exitCode: number; container: string }> {
     const template = job.spec.template;
     const namespace = job.metadata.namespace;
     const podName = `${job.metadata.name}-${randomBytes(4).toString('hex').slice(0, 5)}`;
@@ -380,108 +502,51 @@ export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeAp
       status: { phase: 'Pending' },
     });
     updateJobStatus(job, { active: 1 });
-    const container = template.spec.containers[0];
+    const main = template.spec.containers[0];
+    const inits: Obj[] = template.spec.initContainers ?? [];
     const dir = mkdtempSync(join(tmpdir(), 'fib-kubelet-'));
     tempDirs.push(dir);
-    const dockerName = `fib-kubelet-${podName}-${randomBytes(3).toString('hex')}`;
-    const args = ['run', '--name', dockerName, '--label', `${TEST_LABEL}=kube-api`, '--network', 'host', ...(options.dockerRunArgs ?? [])];
-    let exitCode = 1;
-    let message = '';
-    let logs = '';
+    const initStatuses: Obj[] = [];
+    const withInits = () => (inits.length > 0 ? { initContainerStatuses: clone(initStatuses) } : {});
+    const terminated = (outcome: ContainerOutcome) => ({
+      terminated: { exitCode: outcome.exitCode, reason: outcome.exitCode === 0 ? 'Completed' : 'Error', message: outcome.message, startedAt: outcome.startedAt, finishedAt: outcome.finishedAt },
+    });
+    let current: Obj = inits[0] ?? main;
+    let outcome: ContainerOutcome = { exitCode: 0, message: '', startedAt: '', finishedAt: '' };
     try {
-      const volumes = new Map<string, string>();
-      for (const volume of template.spec.volumes ?? []) {
-        if (volume.hostPath) {
-          volumes.set(volume.name, volume.hostPath.path);
-        } else if (volume.configMap || volume.secret) {
-          const kind: Kind = volume.configMap ? 'configmaps' : 'secrets';
-          const source = await waitForVolumeSource(kind, namespace, volume.configMap?.name ?? volume.secret.secretName);
-          const path = join(dir, `volume-${volume.name}`);
-          mkdirSync(path);
-          for (const [file, value] of Object.entries<string>(source.data ?? {})) {
-            writeFileSync(join(path, file), kind === 'secrets' ? Buffer.from(value, 'base64') : value);
-            chmodSync(join(path, file), (volume.configMap ?? volume.secret).defaultMode ?? 0o644);
-          }
-          volumes.set(volume.name, path);
-        } else {
-          throw new Error(`volume ${volume.name}: only configMap, secret and hostPath are supported here`);
-        }
+      const volumes = await podVolumes(template.spec, namespace, dir);
+      for (const init of inits) {
+        current = init;
+        const waitingMain = [containerStatus(main, { waiting: { reason: 'PodInitializing' } })];
+        outcome = await runContainer(pod, init, volumes, dir, (state) =>
+          setPodStatus(namespace, podName, { phase: 'Pending', initContainerStatuses: [...clone(initStatuses), containerStatus(init, state)], containerStatuses: waitingMain }),
+        );
+        initStatuses.push(containerStatus(init, terminated(outcome)));
+        if (outcome.exitCode !== 0) break;
       }
-      for (const mount of container.volumeMounts ?? []) {
-        const source = volumes.get(mount.name);
-        if (!source) throw new Error(`volumeMount ${mount.name} has no volume`);
-        args.push('-v', `${source}:${mount.mountPath}${mount.readOnly ? ':ro' : ''}`);
+      if (outcome.exitCode === 0) {
+        current = main;
+        outcome = await runContainer(pod, main, volumes, dir, (state) =>
+          setPodStatus(namespace, podName, { phase: state.running ? 'Running' : 'Pending', ...(state.running ? { startTime: state.running.startedAt } : {}), ...withInits(), containerStatuses: [containerStatus(main, state, state.running !== undefined)] }),
+        );
       }
-      const terminationPath = join(dir, 'termination-log');
-      writeFileSync(terminationPath, '');
-      chmodSync(terminationPath, 0o666);
-      args.push('-v', `${terminationPath}:${container.terminationMessagePath ?? '/dev/termination-log'}`);
-      for (const env of container.env ?? []) args.push('-e', `${env.name}=${env.value ?? ''}`);
-      if (container.command) args.push('--entrypoint', container.command[0]);
-      args.push(container.image, ...(container.command ? container.command.slice(1) : []), ...(container.args ?? []));
-
-      // Nothing is pulled here: an image the Engine lacks is what a kubelet reports as ImagePullBackOff,
-      // and the pod never starts (the Job stays active until its deadline).
-      if ((await exec('docker', ['image', 'inspect', container.image])).code !== 0) {
-        const waiting = store.get(key('pods', namespace, podName));
-        if (waiting) {
-          waiting.status = {
-            phase: 'Pending',
-            containerStatuses: [{ name: container.name, ready: false, restartCount: 0, image: container.image, imageID: '', state: { waiting: { reason: 'ImagePullBackOff', message: `Back-off pulling image "${container.image}"` } } }],
-          };
-          put('pods', waiting, 'MODIFIED');
-        }
-        // Until the deadline kills the Job, the pod is deleted, or the server closes.
-        while (!closed && store.has(key('pods', namespace, podName))) await new Promise((r) => setTimeout(r, 100));
-        throw new Error(`image ${container.image} was never pulled`);
-      }
-      const started = new Date().toISOString();
-      const now = store.get(key('pods', namespace, podName));
-      if (now) {
-        now.status = { phase: 'Running', startTime: started, containerStatuses: [{ name: container.name, ready: true, restartCount: 0, image: container.image, imageID: '', state: { running: { startedAt: started } } }] };
-        put('pods', now, 'MODIFIED');
-      }
-      podContainers.set(pod.metadata.uid, dockerName);
-      containers.push(dockerName);
-      const result = await exec('docker', args, { timeoutMs: 600_000 });
-      exitCode = result.code;
-      logs = result.stdout + result.stderr;
-      message = readFileSync(terminationPath, 'utf8');
-      if (message === '' && exitCode !== 0 && container.terminationMessagePolicy === 'FallbackToLogsOnError') {
-        // The kubelet keeps the last 80 lines, at most 2048 bytes.
-        message = logs.split('\n').slice(-81).join('\n');
-        if (Buffer.byteLength(message) > 2048) message = Buffer.from(message).subarray(-2048).toString();
-      }
-      message = Buffer.from(message).subarray(0, 4096).toString();
     } catch (error) {
-      logs += `\nkubelet: ${(error as Error).message}`;
-      message = (error as Error).message;
-      exitCode = 128;
-    } finally {
-      podContainers.delete(pod.metadata.uid);
-      await exec('docker', ['rm', '-f', dockerName]);
+      const now = new Date().toISOString();
+      const logKey = `${key('pods', namespace, podName)}/${current.name}`;
+      podLogs.set(logKey, `${podLogs.get(logKey) ?? ''}\nkubelet: ${(error as Error).message}`);
+      outcome = { exitCode: 128, message: (error as Error).message, startedAt: now, finishedAt: now };
+      if (current !== main) initStatuses.push(containerStatus(current, terminated(outcome)));
     }
-    podLogs.set(key('pods', namespace, podName), logs);
-    const finished = new Date().toISOString();
     await podCompletion.passed();
-    const now = store.get(key('pods', namespace, podName));
-    if (now) {
-      now.status = {
-        phase: exitCode === 0 ? 'Succeeded' : 'Failed',
-        containerStatuses: [
-          {
-            name: container.name,
-            ready: false,
-            restartCount: 0,
-            image: container.image,
-            imageID: '',
-            state: { terminated: { exitCode, reason: exitCode === 0 ? 'Completed' : 'Error', message, startedAt: now.status?.startTime, finishedAt: finished } },
-          },
-        ],
-      };
-      put('pods', now, 'MODIFIED');
-    }
-    return { pod, exitCode };
+    const mainState = current === main ? terminated(outcome) : { waiting: { reason: 'PodInitializing' } };
+    const startTime = store.get(key('pods', namespace, podName))?.status?.startTime;
+    setPodStatus(namespace, podName, {
+      phase: outcome.exitCode === 0 ? 'Succeeded' : 'Failed',
+      ...(startTime ? { startTime } : {}),
+      ...withInits(),
+      containerStatuses: [containerStatus(main, mainState)],
+    });
+    return { pod, exitCode: outcome.exitCode, container: current.name };
   }
 
   // ---- HTTP ----
@@ -570,7 +635,9 @@ export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeAp
       if (method === 'GET' && sub === 'log') {
         const pod = store.get(key('pods', namespace, name!));
         if (!pod) throw { code: 404, body: status(404, 'NotFound', `pods "${name}" not found`) };
-        let text = podLogs.get(key('pods', namespace, name!)) ?? '';
+        // Without ?container=, the pod's (only) container, as kubectl logs does.
+        const container = url.searchParams.get('container') ?? pod.spec.containers[0].name;
+        let text = podLogs.get(`${key('pods', namespace, name!)}/${container}`) ?? '';
         const tail = url.searchParams.get('tailLines');
         if (tail !== null) text = text.replace(/\n$/, '').split('\n').slice(-Number(tail)).join('\n') + '\n';
         return respond(res, 200, text);
@@ -642,6 +709,7 @@ export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeAp
     kubeConfig,
     requests,
     containers,
+    runs,
     create(kind, object) {
       return createObject(kind, object.metadata?.namespace ?? 'default', object);
     },
