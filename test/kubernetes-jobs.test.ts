@@ -12,11 +12,14 @@ import type { V1Job } from '@kubernetes/client-node';
 import { DEFAULT_JOB_SETTINGS, type BuilderConfig } from '../lib/kubernetes/config.ts';
 import { buildJobManifest, type JobManifests } from '../lib/kubernetes/manifest.ts';
 import { BuildJobError, runBuildJob, type RunJobOptions } from '../lib/kubernetes/jobs.ts';
+import type { JobSteps } from '../lib/kubernetes/job-steps.ts';
 import { docker, TEST_LABEL } from './support/docker.ts';
 import { startKubeApi, type KubeApi } from './support/kube-api.ts';
 import { waitFor } from './support/net.ts';
 
 const IMAGE = `fib-k8s-script-${randomBytes(4).toString('hex')}:test`;
+/** A phase image stand-in: busybox's applets on PATH (sh, env, id), running as user 1000 like Kubeless's images. */
+const STEP_IMAGE = `fib-k8s-step-${randomBytes(4).toString('hex')}:test`;
 const RESULT = { image: '127.0.0.1:5000/fns/hello:abc', digest: `sha256:${'b'.repeat(64)}`, reference: `127.0.0.1:5000/fns/hello@sha256:${'b'.repeat(64)}`, cached: false };
 
 let api: KubeApi;
@@ -27,6 +30,8 @@ test.before(async () => {
     copyFileSync('/bin/busybox', join(dir, 'busybox'));
     writeFileSync(join(dir, 'Dockerfile'), 'FROM scratch\nCOPY busybox /bin/busybox\nENTRYPOINT ["/bin/busybox"]\n');
     await docker(['build', '-q', '--force-rm', '--label', `${TEST_LABEL}=kubernetes-jobs`, '-t', IMAGE, dir], { env: { ...process.env, DOCKER_BUILDKIT: '0' } });
+    writeFileSync(join(dir, 'Dockerfile'), 'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\nUSER 1000\n');
+    await docker(['build', '-q', '--force-rm', '--label', `${TEST_LABEL}=kubernetes-jobs`, '-t', STEP_IMAGE, dir], { env: { ...process.env, DOCKER_BUILDKIT: '0' } });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -36,13 +41,13 @@ test.before(async () => {
 
 test.after(async () => {
   await api?.close();
-  await docker(['rmi', '-f', IMAGE]).catch(() => undefined);
+  await docker(['rmi', '-f', IMAGE, STEP_IMAGE]).catch(() => undefined);
 });
 
 let counter = 0;
 
 /** A build Job whose container runs `script` (busybox sh) instead of the builder. */
-function manifests(script: string, options: { tag?: string; backoffLimit?: number } = {}): JobManifests {
+function manifests(script: string, options: { tag?: string; backoffLimit?: number; steps?: JobSteps } = {}): JobManifests {
   const config: BuilderConfig = {
     enabled: true,
     registry: '127.0.0.1:5000/fns',
@@ -50,9 +55,10 @@ function manifests(script: string, options: { tag?: string; backoffLimit?: numbe
     builderImage: IMAGE,
     registrySecret: { name: 'kubeless-registry-credentials', namespace: 'default' },
     job: { ...DEFAULT_JOB_SETTINGS, backoffLimit: options.backoffLimit ?? 0, activeDeadlineSeconds: 60 },
+    ...(options.steps ? { engine: 'registry' as const } : {}),
   };
   const tag = options.tag ?? `${(++counter).toString(16).padStart(4, '0')}${randomBytes(30).toString('hex')}`;
-  const built = buildJobManifest({ name: 'hello', namespace: 'default', tag, source: { kind: 'Function', metadata: { name: 'hello' } } }, config);
+  const built = buildJobManifest({ name: 'hello', namespace: 'default', tag, source: { kind: 'Function', metadata: { name: 'hello' } }, steps: options.steps }, config);
   const container = built.job.spec!.template.spec!.containers[0]!;
   container.command = ['/bin/busybox', 'sh', '-c', script];
   delete container.args;
@@ -244,6 +250,69 @@ test('a builder image that cannot be pulled fails fast, naming the image, and th
     assert.match(e.message, 'builder-image');
   }
   assert.ok(Date.now() - started < 10_000, 'long before the deadline');
+  await waitFor('the stuck Job to be deleted', async () => api.get('jobs', 'default', m.job.metadata!.name!) === undefined);
+});
+
+/**
+ * A daemonless Job (engine registry) whose builder containers run busybox scripts: `deps-file` writes
+ * the deps file and the install step's env script as job-sources would, then the manifest's own
+ * install container runs `command` in STEP_IMAGE, then the build container runs `build`.
+ */
+function daemonlessManifests(command: string, build: string, options: { backoffLimit?: number; installImage?: string } = {}): JobManifests {
+  const m = manifests(build, { backoffLimit: options.backoffLimit, steps: { installation: { image: options.installImage ?? STEP_IMAGE, command } } });
+  const depsFile = m.job.spec!.template.spec!.initContainers!.find((c) => c.name === 'deps-file')!;
+  depsFile.command = ['/bin/busybox', 'sh', '-c', `echo 'deps-v1' > /kubeless/package.json && echo 'exec env -- STEP_TOKEN=t0ken "$@"' > /etc/function-image-builder/steps/installation.sh`];
+  delete depsFile.args;
+  return m;
+}
+
+test('a daemonless Job runs its init containers in order, sharing /kubeless; the install step runs as its image user, in /kubeless, with its env script; no container gets the Docker socket', async () => {
+  const install = 'cat package.json > installed && id -u > user && pwd > dir && echo "$STEP_TOKEN" > token';
+  // The build container (plain busybox, no applets on PATH) reports what the install left, as its result.
+  const report = `cd /kubeless && b=/bin/busybox && $b printf '{"image":"%s:%s:%s:%s","digest":"${RESULT.digest}","reference":"r","cached":false}' "$($b cat installed)" "$($b cat user)" "$($b cat dir)" "$($b cat token)" > /dev/termination-log`;
+  const m = daemonlessManifests(install, report);
+  const outcome = await runBuildJob(api.kubeConfig, m, { stallMs: 5_000 });
+  assert.is(outcome.result.image, 'deps-v1:1000:/kubeless:t0ken');
+  const runs = api.runs.filter((run) => run.pod.startsWith(outcome.job));
+  assert.equal(runs.map((run) => run.container), ['deps-file', 'install', 'build']);
+  assert.is(runs[1]!.image, STEP_IMAGE);
+  assert.ok(runs.every((run) => !run.args.some((arg) => arg.includes('docker.sock'))), 'no Docker socket mounted');
+});
+
+test('a daemonless Job whose install command fails fails at once, naming the step, its command, exit code and output; the build container never runs', async () => {
+  const m = daemonlessManifests('echo "npm ERR! 404 left-pad@9.9.9 not found" >&2; exit 1', succeed(), { backoffLimit: 3 });
+  try {
+    await runBuildJob(api.kubeConfig, m, { stallMs: 5_000 });
+    assert.unreachable('the Job succeeded');
+  } catch (error) {
+    assert.instance(error, BuildJobError);
+    const e = error as BuildJobError;
+    assert.is(e.kind, 'user');
+    assert.is(e.details.reason, 'PodFailurePolicy');
+    assert.is(e.details.container, 'install');
+    assert.is(e.details.exitCode, 1);
+    assert.is(e.details.attempts, 1, 'a failing install is not retried');
+    assert.match(e.message, 'the installation step (echo "npm ERR!');
+    assert.match(e.message, 'exited with code 1');
+    assert.match(e.message, 'left-pad@9.9.9 not found');
+    assert.match(String(e.details.logTail), 'left-pad@9.9.9 not found');
+  }
+  const runs = api.runs.filter((run) => run.pod.startsWith(m.job.metadata!.name!));
+  assert.equal(runs.map((run) => run.container), ['deps-file', 'install']);
+});
+
+test('a daemonless Job whose installation image cannot be pulled fails fast, naming the image and the runtime catalog', async () => {
+  const m = daemonlessManifests('true', succeed(), { installImage: 'fib-no-such-install-image@sha256:' + 'c'.repeat(64) });
+  try {
+    await runBuildJob(api.kubeConfig, m, { stallMs: 500 });
+    assert.unreachable('the Job succeeded');
+  } catch (error) {
+    const e = error as BuildJobError;
+    assert.is(e.details.reason, 'ImagePullBackOff');
+    assert.is(e.details.container, 'install');
+    assert.match(e.message, 'the installation image fib-no-such-install-image@sha256:');
+    assert.match(e.message, 'runtime-images');
+  }
   await waitFor('the stuck Job to be deleted', async () => api.get('jobs', 'default', m.job.metadata!.name!) === undefined);
 });
 
