@@ -192,7 +192,7 @@ function functionText(spec: Record<string, unknown>): string {
   });
 }
 
-async function jobSources(args: string[], fn: string): Promise<{ code: number; out: string; installDir: string; stepsDir: string; termination: string }> {
+async function jobSources(args: string[], fn: string, extraEnv: Record<string, string> = {}): Promise<{ code: number; out: string; installDir: string; stepsDir: string; termination: string }> {
   const run = mkdtempSync(join(dir, 'run-'));
   const installDir = join(run, 'kubeless');
   const stepsDir = join(run, 'steps');
@@ -216,6 +216,7 @@ async function jobSources(args: string[], fn: string): Promise<{ code: number; o
       BUILDER_INSTALLED_DIR: installDir,
       BUILDER_STEPS_DIR: stepsDir,
       BUILDER_TERMINATION_LOG: termination,
+      ...extraEnv,
     },
     cwd: run,
     signal: new AbortController().signal,
@@ -262,6 +263,14 @@ test('job-sources with a bad checksum exits 2 with the error in the termination 
   assert.equal(readdirSync(run.installDir), []);
   assert.equal(readdirSync(run.stepsDir), []);
   assert.not.ok(existsSync(join(run.installDir, 'package.json')));
+});
+
+test('job-sources for another tag than the scheduled one (a runtime image tag moved) exits 2 with E_TAG_MISMATCH and writes nothing', async () => {
+  const run = await jobSources(['deps'], functionText({}), { BUILDER_TAG: 'f'.repeat(64) });
+  assert.is(run.code, 2, run.out);
+  assert.is(JSON.parse(readFileSync(run.termination, 'utf8')).error.code, 'E_TAG_MISMATCH');
+  assert.equal(readdirSync(run.installDir), []);
+  assert.equal(readdirSync(run.stepsDir), []);
 });
 
 test('job-sources without a part, or with an unknown one, is a usage error', async () => {
