@@ -445,4 +445,65 @@ test('scheduleBuild: a watch that drops mid-build (and then 410 Gone) still ends
   assert.is((await callBuiltFunction(result.reference, rig.source, 'mid')).text, 'got 3 characters: mid');
 });
 
+// ---- engine registry: the daemonless Job and the controller's fast path ----
+
+const DEPS_HANDLER = readFileSync(join(import.meta.dirname, '..', 'fixtures', 'functions', 'runtimes', 'nodejs-deps', 'handler.js'), 'utf8');
+const DEPS_FILE = readFileSync(join(import.meta.dirname, '..', 'fixtures', 'functions', 'runtimes', 'nodejs-deps', 'package.json'), 'utf8');
+const GREETING = (who: string) => `hello ${who}, from fib-greeting 1.0.0`;
+const DAEMONLESS = 'k8s-daemonless';
+
+function depsFunction(code: string): Record<string, unknown> {
+  return functionObject(DAEMONLESS, { handler: 'handler.hello', runtime: 'nodejs24', function: code, deps: DEPS_FILE });
+}
+
+/** The containers the test kubelet ran for a Job's pods, in order. */
+const runsOf = (job: string) => api.runs.filter((run) => run.pod.startsWith(`${job}-`));
+
+test('engine registry: a function with deps is built by the daemonless Job (deps file, install in the installation image as its own user, append), no container gets a Docker socket; the image runs and answers', async () => {
+  const events: Record<string, unknown>[] = [];
+  const result = await scheduleBuild(api.kubeConfig, depsFunction(DEPS_HANDLER), config({ engine: 'registry' }), { stallMs: 10_000, log: (event) => events.push(event) });
+  assert.is(result.cached, false);
+  assert.is(result.created, true);
+  // The fast path was tried first and declined: the deps had never been installed.
+  assert.ok(events.some((event) => event.event === 'fast-path-declined'), JSON.stringify(events));
+  const runs = runsOf(result.job!);
+  assert.equal(runs.map((run) => run.container), ['deps-file', 'install', 'build']);
+  const installImage = rig.catalog.find((runtime) => runtime.ID === 'nodejs')!.versions[0]!.images.find((image) => image.phase === 'installation')!.image;
+  assert.is(runs[1]!.image, installImage);
+  assert.not.ok(runs[1]!.args.includes('--user'), 'the installation image runs as its own user');
+  for (const run of runs) assert.not.ok(run.args.some((arg) => arg.includes('docker.sock')), `${run.container} got the Docker socket: ${run.args.join(' ')}`);
+  const pod = api.get('jobs', 'default', result.job!)!.spec.template.spec;
+  assert.not.ok(JSON.stringify(pod).includes('docker.sock'));
+  assert.is((await callBuiltFunction(result.reference, rig.source, 'daemonless')).text, GREETING('daemonless'));
+});
+
+test('engine registry fast path: a code-only change of a function whose deps are installed is published in-process, with no Job', async () => {
+  const before = jobPosts();
+  const code = DEPS_HANDLER.replace('return greet(event.data);', 'return greet(event.data) + "!";');
+  const result = await scheduleBuild(api.kubeConfig, depsFunction(code), config({ engine: 'registry' }));
+  assert.is(jobPosts(), before, 'no Job was created');
+  assert.is(result.job, undefined);
+  assert.is(result.created, false);
+  assert.is(result.cached, false);
+  assert.is((await callBuiltFunction(result.reference, rig.source, 'fast')).text, `${GREETING('fast')}!`);
+});
+
+test('engine registry fast path: a function without deps is appended in-process, with no Job', async () => {
+  const before = jobPosts();
+  const result = await scheduleBuild(api.kubeConfig, functionObject('k8s-nodeps-fast', { handler: 'handler.text', runtime: 'nodejs24', function: HANDLER }), config({ engine: 'registry' }));
+  assert.is(jobPosts(), before, 'no Job was created');
+  assert.is(result.job, undefined);
+  assert.is((await callBuiltFunction(result.reference, rig.source, 'xyz')).text, 'got 3 characters: xyz');
+});
+
+test('engine registry with the fast path off (builder-fast-path "false"): the same kind of code-only change goes through a Job', async () => {
+  const before = jobPosts();
+  const code = DEPS_HANDLER.replace('return greet(event.data);', 'return greet(event.data) + "?";');
+  const result = await scheduleBuild(api.kubeConfig, depsFunction(code), config({ engine: 'registry', fastPath: false }), { stallMs: 10_000 });
+  assert.is(jobPosts(), before + 1, 'a Job was created');
+  assert.is(result.created, true);
+  assert.match(result.job!, /^build-k8s-daemonless-/);
+  assert.is((await callBuiltFunction(result.reference, rig.source, 'job')).text, `${GREETING('job')}?`);
+});
+
 test.run();
