@@ -92,6 +92,26 @@ test('job-manifest prints a valid ConfigMap and Job per Function, named after th
   assert.is(documents[1].metadata.annotations['function-image-builder.io/image'], `registry.example.com/functions/hello.world:${expected[0]!.tag}`);
 });
 
+test('job-manifest --engine registry prints Jobs without the Docker socket; the one with deps installs them in init containers', async () => {
+  const run = await cli(['job-manifest', 'functions.yaml', '--kubeless-config', 'kubeless-config.yaml', '--registry', 'registry.example.com/functions', '--docker-config', 'docker-config.json', '--engine', 'registry']);
+  assert.is(run.code, 0, run.stderr);
+  const [, withDeps, , withoutDeps] = parseAllDocuments(run.stdout).map((d) => d.toJS());
+  for (const job of [withDeps, withoutDeps]) {
+    new Job(job).validate();
+    assert.not.ok(JSON.stringify(job).includes('docker.sock'));
+    assert.equal(job.spec.template.spec.containers[0].env[0], { name: 'BUILDER_ENGINE', value: 'registry' });
+  }
+  const init = withDeps.spec.template.spec.initContainers;
+  assert.equal(init.map((c: { name: string }) => c.name), ['deps-file', 'install']);
+  assert.match(init[1].image, /kubeless\/nodejs@sha256:f3645b5e/);
+  assert.equal(init[1].command.slice(-3), ['sh', '-c', '/kubeless-npm-install.sh']);
+  assert.is(withoutDeps.spec.template.spec.initContainers, undefined);
+
+  const bad = await cli(['job-manifest', 'functions.yaml', '--kubeless-config', 'kubeless-config.yaml', '--docker-config', 'docker-config.json', '--engine', 'buildkit']);
+  assert.is(bad.code, 2);
+  assert.match(bad.stderr, '--engine');
+});
+
 test('the printed ConfigMap, mounted as the kubelet mounts it, is what the job entrypoint reads', async () => {
   const run = await cli(['job-manifest', 'functions.yaml', '--builder-image', 'fib:1', '--tls-verify=false', '--registry', 'r.example.com/x', '--docker-config', 'docker-config.json']);
   assert.is(run.code, 0, run.stderr);

@@ -136,6 +136,18 @@ test('builder-engine: docker when unset, registry when set, anything else an err
   assert.match(bad.message, 'docker, registry');
 });
 
+test('builder-fast-path: on unless "false"; another value is refused, naming the key', async () => {
+  assert.is((await readBuilderConfig(api.kubeConfig, { namespace: 'team-a' })).fastPath, true);
+  api.create('configmaps', { metadata: { name: 'no-fast-path', namespace: 'kubeless' }, data: { 'builder-image': 'x', 'builder-engine': 'registry', 'builder-fast-path': 'false' } });
+  const off = await readBuilderConfig(api.kubeConfig, { namespace: 'team-a', configMapName: 'no-fast-path' });
+  assert.is(off.fastPath, false);
+  assert.is(off.engine, 'registry');
+  api.create('configmaps', { metadata: { name: 'bad-fast-path', namespace: 'kubeless' }, data: { 'builder-image': 'x', 'builder-fast-path': 'off' } });
+  const bad = await rejection(readBuilderConfig(api.kubeConfig, { namespace: 'team-a', configMapName: 'bad-fast-path' }));
+  assert.is(bad.code, 'E_CONFIG_INVALID');
+  assert.match(bad.message, '"builder-fast-path" must be "true" or "false"');
+});
+
 test('errors never carry the registry password', async () => {
   api.create('secrets', { metadata: { name: 'broken', namespace: 'team-a' }, type: 'kubernetes.io/dockerconfigjson', data: { '.dockerconfigjson': b64('{"auths": {"x.io": {"auth": "s3cret-pa55"}}}') } });
   try {
