@@ -150,7 +150,7 @@ export function buildJobManifest(fn: JobFunction, config: BuilderConfig): JobMan
 
 function stepsFor(fn: JobFunction): JobSteps {
   if (fn.steps === undefined) {
-    throw new BuilderError('E_JOB_STEPS_MISSING', 'user', `function ${functionId(fn)}: the registry engine's Job needs the install/compile steps of the function (steps: jobSteps(plan))`, {
+    throw new BuilderError('E_JOB_STEPS_MISSING', 'user', `function ${functionId(fn)}: the registry engine's Job needs the install/compile steps of the function (steps: jobSteps(plan), as scheduleBuild passes them)`, {
       details: { function: fn.name, namespace: fn.namespace },
     });
   }
