@@ -25,9 +25,6 @@ import { runBuildJob, type JobLog, type RunJobOptions } from './jobs.ts';
 import { buildJobManifest } from './manifest.ts';
 import { parseRegistrySettings, withTlsVerifyOff } from './registry-settings.ts';
 
-/** The registry engine's error when runInstall is false and an install or compile step would have to run. */
-export const INSTALL_REQUIRED = 'E_INSTALL_REQUIRED';
-
 export interface ScheduleOptions extends RunJobOptions {
   /** Transport settings for the scheduler's own registry requests, over the config's. */
   registries?: RegistrySettings | undefined;
@@ -123,7 +120,7 @@ async function appendInProcess(
     context.log({ event: result.cached ? 'cached' : 'appended', function: result.function, image: result.image, digest: result.digest, job: null });
     return { function: result.function, image: result.image, tag: result.tag, digest: result.digest, reference: result.reference, cached: result.cached, prebuilt: false, created: false };
   } catch (error) {
-    if (!(error instanceof BuilderError && error.code === INSTALL_REQUIRED)) throw error;
+    if (!(error instanceof BuilderError && error.code === 'E_INSTALL_REQUIRED')) throw error;
     context.log({ event: 'fast-path-declined', function: functionId(spec), reason: error.message });
     return undefined;
   }
