@@ -7,7 +7,10 @@
 //  - through scheduleBuild() with the real client-node against the test API server, whose kubelet runs
 //    the same image: cache hit, fresh build, concurrent calls, a failure surfaced and then replaced,
 //    a watch dropped (then 410 Gone) while the build container runs, its outcome held back until the
-//    client has listed and watched the Job again.
+//    client has listed and watched the Job again;
+//  - with builder-engine registry: the daemonless Job (init containers install the deps in the
+//    installation image, no Docker socket in any container) and the controller's fast path (a
+//    code-only change or a function without deps published in-process, no Job; with it off, a Job).
 // And the image itself: its entrypoint, and production dependencies only.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';

@@ -32,7 +32,7 @@ export function daemonlessJobManifests(manifests: JobManifests, steps: JobSteps,
   if (!hasSteps(steps)) return { configMap: manifests.configMap, job };
 
   // Kubernetes makes an emptyDir writable for every user, so the step images keep their own users.
-  pod.volumes.push({ name: INSTALL_VOLUME, emptyDir: {} }, { name: STEPS_VOLUME, emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } });
+  pod.volumes.push({ name: INSTALL_VOLUME, emptyDir: {} }, { name: STEPS_VOLUME, emptyDir: { medium: 'Memory', sizeLimit: '4Mi' } });
   const installMount: V1VolumeMount = { name: INSTALL_VOLUME, mountPath: JOB_INSTALL_DIR };
   const stepsMount: V1VolumeMount = { name: STEPS_VOLUME, mountPath: JOB_STEPS_DIR };
   build.volumeMounts = [...inputMounts, { ...installMount, readOnly: true }];
