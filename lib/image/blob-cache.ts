@@ -135,7 +135,7 @@ export class BlobCache {
       const stored = await this.size(digest, size);
       if (stored !== undefined) return { digest, size: stored, downloaded: false };
       const blob = await client.openBlob(repository, digest);
-      const written = await this.put(digest, blob.chunks, size ?? blob.size);
+      const written = await this.put(digest, blob.stream, size ?? blob.size);
       return { digest, size: written, downloaded: true };
     })();
     this.#fetching.set(digest, work);

@@ -1,0 +1,111 @@
+// Writes an assembled image to an `oci:DIR` or `docker-archive:FILE` output instead of pushing it.
+// The blobs the build made are in memory; the base image's layers come from the blob cache, which
+// fetches the ones it lacks from the base's registry (so a second build on that base downloads none).
+// The output is written under a temporary name beside its path and renamed into place only when
+// complete: a failure or a cancelled build leaves the old output (or none), never half of one.
+import { randomBytes } from 'node:crypto';
+import { rename, rm } from 'node:fs/promises';
+import type { RegistryClient } from '../registry/client.ts';
+import type { Descriptor } from '../registry/manifest.ts';
+import type { BlobCache } from './blob-cache.ts';
+import { writeDockerArchive } from './docker-archive.ts';
+import type { LocalImage } from './local-image.ts';
+import { writeOciLayout, type WrittenImage } from './oci-layout.ts';
+import { checkOutputPath, siblingTempPath, type OutputSpec } from './output-spec.ts';
+
+/** Where a blob's bytes are: made by this build, or lying in a registry repository (the base's layers). */
+export type OutputBlobSource = { kind: 'bytes'; data: Buffer } | { kind: 'registry'; registry: string; repository: string };
+
+/** An assembled single-platform image: what the registry engine would push. */
+export interface OutputImage {
+  manifest: { bytes: Buffer };
+  config: { descriptor: Descriptor; source: { kind: 'bytes'; data: Buffer } };
+  /** In manifest order. */
+  layers: { descriptor: Descriptor; source: OutputBlobSource }[];
+}
+
+export interface OutputResult extends WrittenImage {
+  format: OutputSpec['format'];
+  path: string;
+  /** Layer bytes downloaded into the cache by this call, found in the cache already, and made by the build. */
+  bytes: { downloaded: number; cached: number; local: number };
+}
+
+export interface OutputOptions {
+  /** `host/ns/fn:tag`, the name the image gets in the output. */
+  name: string;
+  cache: BlobCache;
+  /** The registry client of a base layer's registry host. */
+  client: (host: string) => Pick<RegistryClient, 'openBlob'>;
+  onProgress?: (message: string) => void;
+  signal?: AbortSignal;
+}
+
+export async function writeImageOutput(output: OutputSpec, image: OutputImage, options: OutputOptions): Promise<OutputResult> {
+  const progress = options.onProgress ?? (() => {});
+  checkOutputPath(output);
+  const bytes = { downloaded: 0, cached: 0, local: 0 };
+  const made = new Map<string, Buffer>();
+  const fromRegistry = image.layers.filter((layer) => layer.source.kind === 'registry');
+  for (const { descriptor, source } of image.layers) {
+    options.signal?.throwIfAborted();
+    if (source.kind === 'bytes') {
+      made.set(descriptor.digest, source.data);
+      bytes.local += descriptor.size;
+      continue;
+    }
+    const fetched = await options.cache.fetch(options.client(source.registry), source.repository, descriptor.digest, descriptor.size);
+    bytes[fetched.downloaded ? 'downloaded' : 'cached'] += fetched.size;
+    const what = `base layer ${fromRegistry.findIndex((l) => l.descriptor.digest === descriptor.digest) + 1}/${fromRegistry.length} (${descriptor.digest.slice(7, 19)}, ${formatBytes(descriptor.size)})`;
+    progress(fetched.downloaded ? `${what} downloaded into the cache` : `${what} found in the cache`);
+  }
+
+  const local: LocalImage = {
+    name: options.name,
+    manifest: image.manifest.bytes,
+    config: image.config.source.data,
+    layer: (descriptor) => {
+      const data = made.get(descriptor.digest);
+      return data === undefined ? options.cache.read(descriptor.digest) : once(data);
+    },
+  };
+  progress(`writing ${output.spec}`);
+  const temp = siblingTempPath(output.path, 'tmp', randomBytes(6).toString('hex'));
+  try {
+    const written = output.format === 'oci' ? await writeOciLayout(temp, local) : await writeDockerArchive(temp, local);
+    options.signal?.throwIfAborted();
+    await replace(output, temp);
+    return { ...written, format: output.format, path: output.path, bytes };
+  } catch (error) {
+    await rm(temp, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+/** Moves `temp` to the output's path: a file is replaced by the rename; a layout directory is swapped in. */
+async function replace(output: OutputSpec, temp: string): Promise<void> {
+  if (output.format === 'docker-archive') return rename(temp, output.path);
+  const old = siblingTempPath(output.path, 'old', randomBytes(6).toString('hex'));
+  let moved = false;
+  try {
+    await rename(output.path, old);
+    moved = true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  try {
+    await rename(temp, output.path);
+  } catch (error) {
+    if (moved) await rename(old, output.path);
+    throw error;
+  }
+  if (moved) await rm(old, { recursive: true, force: true });
+}
+
+async function* once(data: Buffer): AsyncGenerator<Buffer> {
+  yield data;
+}
+
+function formatBytes(n: number): string {
+  return n >= 1024 * 1024 ? `${(n / 1024 / 1024).toFixed(1)} MiB` : `${(n / 1024).toFixed(1)} KiB`;
+}
