@@ -18,12 +18,19 @@ let registry: RegistryHandle;
 let proxy: FaultProxy;
 /** GET /v2/<repo>/blobs/<corrupt digest> is answered with other bytes. */
 let corruptDigest = '';
+/** GET /v2/<repo>/blobs/<stalled digest> sends 1000 bytes of the blob and then nothing. */
+let stalled: { digest: string; data: Buffer } | undefined;
 
 test.before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'fib-blob-cache-'));
   registry = await startRegistry('anonymous');
   proxy = await startFaultProxy(registry.url, {
-    intercept: (req) => (corruptDigest !== '' && req.method === 'GET' && req.url?.endsWith(`/blobs/${corruptDigest}`) ? { status: 200, body: 'not the blob' } : undefined),
+    intercept: (req) => {
+      if (req.method !== 'GET') return undefined;
+      if (corruptDigest !== '' && req.url?.endsWith(`/blobs/${corruptDigest}`)) return { status: 200, body: 'not the blob' };
+      if (stalled && req.url?.endsWith(`/blobs/${stalled.digest}`)) return { status: 200, body: stalled.data, stallAfter: 1000, headers: { 'content-type': 'application/octet-stream' } };
+      return undefined;
+    },
   });
 });
 
@@ -161,6 +168,21 @@ test('a blob whose bytes do not match its digest is refused by the stream and no
     assert.equal(files(cache.dir), []);
   } finally {
     corruptDigest = '';
+    await client.close();
+  }
+});
+
+test('a download that stalls half-way is E_REGISTRY_TIMEOUT and stores nothing', async () => {
+  const client = new RegistryClient({ registry: proxy.host, retryDelayMs: 10, timeoutMs: 500 });
+  try {
+    const repo = `fib-test/cache-${randomBytes(4).toString('hex')}`;
+    const data = randomBytes(50_000);
+    stalled = { digest: (await client.pushBlob(repo, data)).digest, data };
+    const cache = new BlobCache(join(dir, 'stalled'));
+    await failure(cache.fetch(client, repo, stalled.digest, data.length), RegistryError, 'E_REGISTRY_TIMEOUT');
+    assert.equal(files(cache.dir), [], 'no half blob, no temp file');
+  } finally {
+    stalled = undefined;
     await client.close();
   }
 });
