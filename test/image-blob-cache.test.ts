@@ -8,7 +8,9 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BlobCache, BlobCacheError, BlobDigestError, CACHE_DIR_ENV, defaultCacheDir } from '../lib/image/blob-cache.ts';
-import { RegistryClient, RegistryError, sha256Digest } from '../lib/index.ts';
+import { RegistryClient } from '../lib/registry/client.ts';
+import { RegistryError } from '../lib/registry/errors.ts';
+import { sha256Digest } from '../lib/registry/manifest.ts';
 import { startFaultProxy, type FaultProxy } from './support/fault-proxy.ts';
 import { startRegistry, type RegistryHandle } from './support/registry.ts';
 

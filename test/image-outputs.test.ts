@@ -14,7 +14,7 @@ import { BlobCache } from '../lib/image/blob-cache.ts';
 import { ImageContentError } from '../lib/image/local-image.ts';
 import { OutputSpecError, parseOutputSpec } from '../lib/image/output-spec.ts';
 import { writeImageOutput, type OutputImage } from '../lib/image/write-output.ts';
-import { RegistryClient } from '../lib/index.ts';
+import { RegistryClient } from '../lib/registry/client.ts';
 import { assembleTestImage, type TestFunctionImage } from './support/assembled-image.ts';
 import { docker, exec } from './support/docker.ts';
 import { imageScope, type ImageScope } from './support/engine-images.ts';
