@@ -21,14 +21,18 @@ export async function writeDockerArchive(file: string, image: LocalImage): Promi
 
   const pack = tar.pack();
   const written = pipeline(pack, createWriteStream(file, { flags: 'wx' }));
-  // A failed write ends the pack too, so the entry loop below stops instead of waiting on it.
-  written.catch((error: unknown) => pack.destroy(error as Error));
+  // A failed write (a full disk) ends every entry still being added, instead of leaving it waiting.
+  const writeFailed = new Promise<never>((_, reject) => written.catch(reject));
+  writeFailed.catch(() => undefined);
   const add = (name: string, size: number, chunks: AsyncIterable<Uint8Array> | Uint8Array) =>
-    new Promise<void>((resolve, reject) => {
-      const entry = pack.entry({ ...ENTRY, name, size }, (error) => (error ? reject(error) : resolve()));
-      if (chunks instanceof Uint8Array) entry.end(chunks);
-      else pipeline(Readable.from(chunks), entry).catch(reject);
-    });
+    Promise.race([
+      writeFailed,
+      new Promise<void>((resolve, reject) => {
+        const entry = pack.entry({ ...ENTRY, name, size }, (error) => (error ? reject(error) : resolve()));
+        if (chunks instanceof Uint8Array) entry.end(chunks);
+        else pipeline(Readable.from(chunks), entry).catch(reject);
+      }),
+    ]);
   try {
     const manifestJson = Buffer.from(JSON.stringify(index));
     await add('manifest.json', manifestJson.length, manifestJson);

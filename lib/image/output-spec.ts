@@ -2,7 +2,7 @@
 // `docker-archive:FILE` (a tarball `docker load` reads), in the transport syntax skopeo uses.
 // Checked before anything is built, so a bad spec or an unusable path costs nothing.
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { basename, dirname, resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { BuilderError } from '../errors.ts';
 
 export type OutputFormat = 'oci' | 'docker-archive';
@@ -57,11 +57,6 @@ export function checkOutputPath(output: OutputSpec): void {
   if (entries.length > 0 && !entries.includes('oci-layout')) {
     throw new OutputSpecError(output.spec, `${output.path} is neither empty nor an OCI image layout; name a new directory (an existing layout is replaced)`);
   }
-}
-
-/** Name of a sibling temp path, in the same directory so the final rename stays on one file system. */
-export function siblingTempPath(path: string, purpose: 'tmp' | 'old', suffix: string): string {
-  return resolve(dirname(path), `.${basename(path)}.${purpose}-${suffix}`);
 }
 
 function isDirectory(path: string): boolean {

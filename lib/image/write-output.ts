@@ -5,13 +5,14 @@
 // complete: a failure or a cancelled build leaves the old output (or none), never half of one.
 import { randomBytes } from 'node:crypto';
 import { rename, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import type { RegistryClient } from '../registry/client.ts';
 import type { Descriptor } from '../registry/manifest.ts';
 import type { BlobCache } from './blob-cache.ts';
 import { writeDockerArchive } from './docker-archive.ts';
 import type { LocalImage } from './local-image.ts';
 import { writeOciLayout, type WrittenImage } from './oci-layout.ts';
-import { checkOutputPath, siblingTempPath, type OutputSpec } from './output-spec.ts';
+import { checkOutputPath, type OutputSpec } from './output-spec.ts';
 
 /** Where a blob's bytes are: made by this build, or lying in a registry repository (the base's layers). */
 export type OutputBlobSource = { kind: 'bytes'; data: Buffer } | { kind: 'registry'; registry: string; repository: string };
@@ -46,17 +47,19 @@ export async function writeImageOutput(output: OutputSpec, image: OutputImage, o
   checkOutputPath(output);
   const bytes = { downloaded: 0, cached: 0, local: 0 };
   const made = new Map<string, Buffer>();
-  const fromRegistry = image.layers.filter((layer) => layer.source.kind === 'registry');
   for (const { descriptor, source } of image.layers) {
-    options.signal?.throwIfAborted();
     if (source.kind === 'bytes') {
       made.set(descriptor.digest, source.data);
       bytes.local += descriptor.size;
-      continue;
     }
+  }
+  const base = image.layers.filter((layer) => layer.source.kind === 'registry');
+  for (const [i, { descriptor, source }] of base.entries()) {
+    if (source.kind !== 'registry') continue;
+    options.signal?.throwIfAborted();
     const fetched = await options.cache.fetch(options.client(source.registry), source.repository, descriptor.digest, descriptor.size);
     bytes[fetched.downloaded ? 'downloaded' : 'cached'] += fetched.size;
-    const what = `base layer ${fromRegistry.findIndex((l) => l.descriptor.digest === descriptor.digest) + 1}/${fromRegistry.length} (${descriptor.digest.slice(7, 19)}, ${formatBytes(descriptor.size)})`;
+    const what = `base layer ${i + 1}/${base.length} (${descriptor.digest.slice(7, 19)}, ${formatBytes(descriptor.size)})`;
     progress(fetched.downloaded ? `${what} downloaded into the cache` : `${what} found in the cache`);
   }
 
@@ -100,6 +103,11 @@ async function replace(output: OutputSpec, temp: string): Promise<void> {
     throw error;
   }
   if (moved) await rm(old, { recursive: true, force: true });
+}
+
+/** A hidden name beside `path`, in its directory so the final rename stays on one file system. */
+function siblingTempPath(path: string, purpose: 'tmp' | 'old', suffix: string): string {
+  return join(dirname(path), `.${basename(path)}.${purpose}-${suffix}`);
 }
 
 async function* once(data: Buffer): AsyncGenerator<Buffer> {
