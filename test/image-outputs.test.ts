@@ -157,6 +157,25 @@ test('oci: umoci unpacks it, skopeo inspects it and copies it into the Docker En
   assert.equal(strays(), []);
 });
 
+test('oci: an OCI-family image keeps its manifest bytes, so its digest is the one a registry would hold', async () => {
+  const image = await functionImage('oci family');
+  const manifest = JSON.parse(image.manifest.bytes.toString('utf8')) as { config: { digest: string; size: number }; layers: { digest: string; size: number }[] };
+  const oci = (d: { digest: string; size: number }, mediaType: string) => ({ mediaType, digest: d.digest, size: d.size });
+  const bytes = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: oci(manifest.config, 'application/vnd.oci.image.config.v1+json'),
+      layers: manifest.layers.map((l) => oci(l, 'application/vnd.oci.image.layer.v1.tar+gzip')),
+    }),
+  );
+  const written = await write('oci:oci-family', { ...image, manifest: { bytes } }, 'kubeless.local/oci-family:1');
+  assert.is(written.manifestDigest, `sha256:${createHash('sha256').update(bytes).digest('hex')}`);
+  assert.ok(readFileSync(join(dir, 'oci-family', 'blobs', 'sha256', written.manifestDigest.slice(7))).equals(bytes));
+  const stat = await exec('umoci', ['stat', '--image', `${join(dir, 'oci-family')}:1`]);
+  assert.is(stat.code, 0, stat.stderr);
+});
+
 test('a second image on the same base downloads no layer: the cache has them', async () => {
   // The two tests above filled the cache; this image has a new code layer on the same base.
   const image = await functionImage('second');
