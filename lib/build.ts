@@ -31,7 +31,7 @@ import { EngineError, parseEngine, type BuildEngine } from './engine/errors.ts';
 import { buildToOutput } from './engine/output-build.ts';
 import { BlobCache, defaultCacheDir } from './image/blob-cache.ts';
 import { checkOutputPath, OutputSpecError, parseOutputSpec, type OutputSpec } from './image/output-spec.ts';
-import type { OutputResult } from './image/write-output.ts';
+import type { OutputResult } from './engine/write-output.ts';
 
 export type BuildProgress = DockerProgress | { kind: 'phase'; phase: 'resolve' | 'check' | 'build' | 'push' | 'write' | 'done'; message: string };
 

@@ -13,9 +13,10 @@ import { join } from 'node:path';
 import { BlobCache } from '../lib/image/blob-cache.ts';
 import { ImageContentError } from '../lib/image/local-image.ts';
 import { OutputSpecError, parseOutputSpec } from '../lib/image/output-spec.ts';
-import { writeImageOutput, type OutputImage } from '../lib/image/write-output.ts';
+import { writeImageOutput, type OutputImage } from '../lib/engine/write-output.ts';
 import { RegistryClient } from '../lib/registry/client.ts';
-import { assembleTestImage, type TestFunctionImage } from './support/assembled-image.ts';
+import type { AssembledImage } from '../lib/engine/assemble.ts';
+import { assembleTestImage } from './support/assembled-image.ts';
 import { docker, exec } from './support/docker.ts';
 import { imageScope, type ImageScope } from './support/engine-images.ts';
 import { startFaultProxy, type FaultProxy } from './support/fault-proxy.ts';
@@ -54,8 +55,8 @@ test.after(async () => {
 });
 
 /** A nodejs function image answering "<greeting> <body>". */
-function functionImage(greeting: string): Promise<TestFunctionImage> {
-  return assembleTestImage(client, proxy.host, base.repository, base.digest, {
+function functionImage(greeting: string): Promise<AssembledImage> {
+  return assembleTestImage(client, `${proxy.host}/${base.repository}@${base.digest}`, {
     files: { 'handler.js': `module.exports = { hello: (event) => ${JSON.stringify(greeting)} + ' ' + event.data };\n` },
     env: { FUNC_HANDLER: 'hello', MOD_NAME: 'handler', FUNC_TIMEOUT: '180', FUNC_RUNTIME: 'nodejs24' },
     // Everything loaded from these outputs carries the scope's label, so the scope's cleanup removes it.
@@ -169,7 +170,7 @@ test('oci: an OCI-family image keeps its manifest bytes, so its digest is the on
       layers: manifest.layers.map((l) => oci(l, 'application/vnd.oci.image.layer.v1.tar+gzip')),
     }),
   );
-  const written = await write('oci:oci-family', { ...image, manifest: { bytes } }, 'kubeless.local/oci-family:1');
+  const written = await write('oci:oci-family', { ...image, manifest: { ...image.manifest, bytes } }, 'kubeless.local/oci-family:1');
   assert.is(written.manifestDigest, `sha256:${createHash('sha256').update(bytes).digest('hex')}`);
   assert.ok(readFileSync(join(dir, 'oci-family', 'blobs', 'sha256', written.manifestDigest.slice(7))).equals(bytes));
   const stat = await exec('umoci', ['stat', '--image', `${join(dir, 'oci-family')}:1`]);

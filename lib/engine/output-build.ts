@@ -3,7 +3,7 @@
 // OCI layout or a docker archive, its base layers taken from the local blob cache. Nothing is pushed.
 import type { BlobCache } from '../image/blob-cache.ts';
 import type { OutputSpec } from '../image/output-spec.ts';
-import { writeImageOutput, type OutputResult } from '../image/write-output.ts';
+import { writeImageOutput, type OutputResult } from './write-output.ts';
 import { assembleFunctionImages, type AppendBuildOptions } from './append-build.ts';
 import type { AssembledImage } from './assemble.ts';
 

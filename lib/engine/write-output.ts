@@ -6,24 +6,16 @@
 import { randomBytes } from 'node:crypto';
 import { rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import type { BlobCache } from '../image/blob-cache.ts';
+import { writeDockerArchive } from '../image/docker-archive.ts';
+import type { LocalImage } from '../image/local-image.ts';
+import { writeOciLayout, type WrittenImage } from '../image/oci-layout.ts';
+import { checkOutputPath, type OutputSpec } from '../image/output-spec.ts';
 import type { RegistryClient } from '../registry/client.ts';
-import type { Descriptor } from '../registry/manifest.ts';
-import type { BlobCache } from './blob-cache.ts';
-import { writeDockerArchive } from './docker-archive.ts';
-import type { LocalImage } from './local-image.ts';
-import { writeOciLayout, type WrittenImage } from './oci-layout.ts';
-import { checkOutputPath, type OutputSpec } from './output-spec.ts';
+import type { AssembledImage } from './assemble.ts';
 
-/** Where a blob's bytes are: made by this build, or lying in a registry repository (the base's layers). */
-export type OutputBlobSource = { kind: 'bytes'; data: Buffer } | { kind: 'registry'; registry: string; repository: string };
-
-/** An assembled single-platform image: what the registry engine would push. */
-export interface OutputImage {
-  manifest: { bytes: Buffer };
-  config: { descriptor: Descriptor; source: { kind: 'bytes'; data: Buffer } };
-  /** In manifest order. */
-  layers: { descriptor: Descriptor; source: OutputBlobSource }[];
-}
+/** What the writers need of an assembled image (one platform's). */
+export type OutputImage = Pick<AssembledImage, 'manifest' | 'config' | 'layers'>;
 
 export interface OutputResult extends WrittenImage {
   format: OutputSpec['format'];
