@@ -207,7 +207,7 @@ export async function buildFunctionImage(fn: FunctionSpec | string | Buffer | ob
   // Checked before anything is resolved or built: a bad path costs nothing.
   if (output) checkOutputPath(output);
   if (output && (options.engine === 'docker' || options.push === false)) {
-    throw new OutputSpecError(output.spec, `an output is written by the registry engine and replaces the push; drop ${options.engine === 'docker' ? "engine: 'docker'" : 'push: false (--no-push)'}`);
+    throw new OutputSpecError(output.spec, `the image is written by the registry engine instead of being pushed; drop ${options.engine === 'docker' ? "engine: 'docker' (--engine docker)" : 'push: false (--no-push)'}`);
   }
   const engineName = output ? 'registry' : parseEngine(options.engine ?? 'docker', 'engine');
   const runInstall = options.runInstall ?? true;

@@ -153,8 +153,9 @@ test('bad output specs and combinations exit 2 with a clear error, before anythi
     [['--output', 'oci:'], 'give the directory'],
     [['--output', 'docker-archive:.'], 'is a directory'],
     [['--output', 'oci:no/such/parent'], `the directory ${join(dir, 'no', 'such')} does not exist`],
-    [['--output', 'oci:x', '--no-push'], 'E_USAGE: --output writes the image instead of pushing it'],
-    [['--output', 'oci:x', '--engine', 'docker'], 'E_USAGE: --output is written by the registry engine'],
+    [['--output', 'oci:x', '--no-push'], 'E_OUTPUT_INVALID: output "oci:x": the image is written by the registry engine instead of being pushed; drop push: false (--no-push)'],
+    [['--output', 'oci:x', '--engine', 'docker'], "drop engine: 'docker' (--engine docker)"],
+    [['--cache-dir', 'c'], 'E_USAGE: --cache-dir is the base layer cache of --output'],
   ];
   mkdirSync(join(dir, 'mine'));
   writeFileSync(join(dir, 'mine', 'keep.txt'), 'mine');

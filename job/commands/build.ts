@@ -76,8 +76,6 @@ async function run(args: string[], io: CommandIO): Promise<number> {
     timeoutMs = seconds * 1000;
   }
   const output = values.output === undefined ? undefined : parseOutputSpec(values.output, io.cwd);
-  if (output && values['no-push']) throw new UsageError('--output writes the image instead of pushing it; --no-push builds into the Docker Engine: give one of them');
-  if (output && engine === 'docker') throw new UsageError('--output is written by the registry engine; drop --engine docker');
   if (values['cache-dir'] !== undefined && !output) throw new UsageError('--cache-dir is the base layer cache of --output; give --output too');
   const functions = parseFunctions(await readFunctionInput(io, positionals[0]!));
   if (output && functions.length > 1) throw new UsageError(`--output ${output.spec} holds one image, and the file has ${functions.length} Functions; build them one file at a time`);

@@ -34,6 +34,6 @@ export async function buildToOutput(options: OutputBuildOptions): Promise<Output
     signal: options.signal,
     onProgress: (message) => progress({ kind: 'phase', phase: 'write', message }),
   });
-  options.log({ event: 'output-written', level: 'info', image: `${target.repository}:${tag}`, output: output.spec, manifestDigest: written.manifestDigest, bytes: written.bytes });
+  options.log({ event: 'output-written', level: 'info', function: `${options.plan.function.namespace}/${options.plan.function.name}`, image: `${target.repository}:${tag}`, output: output.spec, manifestDigest: written.manifestDigest, bytes: written.bytes });
   return { written, buildMs, writeMs: Date.now() - writeStarted };
 }
