@@ -5,6 +5,7 @@
 // files untouched); bad output specs exit 2 and leave nothing behind.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -114,6 +115,26 @@ test('docker-archive: nothing pushed, docker load runs the function; a second fu
   assert.equal(cacheFiles(), cacheBefore, 'the cache is unchanged');
   assert.match(again.stderr, 'found in the cache');
   assert.equal(strays(), []);
+});
+
+test('two builds in two processes filling one empty cache at once both succeed; every blob is whole, no temp file', async () => {
+  const cacheDir = join(dir, 'shared-cache');
+  const args = (name: string) => ['build', writeFunction(`${name}.yaml`, name, nodeFunction(name, name)), '--output', `docker-archive:${name}.tar`, ...common, '--cache-dir', cacheDir];
+  const [a, b] = await Promise.all([cli(args('race-a')), cli(args('race-b'))]);
+  assert.is(a.code, 0, a.stderr);
+  assert.is(b.code, 0, b.stderr);
+  const files = readdirSync(cacheDir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile());
+  assert.equal(files.filter((e) => e.name.startsWith('.tmp-')), []);
+  assert.ok(files.length > 0);
+  for (const blob of files) {
+    const hex = createHash('sha256').update(readFileSync(join(blob.parentPath, blob.name))).digest('hex');
+    assert.is(hex, blob.name, 'every stored blob is whole: its bytes hash to its name');
+  }
+  for (const result of [a, b]) {
+    const image = (JSON.parse(result.stdout) as Result).image;
+    assert.match(await docker(['load', '-i', join(dir, `${image.includes('race-a') ? 'race-a' : 'race-b'}.tar`)]), `Loaded image: ${image}`);
+    await exec('docker', ['rmi', image]);
+  }
 });
 
 test('oci: a function with deps; skopeo copies the layout into the Docker Engine, it runs; umoci unpacks it', async () => {
