@@ -224,6 +224,29 @@ test('a layer whose bytes do not match leaves no output, keeps the previous one,
   assert.equal(strays(), []);
 });
 
+test('a cached base layer damaged on disk fails the write, is dropped from the cache, and the next write fetches it again', async () => {
+  const image = await functionImage('damaged');
+  const base = image.layers.find((l) => l.source.kind === 'registry')!.descriptor;
+  const path = cache.path(base.digest);
+  const bytes = readFileSync(path);
+  const middle = bytes.length >> 1;
+  bytes[middle] = (bytes[middle] ?? 0) ^ 0xff;
+  writeFileSync(path, bytes);
+  try {
+    await write('docker-archive:damaged.tar', image, 'kubeless.local/damaged:1');
+    assert.unreachable('the damaged layer is noticed');
+  } catch (error) {
+    assert.instance(error, ImageContentError, String(error));
+    assert.match((error as Error).message, 'removed from the cache');
+    assert.match((error as Error).message, base.digest);
+  }
+  assert.not.ok(existsSync(path), 'the damaged blob is gone');
+  assert.not.ok(existsSync(join(dir, 'damaged.tar')));
+  const again = await write('docker-archive:damaged.tar', image, 'kubeless.local/damaged:1');
+  assert.is(again.bytes.downloaded, base.size, 'only that layer is downloaded again');
+  assert.equal(strays(), []);
+});
+
 test('bad output specs and unusable paths are clear errors, checked before anything is written', async () => {
   const bad = (spec: string, text: string) => {
     try {

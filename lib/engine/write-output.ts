@@ -8,7 +8,7 @@ import { rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { BlobCache } from '../image/blob-cache.ts';
 import { writeDockerArchive } from '../image/docker-archive.ts';
-import type { LocalImage } from '../image/local-image.ts';
+import { ImageContentError, type LocalImage } from '../image/local-image.ts';
 import { writeOciLayout, type WrittenImage } from '../image/oci-layout.ts';
 import { checkOutputPath, type OutputSpec } from '../image/output-spec.ts';
 import type { RegistryClient } from '../registry/client.ts';
@@ -73,6 +73,14 @@ export async function writeImageOutput(output: OutputSpec, image: OutputImage, o
     return { ...written, format: output.format, path: output.path, bytes };
   } catch (error) {
     await rm(temp, { recursive: true, force: true });
+    const digest = error instanceof ImageContentError ? error.details.digest : undefined;
+    if (typeof digest === 'string' && !made.has(digest)) {
+      // A cached blob that changed on disk: drop it, so that the next run downloads it again.
+      await options.cache.remove(digest);
+      throw new ImageContentError(`${error instanceof Error ? error.message : String(error)}; the blob was removed from the cache at ${options.cache.dir}, run the build again`, {
+        ...(error as ImageContentError).details,
+      });
+    }
     throw error;
   }
 }

@@ -86,6 +86,11 @@ export class BlobCache {
     return createReadStream(this.path(digest));
   }
 
+  /** Forgets a stored blob (one found damaged); nothing when it is not there. */
+  async remove(digest: string): Promise<void> {
+    await rm(this.path(digest), { force: true });
+  }
+
   /**
    * Stores `chunks` as `digest` when they hash to it (and, given `size`, have that length); otherwise
    * throws BlobDigestError and stores nothing. The temp file is removed on every failure.
