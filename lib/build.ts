@@ -24,12 +24,16 @@ import { defaultRuntimeCatalog } from './runtime/default-catalog.ts';
 import { DEFAULT_PLATFORM, planImages, resolveBuildPlan } from './image/plan.ts';
 import { planIdentity } from './image/identity.ts';
 import { createBuildContext } from './image/context.ts';
-import { resolveTarget, type BuildTarget } from './target.ts';
+import { LOCAL_REGISTRY_HOST, resolveTarget, type BuildTarget } from './target.ts';
 import { appendBuild } from './engine/append-build.ts';
 import { emptyCounts, type ByteCounts } from './engine/copy-blobs.ts';
 import { EngineError, parseEngine, type BuildEngine } from './engine/errors.ts';
+import { buildToOutput } from './engine/output-build.ts';
+import { BlobCache, defaultCacheDir } from './image/blob-cache.ts';
+import { checkOutputPath, OutputSpecError, parseOutputSpec, type OutputSpec } from './image/output-spec.ts';
+import type { OutputResult } from './engine/write-output.ts';
 
-export type BuildProgress = DockerProgress | { kind: 'phase'; phase: 'resolve' | 'check' | 'build' | 'push' | 'done'; message: string };
+export type BuildProgress = DockerProgress | { kind: 'phase'; phase: 'resolve' | 'check' | 'build' | 'push' | 'write' | 'done'; message: string };
 
 /** A structured log event; never holds a password or token. */
 export interface BuildLogEvent {
@@ -91,6 +95,14 @@ export interface BuildFunctionOptions {
    * platforms to build (default: every platform the index has). With such steps only `platform` is built.
    */
   platforms?: string[];
+  /**
+   * Write the image to `oci:DIR` (an OCI image layout) or `docker-archive:FILE` (for `docker load`)
+   * instead of pushing it: the registry engine, nothing pushed, the registry only read for the runtime
+   * image. Its base layers are kept in the blob cache, so the next build on that base downloads none.
+   */
+  output?: string | OutputSpec;
+  /** Directory of the blob cache of `output`. Default: $FUNCTION_IMAGE_BUILDER_CACHE_DIR, $XDG_CACHE_HOME/function-image-builder or ~/.cache/function-image-builder. */
+  cacheDir?: string;
 }
 
 export interface BuildTimings {
@@ -98,6 +110,8 @@ export interface BuildTimings {
   checkMs: number;
   buildMs: number;
   pushMs: number;
+  /** With `output`: writing it (fetching missing base layers into the cache included); else 0. */
+  writeMs: number;
   totalMs: number;
 }
 
@@ -123,6 +137,12 @@ export interface BuildResult {
   timings: BuildTimings;
   /** engine 'registry': bytes sent to the target, mounted there from another repository, and found there already. */
   bytes?: ByteCounts;
+  /**
+   * With `output`: where the image was written, the digest of its manifest there (the OCI form in a
+   * layout) and of its config (the image ID after `docker load`), and the base layer bytes downloaded
+   * into the cache by this call, found there already, and made by the build.
+   */
+  output?: { format: OutputSpec['format']; path: string; manifestDigest: string; configDigest: string; bytes: OutputResult['bytes'] };
 }
 
 const DEFAULT_TIMEOUT_MS = 30 * 60_000;
@@ -148,13 +168,17 @@ const inFlight = new Map<string, Promise<BuildResult>>();
 
 export async function buildFunctionImage(fn: FunctionSpec | string | Buffer | object, options: BuildFunctionOptions = {}): Promise<BuildResult> {
   const started = Date.now();
-  const timings: BuildTimings = { resolveMs: 0, checkMs: 0, buildMs: 0, pushMs: 0, totalMs: 0 };
+  const timings: BuildTimings = { resolveMs: 0, checkMs: 0, buildMs: 0, pushMs: 0, writeMs: 0, totalMs: 0 };
   const log = options.log ?? (() => {});
   const progress = options.onProgress ?? (() => {});
   const spec = isFunctionSpec(fn) ? fn : parseFunction(fn);
   const id = functionId(spec);
   for (const warning of spec.warnings) log({ event: 'function-warning', level: 'warn', function: id, message: warning });
 
+  if (spec.prebuiltImage && options.output !== undefined) {
+    const given = typeof options.output === 'string' ? options.output : options.output.spec;
+    throw new OutputSpecError(given, `function ${id} names its own image ${spec.prebuiltImage} (containers[0].image), so nothing is built to write; copy that image instead (e.g. skopeo copy docker://${spec.prebuiltImage} ${given})`);
+  }
   if (spec.prebuiltImage) {
     log({ event: 'prebuilt', level: 'info', function: id, image: spec.prebuiltImage });
     const ref = parseReference(spec.prebuiltImage);
@@ -179,9 +203,15 @@ export async function buildFunctionImage(fn: FunctionSpec | string | Buffer | ob
   };
   const platform = options.platform ?? DEFAULT_PLATFORM;
   const push = options.push ?? true;
-  const engineName = parseEngine(options.engine ?? 'docker', 'engine');
+  const output = options.output === undefined ? undefined : typeof options.output === 'string' ? parseOutputSpec(options.output) : options.output;
+  // Checked before anything is resolved or built: a bad path costs nothing.
+  if (output) checkOutputPath(output);
+  if (output && (options.engine === 'docker' || options.push === false)) {
+    throw new OutputSpecError(output.spec, `the image is written by the registry engine instead of being pushed; drop ${options.engine === 'docker' ? "engine: 'docker' (--engine docker)" : 'push: false (--no-push)'}`);
+  }
+  const engineName = output ? 'registry' : parseEngine(options.engine ?? 'docker', 'engine');
   const runInstall = options.runInstall ?? true;
-  if (engineName === 'registry' && !push) {
+  if (engineName === 'registry' && !push && !output) {
     throw new EngineError('E_ENGINE_OPTION', 'user', `function ${id}: the registry engine builds into a registry; for a local-only build (push: false, --no-push) use the docker engine`, { details: { field: 'engine' } });
   }
   if (engineName === 'docker' && options.installedDir !== undefined) {
@@ -189,7 +219,8 @@ export async function buildFunctionImage(fn: FunctionSpec | string | Buffer | ob
   }
   const dockerConfig = options.dockerConfig === undefined || isDockerConfig(options.dockerConfig) ? options.dockerConfig : parseDockerConfig(options.dockerConfig);
   const catalog = options.catalog === undefined ? defaultRuntimeCatalog() : isCatalog(options.catalog) ? options.catalog : parseRuntimeCatalog(options.catalog);
-  const target = resolveTarget({ registry: options.registry, dockerConfig, functionName: spec.name, local: !push });
+  // An output needs no registry: without one the image is named kubeless.local/<function>:<tag>.
+  const target = resolveTarget({ registry: options.registry, dockerConfig, functionName: spec.name, local: !push || output !== undefined });
   const clients = new Map<string, RegistryClient>();
   const registryLog = (event: RegistryLogEvent) => log({ ...event, function: id });
   const client = (host: string) => {
@@ -246,6 +277,49 @@ export async function buildFunctionImage(fn: FunctionSpec | string | Buffer | ob
       return docker;
     };
 
+    // What the registry engine needs, for a push and for an output alike.
+    const appendOptions = {
+      plan,
+      tag,
+      target,
+      client,
+      docker: async () => ({ docker: await engine(), endpoint }),
+      engineAuth: (base: string) => {
+        const host = parseReference(base).registry;
+        const credential = resolveCredentials(dockerConfig, host);
+        return credential ? engineAuth(credential, host) : undefined;
+      },
+      installedDir: options.installedDir,
+      runInstall,
+      networkMode: options.networkMode,
+      signal: cancel,
+      log,
+      progress,
+    };
+
+    if (output) {
+      // No registry check: the output is written every time (the tag names the same bytes), its base
+      // layers from the cache. A deps layer recorded in the target is reused when a registry was named.
+      const built = await buildToOutput({ ...appendOptions, output, cache: new BlobCache(options.cacheDir ?? defaultCacheDir()), reuseRecordedDeps: target.host !== LOCAL_REGISTRY_HOST });
+      timings.buildMs = built.buildMs;
+      timings.writeMs = built.writeMs;
+      timings.totalMs = Date.now() - started;
+      const { format, path, manifestDigest, configDigest, bytes } = built.written;
+      progress({ kind: 'phase', phase: 'done', message: `wrote ${image} to ${output.spec}` });
+      return {
+        function: id,
+        image,
+        tag,
+        digest: manifestDigest,
+        reference: image,
+        cached: false,
+        pushed: false,
+        prebuilt: false,
+        timings,
+        output: { format, path, manifestDigest, configDigest, bytes },
+      };
+    }
+
     // Two builds of one image at once in this process become one build; the others join it.
     // (Across processes, the Kubernetes layer runs one Job per tag, and the HEAD before the push
     // lets a late builder take the image that is already there.)
@@ -283,25 +357,7 @@ export async function buildFunctionImage(fn: FunctionSpec | string | Buffer | ob
       }
       if (engineName === 'registry') {
         progress({ kind: 'phase', phase: 'build', message: `appending ${id} to ${plan.phases.runtime.image}` });
-        const appended = await appendBuild({
-          plan,
-          tag,
-          target,
-          client,
-          docker: async () => ({ docker: await engine(), endpoint }),
-          engineAuth: (base: string) => {
-            const host = parseReference(base).registry;
-            const credential = resolveCredentials(dockerConfig, host);
-            return credential ? engineAuth(credential, host) : undefined;
-          },
-          installedDir: options.installedDir,
-          runInstall,
-          platforms: options.platforms,
-          networkMode: options.networkMode,
-          signal: cancel,
-          log,
-          progress,
-        });
+        const appended = await appendBuild({ ...appendOptions, platforms: options.platforms });
         timings.buildMs = appended.buildMs;
         timings.pushMs = appended.pushMs;
         if (appended.raced) {

@@ -29,6 +29,10 @@ export type ErrorCode =
   | 'E_BUILD_JOB_FAILED'
   /** the call ran past its time limit */
   | 'E_BUILD_TIMEOUT'
+  /** a blob in the local blob cache does not match its digest; nothing was stored */
+  | 'E_CACHE_DIGEST_MISMATCH'
+  /** the blob cache directory cannot be created, read or written */
+  | 'E_CACHE_UNUSABLE'
   /** the runtime catalog (runtime-images) is malformed */
   | 'E_CATALOG_INVALID'
   /** spec.checksum does not match the source bytes */
@@ -51,6 +55,8 @@ export type ErrorCode =
   | 'E_FUNCTION_PREBUILT'
   /** the Function does not fit the Job's inputs */
   | 'E_FUNCTION_TOO_LARGE'
+  /** a layer or config written to an output does not match its digest */
+  | 'E_IMAGE_CONTENT'
   /** an image reference lacks the digest it needs */
   | 'E_IMAGE_NOT_PINNED'
   /** a file or stdin given to the CLI cannot be read */
@@ -87,6 +93,8 @@ export type ErrorCode =
   | 'E_KUBERNETES_UNREACHABLE'
   /** a manifest's media type is missing or unsupported */
   | 'E_MANIFEST_MEDIA_TYPE'
+  /** an output (oci:DIR, docker-archive:FILE) is malformed or its path cannot take it */
+  | 'E_OUTPUT_INVALID'
   /** the Deployment patch options are malformed */
   | 'E_PATCH_INVALID'
   /** the platform option is malformed */

@@ -4,6 +4,8 @@ import { buildFunctionImage, type BuildResult } from '../../lib/build.ts';
 import { resolve } from 'node:path';
 import { parseEngine, type BuildEngine } from '../../lib/engine/errors.ts';
 import { EXIT_OK } from '../../lib/errors.ts';
+import { defaultCacheDir } from '../../lib/image/blob-cache.ts';
+import { parseOutputSpec } from '../../lib/image/output-spec.ts';
 import { parseFunctions } from '../../lib/function/parse.ts';
 import { functionId } from '../../lib/function/spec.ts';
 import { UsageError, type Command, type CommandIO } from '../cli.ts';
@@ -35,6 +37,12 @@ options:
                             needed and no deps layer is recorded in the target repository
   --platforms P1,P2         registry engine, multi-platform runtime image, no deps: build only these
                             platforms (default: all the runtime image has)
+  --output oci:DIR|docker-archive:FILE
+                            write the image to an OCI image layout or a tarball for docker load instead
+                            of pushing it (registry engine; nothing is pushed, the registry is only read)
+  --cache-dir DIR           where --output keeps the runtime images' layers (default:
+                            $FUNCTION_IMAGE_BUILDER_CACHE_DIR, $XDG_CACHE_HOME/function-image-builder or
+                            ~/.cache/function-image-builder)
   --timeout SECONDS         limit for one function, from reading its source to the push (default 1800)
   --json                    print the result as JSON on stdout (an array when the file holds several)
 
@@ -51,6 +59,8 @@ async function run(args: string[], io: CommandIO): Promise<number> {
     'installed-dir': { type: 'string' },
     'no-install': { type: 'boolean' },
     platforms: { type: 'string' },
+    output: { type: 'string' },
+    'cache-dir': { type: 'string' },
   });
   let engine: BuildEngine | undefined;
   try {
@@ -65,7 +75,10 @@ async function run(args: string[], io: CommandIO): Promise<number> {
     if (!Number.isFinite(seconds) || seconds <= 0) throw new UsageError(`--timeout takes a number of seconds, not "${values.timeout}"`);
     timeoutMs = seconds * 1000;
   }
+  const output = values.output === undefined ? undefined : parseOutputSpec(values.output, io.cwd);
+  if (values['cache-dir'] !== undefined && !output) throw new UsageError('--cache-dir is the base layer cache of --output; give --output too');
   const functions = parseFunctions(await readFunctionInput(io, positionals[0]!));
+  if (output && functions.length > 1) throw new UsageError(`--output ${output.spec} holds one image, and the file has ${functions.length} Functions; build them one file at a time`);
   const catalog = loadCatalog(io, values.runtimes);
   const { config: dockerConfig } = loadDockerConfig(io, values['docker-config']);
   const registries = registrySettings(io, values);
@@ -82,6 +95,7 @@ async function run(args: string[], io: CommandIO): Promise<number> {
         registries,
         push: !values['no-push'],
         ...(engine === undefined ? {} : { engine }),
+        ...(output === undefined ? {} : { output, cacheDir: values['cache-dir'] === undefined ? defaultCacheDir(io.env) : resolve(io.cwd, values['cache-dir']) }),
         ...(values['installed-dir'] === undefined ? {} : { installedDir: resolve(io.cwd, values['installed-dir']) }),
         ...(values['no-install'] ? { runInstall: false } : {}),
         ...(values.platforms === undefined ? {} : { platforms: values.platforms.split(',').map((p) => p.trim()).filter(Boolean) }),
@@ -106,8 +120,16 @@ function summary(result: BuildResult): string {
   if (result.prebuilt) return `prebuilt image ${result.image}, nothing to build`;
   const seconds = (result.timings.totalMs / 1000).toFixed(1);
   if (result.cached) return `${result.image} exists already (${seconds}s)`;
+  if (result.output) {
+    const { format, path, bytes } = result.output;
+    return `wrote ${result.image} to ${format}:${path} (${seconds}s; base layers: ${mib(bytes.downloaded)} downloaded, ${mib(bytes.cached)} from the cache)`;
+  }
   if (!result.pushed) return `built ${result.image} in the local Docker Engine (image ID ${result.digest}, ${seconds}s)`;
   return `built and pushed ${result.reference} (${seconds}s: build ${(result.timings.buildMs / 1000).toFixed(1)}s, push ${(result.timings.pushMs / 1000).toFixed(1)}s)`;
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 }
 
 export const command: Command = { summary: 'build and push the image of a Function (unless it exists)', usage, run };

@@ -45,6 +45,8 @@ export interface AppendBuildOptions {
   /** Platforms of a multi-platform runtime image to build (default: all it has, when there are no deps). */
   platforms?: string[] | undefined;
   networkMode?: string | undefined;
+  /** false: do not look for a recorded deps layer in the target (an output without a registry has none). Default true. */
+  reuseRecordedDeps?: boolean | undefined;
   signal: AbortSignal;
   log: Log;
   progress: (event: BuildProgress) => void;
@@ -102,7 +104,7 @@ async function depsLayer(options: AppendBuildOptions, source: MaterialisedSource
     log({ event: 'deps-from-dir', level: 'info', function: fn, dir: options.installedDir, key });
     return { layer: await fromEntries(await directoryEntries(options.installedDir, exclude)), record: key };
   }
-  const recorded = await findDepsLayer(options.client(target.host), target.path, key);
+  const recorded = options.reuseRecordedDeps === false ? undefined : await findDepsLayer(options.client(target.host), target.path, key);
   if (recorded) {
     log({ event: 'deps-reused', level: 'info', function: fn, key, layer: recorded.digest });
     return { layer: recorded };
