@@ -13,7 +13,7 @@ import { parseDockerConfig } from '../lib/registry/credentials.ts';
 import { parseRuntimeCatalog } from '../lib/runtime/catalog.ts';
 import { startFaultProxy, type FaultProxy } from './support/fault-proxy.ts';
 import { freePort } from './support/net.ts';
-import { callBuiltFunction, functionObject, startPipelineRig, type PipelineRig } from './support/pipeline.ts';
+import { callBuiltFunction, functionObject, LOOPBACK_SOURCES, startPipelineRig, type PipelineRig } from './support/pipeline.ts';
 
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'functions', 'runtimes');
 const fixture = (path: string) => readFileSync(join(FIXTURES, path), 'utf8');
@@ -41,7 +41,7 @@ test.after(async () => {
 });
 
 function options(extra: BuildFunctionOptions = {}): BuildFunctionOptions {
-  return { registry: `${proxy.host}/cache`, catalog: rig.catalog, dockerConfig: rig.dockerConfigJson, registries: rig.registries, ...extra };
+  return { registry: `${proxy.host}/cache`, catalog: rig.catalog, dockerConfig: rig.dockerConfigJson, registries: rig.registries, download: LOOPBACK_SOURCES, ...extra };
 }
 
 /** The output lines of the build step whose instruction contains `marker`. */

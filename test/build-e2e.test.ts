@@ -14,7 +14,7 @@ import { parseDockerConfig } from '../lib/registry/credentials.ts';
 import { bzip2, gzip, makeTar, makeZip, xz, type TestEntry } from './support/archives.ts';
 import { dockerTlsEndpoint } from './support/docker-tls.ts';
 import { freePort } from './support/net.ts';
-import { callBuiltFunction, functionObject, hasLocalImage, remoteOnlyCatalog, startPipelineRig, type PipelineRig } from './support/pipeline.ts';
+import { callBuiltFunction, functionObject, hasLocalImage, LOOPBACK_SOURCES, remoteOnlyCatalog, startPipelineRig, type PipelineRig } from './support/pipeline.ts';
 import type { RegistryHandle } from './support/registry.ts';
 
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'functions', 'runtimes');
@@ -32,7 +32,7 @@ test.after(async () => {
 });
 
 function options(target: RegistryHandle, extra: BuildFunctionOptions = {}): BuildFunctionOptions {
-  return { registry: `${target.host}/functions`, catalog: rig.catalog, dockerConfig: rig.dockerConfigJson, registries: rig.registries, ...extra };
+  return { registry: `${target.host}/functions`, catalog: rig.catalog, dockerConfig: rig.dockerConfigJson, registries: rig.registries, download: LOOPBACK_SOURCES, ...extra };
 }
 
 /** Builds, checks the result and the daemon, then pulls the image back and calls the function. */

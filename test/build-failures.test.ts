@@ -16,7 +16,7 @@ import { parseDockerConfig } from '../lib/registry/credentials.ts';
 import { makeZip } from './support/archives.ts';
 import { startFaultProxy } from './support/fault-proxy.ts';
 import { freePort } from './support/net.ts';
-import { functionObject, registryTags, scopeContainers, startPipelineRig, type PipelineRig } from './support/pipeline.ts';
+import { functionObject, LOOPBACK_SOURCES, registryTags, scopeContainers, startPipelineRig, type PipelineRig } from './support/pipeline.ts';
 import { dockerConfigJsonFor, startRegistry, type RegistryHandle } from './support/registry.ts';
 
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'functions', 'runtimes');
@@ -106,7 +106,7 @@ test('a bad checksum: E_CHECKSUM_MISMATCH for a url (found when downloading to b
   const url = rig.files.put('checksummed.js', content);
   const wrong = sha256(content + 'tampered');
   const fromUrl = functionObject('bad-checksum', { handler: 'handler.text', runtime: 'nodejs24', 'function-content-type': 'url', function: url, checksum: wrong });
-  const error = await expectFailure('bad-checksum', fromUrl, 'E_CHECKSUM_MISMATCH');
+  const error = await expectFailure('bad-checksum', fromUrl, 'E_CHECKSUM_MISMATCH', { download: LOOPBACK_SOURCES });
   assert.is(error.kind, 'user');
   const inline = functionObject('bad-checksum', { handler: 'handler.text', runtime: 'nodejs24', 'function-content-type': 'base64', function: Buffer.from(content).toString('base64'), checksum: wrong });
   await expectFailure('bad-checksum', inline, 'E_CHECKSUM_MISMATCH');
@@ -177,7 +177,7 @@ test('download and archive limits given to buildFunctionImage hold (E_SOURCE_TOO
   const docker = { DOCKER_HOST: `tcp://127.0.0.1:${closed}` };
   const url = rig.files.put('limited.js', fixture('nodejs/handler.js'));
   const fromUrl = functionObject('too-large', { handler: 'handler.text', runtime: 'nodejs24', 'function-content-type': 'url', function: url });
-  const download = await expectFailure('too-large', fromUrl, 'E_SOURCE_TOO_LARGE', { download: { maxBytes: 16 }, docker });
+  const download = await expectFailure('too-large', fromUrl, 'E_SOURCE_TOO_LARGE', { download: { ...LOOPBACK_SOURCES, maxBytes: 16 }, docker });
   assert.match(download.message, url);
   const zip = makeZip([{ name: 'handler.js', content: fixture('nodejs/handler.js') }]);
   const fromZip = functionObject('too-large', { handler: 'handler.text', runtime: 'nodejs24', 'function-content-type': 'base64+zip', function: zip.toString('base64') });
@@ -212,10 +212,10 @@ test('the signal and the time limit cover a url download that hangs: E_BUILD_ABO
     const fn = functionObject('hung-download', { handler: 'handler.text', runtime: 'nodejs24', 'function-content-type': 'url', function: files.url });
     const closed = await freePort();
     const docker = { DOCKER_HOST: `tcp://127.0.0.1:${closed}` };
-    const cancelled = await expectFailure('hung-download', fn, 'E_BUILD_ABORTED', { signal: controller.signal, docker });
+    const cancelled = await expectFailure('hung-download', fn, 'E_BUILD_ABORTED', { signal: controller.signal, docker, download: LOOPBACK_SOURCES });
     assert.is(cancelled.kind, 'infrastructure');
     const started = Date.now();
-    const timedOut = await expectFailure('hung-download', fn, 'E_BUILD_TIMEOUT', { timeoutMs: 1_500, docker });
+    const timedOut = await expectFailure('hung-download', fn, 'E_BUILD_TIMEOUT', { timeoutMs: 1_500, docker, download: LOOPBACK_SOURCES });
     assert.ok(Date.now() - started < 10_000, 'the build limit, not the download\'s own 120 s, ended it');
     assert.match(timedOut.message, 'default/hung-download');
   } finally {

@@ -7,8 +7,11 @@ import { parseFunction } from '../lib/function/parse.ts';
 import { materialiseSources, type MaterialisedSource, type SourceOptions } from '../lib/function/source.ts';
 import { bzip2, gzip, makeTar, makeZip, xz, type TestEntry } from './support/archives.ts';
 import { rejectsWith } from './support/errors.ts';
+import { LOOPBACK_SOURCES } from './support/pipeline.ts';
 
 const NODE: SourceOptions = { depName: 'package.json', fileNameSuffix: '.js' };
+/** The url tests serve from loopback, which only an explicit allowance admits. */
+const LOCAL: SourceOptions = { ...NODE, download: LOOPBACK_SOURCES };
 const CODE = "module.exports = { hello: () => 'hello' };\n";
 const PACKAGE = '{"dependencies":{"left-pad":"1.3.0"}}\n';
 
@@ -159,13 +162,13 @@ test('url: downloaded, redirects followed, checksum verified on the downloaded b
     authorization = request.headers.authorization;
     response.writeHead(request.url === '/f.tgz' ? 200 : 404).end(request.url === '/f.tgz' ? tgz : '');
   }, async (base) => {
-    const good = await materialiseSources(spec(`${base}/moved`, 'url+compressedtar', { checksum: `sha256:${sha256Hex(tgz)}` }), NODE);
+    const good = await materialiseSources(spec(`${base}/moved`, 'url+compressedtar', { checksum: `sha256:${sha256Hex(tgz)}` }), LOCAL);
     assert.equal(tree(good), expectedTree);
     assert.is(authorization, undefined);
-    const withCredentials = await materialiseSources(spec(base.replace('http://', 'http://user:pa%3Ass@') + '/f.tgz', 'url+compressedtar'), NODE);
+    const withCredentials = await materialiseSources(spec(base.replace('http://', 'http://user:pa%3Ass@') + '/f.tgz', 'url+compressedtar'), LOCAL);
     assert.equal(tree(withCredentials), expectedTree);
     assert.is(authorization, `Basic ${Buffer.from('user:pa:ss').toString('base64')}`);
-    const error = await rejectsWith(materialiseSources(spec(`${base}/f.tgz`, 'url+compressedtar', { checksum: `sha256:${'1'.repeat(64)}` }), NODE), 'E_CHECKSUM_MISMATCH');
+    const error = await rejectsWith(materialiseSources(spec(`${base}/f.tgz`, 'url+compressedtar', { checksum: `sha256:${'1'.repeat(64)}` }), LOCAL), 'E_CHECKSUM_MISMATCH');
     assert.ok(error.message.includes(sha256Hex(tgz)));
   });
 });
@@ -174,11 +177,11 @@ test('url: HTTP errors are typed (4xx user, 5xx infrastructure) and never show c
   await withServer((request, response) => {
     response.writeHead(request.url?.startsWith('/missing') ? 404 : 503).end('nope');
   }, async (base) => {
-    const missing = await rejectsWith(materialiseSources(spec(`${base.replace('http://', 'http://me:secret@')}/missing?sig=topsecret`, 'url'), NODE), 'E_SOURCE_DOWNLOAD');
+    const missing = await rejectsWith(materialiseSources(spec(`${base.replace('http://', 'http://me:secret@')}/missing?sig=topsecret`, 'url'), LOCAL), 'E_SOURCE_DOWNLOAD');
     assert.is(missing.kind, 'user');
     assert.match(missing.message, /HTTP 404/);
     assert.not.match(missing.message, /secret/);
-    const down = await rejectsWith(materialiseSources(spec(`${base}/broken`, 'url'), NODE), 'E_SOURCE_DOWNLOAD');
+    const down = await rejectsWith(materialiseSources(spec(`${base}/broken`, 'url'), LOCAL), 'E_SOURCE_DOWNLOAD');
     assert.is(down.kind, 'infrastructure');
     assert.match(down.message, /HTTP 503/);
   });
@@ -189,10 +192,10 @@ test('url: redirect loops, non-http redirects and refused connections fail clear
     if (request.url === '/loop') response.writeHead(301, { location: '/loop' }).end();
     else response.writeHead(302, { location: 'file:///etc/passwd' }).end();
   }, async (base) => {
-    assert.match((await rejectsWith(materialiseSources(spec(`${base}/loop`, 'url'), { ...NODE, download: { maxRedirects: 3 } }), 'E_SOURCE_DOWNLOAD')).message, /more than 3 redirects/);
-    assert.match((await rejectsWith(materialiseSources(spec(`${base}/file`, 'url'), NODE), 'E_SOURCE_DOWNLOAD')).message, /file: URL/);
+    assert.match((await rejectsWith(materialiseSources(spec(`${base}/loop`, 'url'), { ...NODE, download: { ...LOOPBACK_SOURCES, maxRedirects: 3 } }), 'E_SOURCE_DOWNLOAD')).message, /more than 3 redirects/);
+    assert.match((await rejectsWith(materialiseSources(spec(`${base}/file`, 'url'), LOCAL), 'E_SOURCE_URL_REFUSED')).message, /redirect 1 from http:\/\/127\.0\.0\.1:\d+\/file goes to a file: URL/);
   });
-  const refused = await rejectsWith(materialiseSources(spec('http://127.0.0.1:9/f.js', 'url'), NODE), 'E_SOURCE_DOWNLOAD');
+  const refused = await rejectsWith(materialiseSources(spec('http://127.0.0.1:9/f.js', 'url'), LOCAL), 'E_SOURCE_DOWNLOAD');
   assert.is(refused.kind, 'infrastructure');
 });
 
@@ -202,7 +205,7 @@ test('url: the time limit covers a server that never finishes', async () => {
     response.write('partial');
   }, async (base) => {
     const started = Date.now();
-    const error = await rejectsWith(materialiseSources(spec(`${base}/slow`, 'url'), { ...NODE, download: { timeoutMs: 300 } }), 'E_SOURCE_DOWNLOAD');
+    const error = await rejectsWith(materialiseSources(spec(`${base}/slow`, 'url'), { ...NODE, download: { ...LOOPBACK_SOURCES, timeoutMs: 300 } }), 'E_SOURCE_DOWNLOAD');
     assert.is(error.kind, 'infrastructure');
     assert.match(error.message, /within 300 ms/);
     assert.ok(Date.now() - started < 5000);
@@ -220,8 +223,8 @@ test('url: the size limit holds with and without Content-Length', async () => {
       response.writeHead(200, { 'content-length': String(big.length) }).end(big);
     }
   }, async (base) => {
-    const options = { ...NODE, download: { maxBytes: 100_000 } };
-    assert.match((await rejectsWith(materialiseSources(spec(`${base}/sized`, 'url'), { ...NODE, download: { maxBytes: 1000 } }), 'E_SOURCE_TOO_LARGE')).message, /65536 bytes, more than the limit of 1000/);
+    const options = { ...NODE, download: { ...LOOPBACK_SOURCES, maxBytes: 100_000 } };
+    assert.match((await rejectsWith(materialiseSources(spec(`${base}/sized`, 'url'), { ...NODE, download: { ...LOOPBACK_SOURCES, maxBytes: 1000 } }), 'E_SOURCE_TOO_LARGE')).message, /65536 bytes, more than the limit of 1000/);
     assert.match((await rejectsWith(materialiseSources(spec(`${base}/chunked`, 'url'), options), 'E_SOURCE_TOO_LARGE')).message, /limit of 100000/);
     const ok = await materialiseSources(spec(`${base}/sized`, 'url'), options);
     assert.is(ok.files[0]?.content.length, big.length);

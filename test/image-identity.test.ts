@@ -9,6 +9,7 @@ import { canonicalJson, functionImageTag, identityDocument, planIdentity } from 
 import { resolveBuildPlan, type ResolvePlanOptions } from '../lib/image/plan.ts';
 import { parseRuntimeCatalog } from '../lib/runtime/catalog.ts';
 import { gzip, makeTar } from './support/archives.ts';
+import { LOOPBACK_SOURCES } from './support/pipeline.ts';
 
 type Json = Record<string, any>;
 
@@ -178,7 +179,7 @@ test('a url source with a checksum is identified by the checksum without a downl
   const first = await tag(fn(url));
   assert.is(await tag(fn((f) => { url(f); f.spec.function = 'http://127.0.0.1:9/mirror/f.tgz'; })), first, 'the location alone does not matter');
   assert.is.not(await tag(fn((f) => url(f, `sha256:${'0'.repeat(64)}`))), first, 'new content behind the url, new checksum, new tag');
-  const plan = await resolveBuildPlan(fn(url), options());
+  const plan = await resolveBuildPlan(fn(url), options({ download: LOOPBACK_SOURCES }));
   assert.equal(plan.source, { kind: 'url', checksum });
   try {
     await plan.materialise();
@@ -195,10 +196,10 @@ test('a url source without a checksum is downloaded to be identified: new conten
   try {
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/handler.js`;
     const urlFn = () => fn((f) => { f.spec['function-content-type'] = 'url'; f.spec.function = url; });
-    const first = await tag(urlFn());
-    assert.is(await tag(urlFn()), first);
+    const first = await tag(urlFn(), { download: LOOPBACK_SOURCES });
+    assert.is(await tag(urlFn(), { download: LOOPBACK_SOURCES }), first);
     body = 'module.exports = { v: 2 }';
-    assert.is.not(await tag(urlFn()), first);
+    assert.is.not(await tag(urlFn(), { download: LOOPBACK_SOURCES }), first);
   } finally {
     await new Promise((resolve) => server.close(resolve));
   }

@@ -69,3 +69,15 @@ export class SourceTooLargeError extends BuilderError {
     super('E_SOURCE_TOO_LARGE', 'user', message, options);
   }
 }
+
+/**
+ * A `url` source, or a redirect it answered with, leads to an address or scheme a build must not
+ * fetch from: loopback, link-local (cloud metadata), private networks, or anything but http(s).
+ */
+export class SourceUrlRefusedError extends BuilderError {
+  constructor(fn: string, message: string, details: Record<string, unknown>) {
+    super('E_SOURCE_URL_REFUSED', 'user', `function ${fn}: spec.function: ${message}`, {
+      details: { function: fn, field: 'spec.function', ...details },
+    });
+  }
+}

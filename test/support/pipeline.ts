@@ -12,6 +12,13 @@ import { dockerClientConfig, startRegistry, type RegistryHandle, type RegistryKi
 import { releaseRuntimeImages, runtimeCatalogFor, type RuntimeCatalogEntry } from './runtime-images.ts';
 import { TEST_LABEL } from './docker.ts';
 
+/**
+ * The download option that lets a build fetch url sources from the rig's file servers: url sources
+ * on loopback or private addresses are refused by default, so every test that serves one opts in,
+ * for loopback only.
+ */
+export const LOOPBACK_SOURCES = { allowPrivateAddresses: ['127.0.0.0/8'] };
+
 export interface FileServer {
   /** http://127.0.0.1:port/<path> after put(path, bytes). */
   put(path: string, content: string | Buffer): string;
