@@ -27,6 +27,7 @@ export const registryOptions = {
   'insecure-registry': { type: 'string', multiple: true },
   'tls-no-verify': { type: 'string', multiple: true },
   ca: { type: 'string', multiple: true },
+  'allow-private-addresses': { type: 'boolean' },
   json: { type: 'boolean' },
 } as const satisfies ParseArgsConfig['options'];
 

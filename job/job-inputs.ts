@@ -8,6 +8,7 @@ import { BuilderError } from '../lib/errors.ts';
 import { parseEngine, type BuildEngine } from '../lib/engine/errors.ts';
 import { parseRegistrySettings, withTlsVerifyOff } from '../lib/kubernetes/registry-settings.ts';
 import { resolveTarget, type BuildTarget } from '../lib/target.ts';
+import { parsePrivateAddressAllowance, type PrivateAddressAllowance } from '../lib/function/address.ts';
 import { CONFIG_KEYS, JOB_CONFIG_DIR, JOB_ENV, JOB_SECRET_DIR, SECRET_KEYS, TERMINATION_LOG_PATH } from '../lib/kubernetes/contract.ts';
 import { parseDockerConfig, type DockerConfig } from '../lib/registry/credentials.ts';
 import type { RegistrySettings } from '../lib/registry/transport.ts';
@@ -40,6 +41,8 @@ export interface JobInputs extends RegistryInputs {
   runtimeImages: string | undefined;
   /** The tag the scheduler waits for; undefined = whatever the inputs give. */
   tag: string | undefined;
+  /** function-url-allow-private-addresses: url sources may come from these private addresses. */
+  allowPrivateAddresses: PrivateAddressAllowance;
   terminationLog: string;
   /** BUILDER_ENGINE; undefined = the library's default (docker). */
   engine: BuildEngine | undefined;
@@ -132,11 +135,17 @@ export function readJobInputs(env: Env): JobInputs {
   }
   const runtimeImages = setting(env, JOB_ENV.runtimeImages, configDir, CONFIG_KEYS.runtimeImages);
   const tag = setting(env, JOB_ENV.tag, configDir, CONFIG_KEYS.tag);
+  const allowance = setting(env, JOB_ENV.allowPrivateAddresses, configDir, CONFIG_KEYS.allowPrivateAddresses);
+  const allowPrivateAddresses = parsePrivateAddressAllowance(allowance?.value);
+  if (typeof allowPrivateAddresses === 'string') {
+    throw new JobInputError(`${CONFIG_KEYS.allowPrivateAddresses} (${allowance?.source}) ${allowPrivateAddresses}`, { source: allowance?.source });
+  }
   const sources: Record<string, string> = {
     ...registry.sources,
     function: fn.source,
     ...(runtimeImages ? { runtimeImages: runtimeImages.source } : {}),
     ...(tag ? { tag: tag.source } : {}),
+    ...(allowance ? { allowPrivateAddresses: allowance.source } : {}),
   };
   const engineText = env[JOB_ENV.engine]?.trim();
   let engine: BuildEngine | undefined;
@@ -154,6 +163,7 @@ export function readJobInputs(env: Env): JobInputs {
     function: fn.value,
     runtimeImages: runtimeImages?.value,
     tag: tag?.value.trim(),
+    allowPrivateAddresses,
     terminationLog: env[JOB_ENV.terminationLog] || TERMINATION_LOG_PATH,
     engine,
     installedDir: env[JOB_ENV.installedDir] || undefined,

@@ -137,6 +137,8 @@ export type ErrorCode =
   | 'E_SOURCE_INVALID'
   /** a source is larger than its limit */
   | 'E_SOURCE_TOO_LARGE'
+  /** a url source or one of its redirects leads to a non-public address or another scheme */
+  | 'E_SOURCE_URL_REFUSED'
   /** an env variable of an install/compile step cannot be passed to a process */
   | 'E_STEP_ENV_INVALID'
   /** the inputs give another tag than the one scheduled */

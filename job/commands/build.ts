@@ -28,6 +28,8 @@ options:
   --insecure-registry HOST  talk plain HTTP to HOST (repeatable)
   --tls-no-verify HOST      do not verify HOST's TLS certificate (repeatable)
   --ca HOST=FILE            trust the CA in FILE for HOST (repeatable)
+  --allow-private-addresses fetch url sources (and their redirects) from loopback, link-local and
+                            private addresses too, for local development (refused by default)
   --no-push                 build into the local Docker Engine only (minikube: eval $(minikube docker-env))
   --engine docker|registry  docker (default): docker build + push on the Docker Engine; registry: append
                             the function's layers to the runtime image through the registry API (the
@@ -93,6 +95,7 @@ async function run(args: string[], io: CommandIO): Promise<number> {
         catalog,
         dockerConfig,
         registries,
+        download: { allowPrivateAddresses: values['allow-private-addresses'] === true },
         push: !values['no-push'],
         ...(engine === undefined ? {} : { engine }),
         ...(output === undefined ? {} : { output, cacheDir: values['cache-dir'] === undefined ? defaultCacheDir(io.env) : resolve(io.cwd, values['cache-dir']) }),

@@ -9,6 +9,8 @@ import { registryDigestResolver } from '../../lib/image/resolve-digest.ts';
 import { parseEngine } from '../../lib/engine/errors.ts';
 import { DEFAULT_JOB_SETTINGS, REGISTRY_SECRET_NAME, type BuilderConfig } from '../../lib/kubernetes/config.ts';
 import { jobSteps } from '../../lib/kubernetes/job-steps.ts';
+import { parsePrivateAddressAllowance } from '../../lib/function/address.ts';
+import { CONFIG_KEYS } from '../../lib/kubernetes/contract.ts';
 import { buildJobManifest } from '../../lib/kubernetes/manifest.ts';
 import { parseRegistrySettings } from '../../lib/kubernetes/registry-settings.ts';
 import { registrySettingsFor } from '../../lib/kubernetes/schedule.ts';
@@ -29,14 +31,16 @@ options:
   --kubeless-config FILE    take the settings from a kubeless-config ConfigMap (YAML or JSON, e.g.
                             kubectl get configmap -n kubeless kubeless-config -o yaml): runtime-images,
                             function-registry-tls-verify, builder-image, builder-image-secret,
-                            function-registry, registry-settings, builder-engine; the options below
-                            override it
+                            function-registry, registry-settings, builder-engine,
+                            function-url-allow-private-addresses; the options below override it
   --builder-image IMAGE     the Job's image (built from Dockerfile.builder); required without
                             --kubeless-config
   --builder-image-secret NAME   pull secret of the builder image
   --registry HOST[/NS]      push to HOST/NS/<function>:<tag> (default: the registry Secret's only entry)
   --runtimes FILE           runtime-images JSON (default: kubeless-config's, else the upstream runtimes)
   --tls-verify=false        do not verify the target registry's certificate
+  --allow-private-addresses the Job (and the tag computed here) may fetch url sources from loopback,
+                            link-local and private addresses
   --secret NAME             registry Secret the Job mounts (default ${REGISTRY_SECRET_NAME})
   --namespace NS            namespace of the Job, its ConfigMap and the Secret (default: the function's)
   --docker-config FILE      credentials for resolving runtime image tags here (default: docker's config)
@@ -80,6 +84,7 @@ async function run(args: string[], io: CommandIO): Promise<number> {
     registry: { type: 'string' },
     runtimes: { type: 'string' },
     'tls-verify': { type: 'string' },
+    'allow-private-addresses': { type: 'boolean' },
     secret: { type: 'string' },
     namespace: { type: 'string' },
     'docker-config': { type: 'string' },
@@ -102,6 +107,10 @@ async function run(args: string[], io: CommandIO): Promise<number> {
   const registrySettings = pick('registry-settings');
   const registries = parseRegistrySettings(registrySettings, values['kubeless-config'] ?? 'registry-settings');
   const { config: dockerConfig } = loadDockerConfig(io, values['docker-config']);
+  const allowPrivateAddresses = values['allow-private-addresses'] === true ? true : parsePrivateAddressAllowance(pick(CONFIG_KEYS.allowPrivateAddresses));
+  if (typeof allowPrivateAddresses === 'string') {
+    throw new BuilderError('E_CONFIG_INVALID', 'user', `${values['kubeless-config']}: "${CONFIG_KEYS.allowPrivateAddresses}" ${allowPrivateAddresses}`, { details: { key: CONFIG_KEYS.allowPrivateAddresses } });
+  }
 
   const documents: string[] = [];
   for (const { value } of functionObjects(await readFunctionInput(io, positionals[0]!))) {
@@ -119,6 +128,7 @@ async function run(args: string[], io: CommandIO): Promise<number> {
       registrySecret: { name: values.secret ?? REGISTRY_SECRET_NAME, namespace },
       registrySettings,
       engine: parseEngine(values.engine ?? pick('builder-engine')?.trim() ?? 'docker', values.engine !== undefined ? '--engine' : 'builder-engine'),
+      allowPrivateAddresses,
       job: {
         ...DEFAULT_JOB_SETTINGS,
         dockerSocket: values['docker-socket'] ?? DEFAULT_JOB_SETTINGS.dockerSocket,
@@ -137,6 +147,7 @@ async function run(args: string[], io: CommandIO): Promise<number> {
     const plan = await resolveBuildPlan(fn, {
       catalog,
       resolveImageDigest: registryDigestResolver({ dockerConfig, registries: target ? registrySettingsFor(config, target.host) : registries, signal: io.signal }),
+      download: { allowPrivateAddresses },
       signal: io.signal,
     });
     const tag = planIdentity(plan);

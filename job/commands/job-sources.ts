@@ -53,6 +53,7 @@ async function run(args: string[], io: CommandIO): Promise<number> {
     const plan = await resolveBuildPlan(spec, {
       catalog,
       resolveImageDigest: registryDigestResolver({ dockerConfig: inputs.dockerConfig, registries, signal: io.signal }),
+      download: { allowPrivateAddresses: inputs.allowPrivateAddresses },
       signal: io.signal,
     });
     // The Job's init containers were made from the scheduler's plan: inputs that give another tag

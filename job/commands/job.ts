@@ -19,11 +19,13 @@ the Job mounts (README.md, "The Job's contract"):
   BUILDER_CONFIG_DIR                         the build ConfigMap (default /etc/function-image-builder/build):
                                              function-registry, function-registry-tls-verify,
                                              runtime-images, registry-settings,
+                                             function-url-allow-private-addresses,
+                                             tag (the tag the scheduler waits for: any other fails)
   BUILDER_SECRET_DIR                         the registry Secret (default /etc/function-image-builder/registry-secret):
                                              .dockerconfigjson or .dockercfg
-                                             tag (the tag the scheduler waits for: any other fails)
   BUILDER_REGISTRY, BUILDER_REGISTRY_TLS_VERIFY, BUILDER_RUNTIME_IMAGES, BUILDER_REGISTRY_SETTINGS,
-  BUILDER_TAG                                override the files of the same meaning
+  BUILDER_ALLOW_PRIVATE_ADDRESSES, BUILDER_TAG
+                                             override the files of the same meaning
   BUILDER_TERMINATION_LOG                    where the result goes (default /dev/termination-log)
   DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_TLS, DOCKER_CERT_PATH
                                              the Docker Engine (default the mounted /var/run/docker.sock)
@@ -84,6 +86,7 @@ async function run(args: string[], io: CommandIO): Promise<number> {
       registries,
       ...(inputs.engine !== undefined ? { engine: inputs.engine } : {}),
       ...(inputs.installedDir !== undefined ? { installedDir: inputs.installedDir } : {}),
+      download: { allowPrivateAddresses: inputs.allowPrivateAddresses },
       push: true,
       ...(inputs.tag !== undefined ? { expectedTag: inputs.tag } : {}),
       docker: io.env,

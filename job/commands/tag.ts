@@ -18,7 +18,7 @@ options:
   --registry HOST[/NS]      also print the full image name, HOST/NS/<function>:<tag>
   --runtimes FILE           runtime catalog (default: the upstream Kubeless runtimes)
   --docker-config FILE      credentials for resolving runtime image tags
-  --insecure-registry HOST, --tls-no-verify HOST, --ca HOST=FILE   as for build
+  --insecure-registry HOST, --tls-no-verify HOST, --ca HOST=FILE, --allow-private-addresses   as for build
   --json                    print {function, tag, image?} as JSON`;
 
 async function run(args: string[], io: CommandIO): Promise<number> {
@@ -30,7 +30,8 @@ async function run(args: string[], io: CommandIO): Promise<number> {
   const registries = registrySettings(io, values);
   const results: { function: string; tag: string; image?: string }[] = [];
   for (const fn of functions) {
-    const tag = await functionImageTag(fn, { catalog, dockerConfig, registries, signal: io.signal });
+    const download = { allowPrivateAddresses: values['allow-private-addresses'] === true };
+    const tag = await functionImageTag(fn, { catalog, dockerConfig, registries, download, signal: io.signal });
     const entry: { function: string; tag: string; image?: string } = { function: functionId(fn), tag };
     if (values.registry) entry.image = `${resolveTarget({ registry: values.registry, dockerConfig, functionName: fn.name }).repository}:${tag}`;
     results.push(entry);

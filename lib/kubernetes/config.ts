@@ -10,6 +10,8 @@ import { BuilderError } from '../errors.ts';
 import { parseEngine, type BuildEngine } from '../engine/errors.ts';
 import { kubernetesError } from './errors.ts';
 import { SECRET_KEYS } from './contract.ts';
+import { CONFIG_KEYS } from './contract.ts';
+import { parsePrivateAddressAllowance, type PrivateAddressAllowance } from '../function/address.ts';
 
 export const KUBELESS_CONFIG_NAME = 'kubeless-config';
 export const KUBELESS_NAMESPACE = 'kubeless';
@@ -77,6 +79,8 @@ export interface BuilderConfig {
    * in-process, with no Job, when nothing has to be installed or compiled. false: always a Job.
    */
   fastPath?: boolean | undefined;
+  /** `function-url-allow-private-addresses`: url sources may come from these private addresses (default none). */
+  allowPrivateAddresses?: PrivateAddressAllowance | undefined;
   job: JobSettings;
 }
 
@@ -170,6 +174,12 @@ export async function readBuilderConfig(kubeConfig: KubeConfig, options: ReadBui
   }
   const registrySettings = nonEmpty(data['registry-settings']);
   parseRegistrySettings(registrySettings, `${configWhere} key "registry-settings"`);
+  const allowPrivateAddresses = parsePrivateAddressAllowance(data[CONFIG_KEYS.allowPrivateAddresses]);
+  if (typeof allowPrivateAddresses === 'string') {
+    throw new BuilderError('E_CONFIG_INVALID', 'user', `${configWhere}: "${CONFIG_KEYS.allowPrivateAddresses}" ${allowPrivateAddresses}`, {
+      details: { key: CONFIG_KEYS.allowPrivateAddresses, where: configWhere },
+    });
+  }
   return {
     enabled: parseBoolean(data['enable-build-step'], 'enable-build-step', configWhere, false),
     registry,
@@ -181,6 +191,7 @@ export async function readBuilderConfig(kubeConfig: KubeConfig, options: ReadBui
     registrySettings,
     engine: builderEngine(data['builder-engine'], configWhere),
     fastPath: parseBoolean(data['builder-fast-path'], 'builder-fast-path', configWhere, true),
+    allowPrivateAddresses,
     job: { ...DEFAULT_JOB_SETTINGS, ...options.job },
   };
 }

@@ -30,6 +30,8 @@ export const CONFIG_KEYS = {
   registrySettings: 'registry-settings',
   /** The tag the scheduler computed and waits for; the Job builds exactly that tag or fails. */
   tag: 'tag',
+  /** url sources may come from private addresses: "true", "false" or addresses/CIDR ranges (lib/function/address.ts). */
+  allowPrivateAddresses: 'function-url-allow-private-addresses',
 } as const;
 
 /** Secret keys, by Secret type. */
@@ -50,6 +52,7 @@ export const JOB_ENV = {
   runtimeImages: 'BUILDER_RUNTIME_IMAGES',
   registrySettings: 'BUILDER_REGISTRY_SETTINGS',
   tag: 'BUILDER_TAG',
+  allowPrivateAddresses: 'BUILDER_ALLOW_PRIVATE_ADDRESSES',
   terminationLog: 'BUILDER_TERMINATION_LOG',
   /** `docker` (default) or `registry`: the engine of `job`. */
   engine: 'BUILDER_ENGINE',

@@ -2,6 +2,7 @@
 import type { V1ConfigMap, V1Job, V1OwnerReference, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
 import { EXIT_USER_ERROR } from '../errors.ts';
 import { functionId } from '../function/spec.ts';
+import { formatPrivateAddressAllowance } from '../function/address.ts';
 import type { BuilderConfig } from './config.ts';
 import {
   BUILD_CONTAINER_NAME,
@@ -62,6 +63,7 @@ export function buildConfigMapData(fn: JobFunction, config: BuilderConfig): Reco
   if (config.registry !== undefined) data[CONFIG_KEYS.registry] = config.registry;
   if (config.runtimeImages !== undefined) data[CONFIG_KEYS.runtimeImages] = config.runtimeImages;
   if (config.registrySettings !== undefined) data[CONFIG_KEYS.registrySettings] = config.registrySettings;
+  if (config.allowPrivateAddresses) data[CONFIG_KEYS.allowPrivateAddresses] = formatPrivateAddressAllowance(config.allowPrivateAddresses);
   const bytes = Object.entries(data).reduce((sum, [key, value]) => sum + Buffer.byteLength(key) + Buffer.byteLength(value), 0);
   if (bytes > CONFIG_MAP_MAX_BYTES) {
     throw new BuilderError(

@@ -70,7 +70,8 @@ export async function scheduleBuild(kubeConfig: KubeConfig, fn: string | object,
     if (appended !== undefined) return appended;
   }
 
-  const plan = await resolveBuildPlan(spec, { catalog, resolveImageDigest: registryDigestResolver({ dockerConfig, registries, signal: options.signal }), signal: options.signal });
+  const download = { allowPrivateAddresses: config.allowPrivateAddresses ?? false };
+  const plan = await resolveBuildPlan(spec, { catalog, resolveImageDigest: registryDigestResolver({ dockerConfig, registries, signal: options.signal }), download, signal: options.signal });
   const tag = planIdentity(plan);
   const image = `${target.repository}:${tag}`;
 
@@ -114,6 +115,7 @@ async function appendInProcess(
       catalog: context.catalog,
       ...(context.dockerConfig !== undefined ? { dockerConfig: context.dockerConfig } : {}),
       registries: context.registries,
+      download: { allowPrivateAddresses: config.allowPrivateAddresses ?? false },
       ...(context.signal !== undefined ? { signal: context.signal } : {}),
       log: context.log,
     });
