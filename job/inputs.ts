@@ -1,11 +1,13 @@
 // Reading what the build and tag commands are given on the command line: the Function file (or
 // stdin), the runtime catalog, the docker config and the per-registry transport flags.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { BuilderError } from '../lib/errors.ts';
+import { FunctionTooLargeError } from '../lib/function/errors.ts';
+import { FUNCTION_INPUT_LIMITS, TOO_LARGE_HINT } from '../lib/function/input-limits.ts';
 import { parseDockerConfig, type DockerConfig } from '../lib/registry/credentials.ts';
 import type { RegistrySettings, RegistryTransport } from '../lib/registry/transport.ts';
 import { parseRuntimeCatalog, type RuntimeCatalog } from '../lib/runtime/catalog.ts';
@@ -48,12 +50,34 @@ export function readText(io: CommandIO, path: string, what: string): string {
   }
 }
 
-/** The Function document(s): a file, or stdin for "-". */
+/**
+ * The Function document(s): a file, or stdin for "-". Past FUNCTION_INPUT_LIMITS.maxInputBytes it is
+ * refused without reading the rest, so a huge input costs no more memory than the limit.
+ */
 export async function readFunctionInput(io: CommandIO, path: string): Promise<string> {
-  if (path !== '-') return readText(io, path, 'the Function file');
+  const limit = FUNCTION_INPUT_LIMITS.maxInputBytes;
+  if (path !== '-') {
+    const size = fileSize(resolve(io.cwd, path));
+    if (size !== undefined && size > limit) throw new FunctionTooLargeError(undefined, `the Function file ${path}`, size, limit, TOO_LARGE_HINT);
+    return readText(io, path, 'the Function file');
+  }
   const chunks: Buffer[] = [];
-  for await (const chunk of io.stdin) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
+  let size = 0;
+  for await (const chunk of io.stdin) {
+    const buffer = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
+    size += buffer.length;
+    if (size > limit) throw new FunctionTooLargeError(undefined, 'the Function on stdin', undefined, limit, TOO_LARGE_HINT);
+    chunks.push(buffer);
+  }
   return Buffer.concat(chunks).toString('utf8');
+}
+
+function fileSize(path: string): number | undefined {
+  try {
+    return statSync(path).size;
+  } catch {
+    return undefined; // readText reports what is wrong with it
+  }
 }
 
 /** --runtimes: the runtime-images JSON, or a kubeless-config ConfigMap (YAML or JSON). Default: upstream Kubeless. */

@@ -21,6 +21,20 @@ export class FunctionInvalidError extends BuilderError {
   }
 }
 
+/**
+ * The Function text, or an inline field of it, is past its size limit (FUNCTION_INPUT_LIMITS):
+ * refused before it is parsed or decoded, so that memory stays proportional to a sane input.
+ */
+export class FunctionTooLargeError extends BuilderError {
+  /** `size` undefined: more than the limit was seen, and the rest was not read. */
+  constructor(fn: string | undefined, field: string, size: number | undefined, limit: number, hint: string) {
+    const what = size === undefined ? 'more than' : `${size} bytes, more than`;
+    super('E_FUNCTION_TOO_LARGE', 'user', `${fn === undefined ? '' : `function ${fn}: `}${field} is ${what} the limit of ${limit} bytes; ${hint}`, {
+      details: { function: fn, field, size, limit },
+    });
+  }
+}
+
 /** `spec.checksum` does not match the bytes of the source. */
 export class ChecksumMismatchError extends BuilderError {
   constructor(fn: string, expected: string, actual: string) {

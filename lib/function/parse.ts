@@ -1,11 +1,12 @@
 // Reads Kubeless Function objects (kubeless.io/v1beta1) from YAML (several documents allowed),
 // JSON, or plain objects, and validates every field the build depends on. Each error names the
 // function, the field path and what the field must look like.
-import { parseAllDocuments } from 'yaml';
+import { Composer, Lexer, LineCounter, Parser, type Document } from 'yaml';
 import { parseReference } from '../image/reference.ts';
 import { BuilderError } from '../errors.ts';
 import { decodeBase64Strict } from './base64.ts';
-import { FunctionInvalidError } from './errors.ts';
+import { FunctionInvalidError, FunctionTooLargeError } from './errors.ts';
+import { FUNCTION_INPUT_LIMITS, TOO_LARGE_HINT } from './input-limits.ts';
 import type { ArchiveKind, ContentSource, ContentType, FunctionEnvVar, FunctionSpec } from './spec.ts';
 import { parseSourceUrl } from './url.ts';
 
@@ -42,16 +43,25 @@ export function parseFunctions(input: string | Buffer | object): FunctionSpec[] 
 export function functionObjects(input: string | Buffer | object): { value: unknown; where: string }[] {
   const objects: unknown[] = [];
   if (typeof input === 'string' || Buffer.isBuffer(input)) {
+    const size = typeof input === 'string' ? Buffer.byteLength(input) : input.length;
+    if (size > FUNCTION_INPUT_LIMITS.maxInputBytes) {
+      throw new FunctionTooLargeError(undefined, 'the Function input', size, FUNCTION_INPUT_LIMITS.maxInputBytes, TOO_LARGE_HINT);
+    }
     const text = typeof input === 'string' ? input : input.toString('utf8');
-    const documents = parseAllDocuments(text);
-    // parseAllDocuments returns a single EmptyStream-like object for empty input.
-    const list = Array.isArray(documents) ? documents : [];
-    list.forEach((document, index) => {
+    const lines = new LineCounter();
+    parseDocuments(text, lines).forEach((document, index) => {
       const problem = document.errors[0];
       if (problem !== undefined) {
-        throw new FunctionInvalidError(undefined, `document ${index + 1}`, `is not valid YAML or JSON: ${problem.message}`);
+        const { line, col } = lines.linePos(problem.pos[0]);
+        throw new FunctionInvalidError(undefined, `document ${index + 1}`, `is not valid YAML or JSON: ${problem.message} at line ${line}, column ${col}`);
       }
-      const value: unknown = document.toJS({ maxAliasCount: 100 });
+      let value: unknown;
+      try {
+        value = document.toJS({ maxAliasCount: FUNCTION_INPUT_LIMITS.maxAliases });
+      } catch (error) {
+        // yaml throws a ReferenceError when aliases expand past maxAliasCount (a "billion laughs" bomb).
+        throw new FunctionInvalidError(undefined, `document ${index + 1}`, `expands its YAML aliases into too many nodes (a Function needs none; at most ${FUNCTION_INPUT_LIMITS.maxAliases} are followed): ${(error as Error).message}`, { cause: error });
+      }
       if (value !== null && value !== undefined) objects.push(value);
     });
   } else {
@@ -70,6 +80,31 @@ export function functionObjects(input: string | Buffer | object): { value: unkno
   objects.forEach((value, index) => collect(value, objects.length > 1 ? `document ${index + 1}` : ''));
   if (found.length === 0) throw new FunctionInvalidError(undefined, '(input)', 'holds no Function object');
   return found;
+}
+
+/**
+ * The YAML (or JSON) documents of the text, as yaml's parseAllDocuments makes them, but with the
+ * nesting depth and the token count checked while the text is read: deeply nested or very
+ * fine-grained input is refused before its syntax tree grows past a few megabytes.
+ */
+function parseDocuments(text: string, lines: LineCounter): Document.Parsed[] {
+  const { maxDepth, maxTokens } = FUNCTION_INPUT_LIMITS;
+  const parser = new Parser(lines.addNewLine);
+  let tokens = 0;
+  function* checkedTokens() {
+    for (const lexeme of new Lexer().lex(text)) {
+      if (++tokens > maxTokens) {
+        throw new FunctionInvalidError(undefined, '(input)', `has more than ${maxTokens} YAML/JSON tokens; a Function is far smaller (${TOO_LARGE_HINT})`);
+      }
+      yield* parser.next(lexeme);
+      // The parser's stack holds the document and each open collection: its length is the nesting depth.
+      if (parser.stack.length > maxDepth + 2) {
+        throw new FunctionInvalidError(undefined, '(input)', `nests mappings and sequences more than ${maxDepth} deep; a Function needs about 15`);
+      }
+    }
+    yield* parser.end();
+  }
+  return Array.from(new Composer().compose(checkedTokens()));
 }
 
 /** Exactly one Function; several or none is an error. */
@@ -138,6 +173,10 @@ function validateFunction(value: unknown, where: string): FunctionSpec {
   const source = spec.function;
   if (typeof source !== 'string' || source === '') fail('spec.function', 'is required: the source text, base64 text or URL');
   const text = source as string;
+  if (contentType.source !== 'url' && Buffer.byteLength(text) > FUNCTION_INPUT_LIMITS.maxSourceBytes) {
+    throw new FunctionTooLargeError(label, 'spec.function', Buffer.byteLength(text), FUNCTION_INPUT_LIMITS.maxSourceBytes, TOO_LARGE_HINT);
+  }
+  if (contentType.source === 'url' && text.length > 8192) fail('spec.function', 'is a URL longer than 8192 characters');
   if (contentType.source === 'base64' && decodeBase64Strict(text) === undefined) {
     fail('spec.function', 'is not valid base64 (content type base64 expects standard base64 with "=" padding)');
   }
@@ -162,6 +201,9 @@ function validateFunction(value: unknown, where: string): FunctionSpec {
 
   const deps = spec.deps;
   if (deps !== undefined && deps !== null && typeof deps !== 'string') fail('spec.deps', 'must be a string: the content of the dependency file');
+  if (typeof deps === 'string' && Buffer.byteLength(deps) > FUNCTION_INPUT_LIMITS.maxDepsBytes) {
+    throw new FunctionTooLargeError(label, 'spec.deps', Buffer.byteLength(deps), FUNCTION_INPUT_LIMITS.maxDepsBytes, 'a dependency file lists packages; it does not hold them');
+  }
 
   let timeout = DEFAULT_TIMEOUT;
   const rawTimeout = spec.timeout;

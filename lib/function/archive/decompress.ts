@@ -1,18 +1,14 @@
 // Compressed tar streams: gzip (zlib), bzip2 (seek-bzip) and xz (xz-decompress, WebAssembly).
-// Output is cut off at `limit` bytes: what was produced so far is returned with `truncated`, so
-// the tar reader can still name the entry that was being unpacked when the bomb went off.
+// The tar reader consumes the decompressed bytes as they come, so an archive refused at an early
+// entry (too many entries, too deep) never costs its full decompressed size in memory. The stream
+// fails with DecompressionLimitError past `limit` bytes, which the tar reader turns into a refusal
+// naming the entry being unpacked when the bomb went off.
 import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import Bunzip from 'seek-bzip';
 import xz from 'xz-decompress';
-import { SourceInvalidError } from '../errors.ts';
 
 export type TarCompression = 'none' | 'gzip' | 'bzip2' | 'xz';
-
-export interface Decompressed {
-  data: Buffer;
-  truncated: boolean;
-}
 
 export function detectTarCompression(bytes: Buffer): TarCompression | undefined {
   if (bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b) return 'gzip';
@@ -22,48 +18,70 @@ export function detectTarCompression(bytes: Buffer): TarCompression | undefined 
   return undefined;
 }
 
-export async function decompress(fn: string, bytes: Buffer, compression: TarCompression, limit: number): Promise<Decompressed> {
+/** The decompressed data went past the limit. */
+export class DecompressionLimitError extends Error {
+  readonly limit: number;
+
+  constructor(limit: number) {
+    super(`more than ${limit} decompressed bytes`);
+    this.limit = limit;
+  }
+}
+
+/** The compressed data is corrupt (as opposed to the tar inside it). */
+export class CompressedDataError extends Error {
+  readonly compression: TarCompression;
+
+  constructor(compression: TarCompression, cause: unknown) {
+    super((cause as Error).message, { cause });
+    this.compression = compression;
+  }
+}
+
+/** The tar bytes, decompressed as they are read; fails with one of the two errors above. */
+export function decompressStream(bytes: Buffer, compression: TarCompression, limit: number): Readable {
+  if (compression === 'none') return Readable.from([bytes]);
+  return Readable.from(limited(decoded(bytes, compression, limit), compression, limit));
+}
+
+function decoded(bytes: Buffer, compression: Exclude<TarCompression, 'none'>, limit: number): AsyncIterable<Buffer | Uint8Array> {
+  switch (compression) {
+    case 'gzip':
+      return Readable.from([bytes]).pipe(createGunzip());
+    case 'xz':
+      return Readable.fromWeb(new xz.XzReadableStream(new Blob([bytes]).stream()) as never);
+    case 'bzip2':
+      return bunzip(bytes, limit);
+  }
+}
+
+async function* limited(source: AsyncIterable<Buffer | Uint8Array>, compression: TarCompression, limit: number): AsyncGenerator<Buffer> {
+  let size = 0;
   try {
-    switch (compression) {
-      case 'none':
-        return { data: bytes, truncated: false };
-      case 'gzip':
-        return await collect(Readable.from([bytes]).pipe(createGunzip()), limit);
-      case 'xz':
-        return await collect(Readable.fromWeb(new xz.XzReadableStream(new Blob([bytes]).stream()) as never), limit);
-      case 'bzip2':
-        return bunzip(bytes, limit);
+    for await (const chunk of source) {
+      const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk);
+      size += buffer.length;
+      if (size > limit) {
+        yield buffer.subarray(0, buffer.length - (size - limit));
+        throw new DecompressionLimitError(limit);
+      }
+      yield buffer;
     }
   } catch (error) {
-    throw new SourceInvalidError(fn, `the ${compression} data of the archive is corrupt: ${(error as Error).message}`, { cause: error });
+    if (error instanceof DecompressionLimitError) throw error;
+    throw new CompressedDataError(compression, error);
   }
 }
 
-async function collect(stream: Readable, limit: number): Promise<Decompressed> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of stream) {
-    const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
-    chunks.push(buffer);
-    size += buffer.length;
-    if (size > limit) {
-      stream.destroy();
-      return { data: Buffer.concat(chunks).subarray(0, limit), truncated: true };
-    }
-  }
-  return { data: Buffer.concat(chunks), truncated: false };
-}
-
-class LimitReached extends Error {}
-
-function bunzip(bytes: Buffer, limit: number): Decompressed {
-  let buffer = Buffer.alloc(Math.min(limit, Math.max(64 * 1024, bytes.length * 4)));
+/** seek-bzip decodes in one synchronous call: into a buffer that stops growing one byte past the limit. */
+async function* bunzip(bytes: Buffer, limit: number): AsyncGenerator<Buffer> {
+  let buffer = Buffer.alloc(Math.min(limit + 1, Math.max(64 * 1024, bytes.length * 4)));
   let size = 0;
   const sink = {
     writeByte(byte: number): void {
       if (size === buffer.length) {
-        if (size >= limit) throw new LimitReached();
-        const grown = Buffer.alloc(Math.min(limit, buffer.length * 2));
+        if (size > limit) throw new DecompressionLimitError(limit);
+        const grown = Buffer.alloc(Math.min(limit + 1, buffer.length * 2));
         buffer.copy(grown);
         buffer = grown;
       }
@@ -74,8 +92,9 @@ function bunzip(bytes: Buffer, limit: number): Decompressed {
   try {
     Bunzip.decode(bytes, sink, true);
   } catch (error) {
-    if (error instanceof LimitReached) return { data: buffer.subarray(0, size), truncated: true };
+    // What was decoded goes first, so that the tar reader can name the entry the limit cut.
+    if (error instanceof DecompressionLimitError) yield buffer.subarray(0, size);
     throw error;
   }
-  return { data: buffer.subarray(0, size), truncated: false };
+  yield buffer.subarray(0, size);
 }

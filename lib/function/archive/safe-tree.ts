@@ -22,6 +22,8 @@ export interface RawEntry {
 
 const MAX_PATH = 4096;
 const MAX_COMPONENT = 255;
+/** Directories deep; node_modules and site-packages trees stay far below. Bounds the work per entry. */
+export const MAX_DEPTH = 100;
 
 export class SafeTree {
   readonly #fn: string;
@@ -124,6 +126,7 @@ export class SafeTree {
       if (part === '..') throw this.unsafe(name, 'has a ".." segment that could leave the function root');
       if (part.length > MAX_COMPONENT) throw this.unsafe(name, `has a path component longer than ${MAX_COMPONENT} characters`);
       parts.push(part);
+      if (parts.length > MAX_DEPTH) throw this.unsafe(name.slice(0, 200), `is nested more than ${MAX_DEPTH} directories deep`);
     }
     if (parts.length === 0) return undefined;
     const path = parts.join('/');
@@ -147,13 +150,17 @@ export class SafeTree {
       throw this.unsafe(name, 'appears twice in the archive');
     }
     if (!isDirectory && this.#impliedDirs.has(path)) throw this.unsafe(name, 'is a directory elsewhere in the archive');
-    let slash = path.indexOf('/');
+    // Upwards until a directory already known to hold entries: it and everything above it were
+    // checked when it became one, so each ancestor is looked at once per archive, not once per entry.
+    let slash = path.lastIndexOf('/');
     while (slash !== -1) {
-      const ancestor = this.#entries.get(path.slice(0, slash));
+      const dir = path.slice(0, slash);
+      if (this.#impliedDirs.has(dir)) return;
+      const ancestor = this.#entries.get(dir);
       if (ancestor !== undefined && ancestor.type !== 'directory') {
         throw this.unsafe(name, `lies beneath ${JSON.stringify(ancestor.path)}, which is a ${ancestor.type}, not a directory`);
       }
-      slash = path.indexOf('/', slash + 1);
+      slash = dir.lastIndexOf('/');
     }
   }
 

@@ -1,7 +1,10 @@
-// Reads a tar archive (ustar, pax and GNU long names through tar-stream) into a SafeTree.
+// Reads a tar archive (ustar, pax and GNU long names through tar-stream) into a SafeTree, entry by
+// entry as the (decompressed) bytes arrive.
+import type { Readable } from 'node:stream';
 import { extract as tarExtract, type Header } from 'tar-stream';
 import { ArchiveUnsafeError, SourceInvalidError } from '../errors.ts';
 import type { SourceFile } from '../files.ts';
+import { CompressedDataError, DecompressionLimitError, type TarCompression } from './decompress.ts';
 import type { ArchiveLimits } from './limits.ts';
 import { SafeTree, type EntryType } from './safe-tree.ts';
 
@@ -25,15 +28,13 @@ function entryType(type: Header['type'] | null | undefined): EntryType {
   }
 }
 
-/**
- * `truncatedAt`: the data was cut off by the decompression limit (that many bytes); reading then
- * fails on the entry in progress, which the error names.
- */
-export async function readTar(fn: string, data: Buffer, limits: ArchiveLimits, truncatedAt?: number): Promise<SourceFile[]> {
+/** `data`: the tar bytes from decompressStream(), which names the compression for the messages. */
+export async function readTar(fn: string, data: Readable, compression: TarCompression, limits: ArchiveLimits): Promise<SourceFile[]> {
   const tree = new SafeTree(fn, limits);
   const extract = tarExtract();
-  extract.end(data);
-  let current = '(first entry)';
+  data.on('error', (error) => extract.destroy(error));
+  data.pipe(extract);
+  let current: string | undefined;
   try {
     for await (const entry of extract) {
       const header = entry.header;
@@ -52,9 +53,18 @@ export async function readTar(fn: string, data: Buffer, limits: ArchiveLimits, t
     }
   } catch (error) {
     if (error instanceof SourceInvalidError || error instanceof ArchiveUnsafeError) throw error;
-    if (truncatedAt !== undefined) throw tree.unsafe(current, `takes the archive past the limit of ${truncatedAt} decompressed bytes`);
+    if (error instanceof DecompressionLimitError) {
+      throw tree.unsafe(current ?? '(first entry)', `takes the archive past the limit of ${error.limit} decompressed bytes`);
+    }
+    if (error instanceof CompressedDataError) {
+      throw new SourceInvalidError(fn, `the ${error.compression} data of the archive is corrupt: ${error.message}`, { cause: error });
+    }
+    if (current === undefined && compression !== 'none') {
+      throw new SourceInvalidError(fn, `the ${compression} data does not hold a tar archive`, { cause: error });
+    }
     throw new SourceInvalidError(fn, `the tar archive is corrupt: ${(error as Error).message}`, { cause: error });
+  } finally {
+    data.destroy();
   }
-  if (truncatedAt !== undefined) throw tree.unsafe(current, `takes the archive past the limit of ${truncatedAt} decompressed bytes`);
   return tree.finish();
 }

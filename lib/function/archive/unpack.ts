@@ -3,7 +3,7 @@
 import { SourceInvalidError } from '../errors.ts';
 import type { SourceFile } from '../files.ts';
 import type { ArchiveKind } from '../spec.ts';
-import { decompress, detectTarCompression } from './decompress.ts';
+import { decompressStream, detectTarCompression } from './decompress.ts';
 import { tarStreamLimit, type ArchiveLimits } from './limits.ts';
 import { readTar } from './tar.ts';
 import { isZip, readZip } from './zip.ts';
@@ -21,10 +21,5 @@ export async function unpackArchive(fn: string, bytes: Buffer, kind: ArchiveKind
     const hint = isZip(bytes) ? '; it looks like a zip archive: use +zip' : '';
     throw new SourceInvalidError(fn, `spec.function-content-type says +compressedtar but the source is not a tar, tar.gz, tar.bz2 or tar.xz archive${hint}`);
   }
-  const limit = tarStreamLimit(limits);
-  const { data, truncated } = await decompress(fn, bytes, compression, limit);
-  if (compression !== 'none' && detectTarCompression(data) !== 'none' && data.length >= 512 && !truncated) {
-    throw new SourceInvalidError(fn, `the ${compression} data does not hold a tar archive`);
-  }
-  return readTar(fn, data, limits, truncated ? limit : undefined);
+  return readTar(fn, decompressStream(bytes, compression, tarStreamLimit(limits)), compression, limits);
 }
