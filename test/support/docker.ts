@@ -33,6 +33,8 @@ export function exec(
       if (timer) clearTimeout(timer);
       resolve({ code: code ?? -1, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() });
     });
+    // A child may stop reading its input early (a refused size): the broken pipe is its answer.
+    child.stdin.on('error', () => undefined);
     child.stdin.end(options.input);
   });
 }
