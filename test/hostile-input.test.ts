@@ -16,7 +16,8 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { materialiseSources, parseFunction, type SourceOptions } from '../lib/index.ts';
+import { parseFunction } from '../lib/function/parse.ts';
+import { materialiseSources, type SourceOptions } from '../lib/function/source.ts';
 import { gzip, makeTar, makeZip } from './support/archives.ts';
 import { exec, type RunResult } from './support/docker.ts';
 import { rejectsWith } from './support/errors.ts';
