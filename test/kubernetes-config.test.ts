@@ -2,6 +2,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readBuilderConfig } from '../lib/kubernetes/config.ts';
+import { buildConfigMapData } from '../lib/kubernetes/manifest.ts';
 import { BuilderError } from '../lib/errors.ts';
 import { DEFAULT_RUNTIME_IMAGES } from '../lib/runtime/default-catalog.ts';
 import { withTlsVerifyOff } from '../lib/kubernetes/registry-settings.ts';
@@ -89,6 +90,22 @@ test('the registry comes from the options, else from function-registry in kubele
   assert.is(fromConfig.registry, 'a.example.com/fns');
   assert.is(fromConfig.enabled, false);
   assert.is(fromConfig.tlsVerify, true);
+});
+
+test('function-url-allow-private-addresses: none by default, true or a list of ranges, anything else E_CONFIG_INVALID; the build ConfigMap carries it', async () => {
+  assert.is((await readBuilderConfig(api.kubeConfig, { namespace: 'team-a' })).allowPrivateAddresses, false);
+  const read = async (value: string) => {
+    const name = `private-${Buffer.from(value).toString('hex').slice(0, 40)}`;
+    api.create('configmaps', { metadata: { name, namespace: 'kubeless' }, data: { 'builder-image': 'x', 'function-url-allow-private-addresses': value } });
+    return readBuilderConfig(api.kubeConfig, { namespace: 'team-a', configMapName: name });
+  };
+  assert.is((await read('TRUE')).allowPrivateAddresses, true);
+  const ranges = await read(' 10.20.0.0/16, fd00::/8 ');
+  assert.equal(ranges.allowPrivateAddresses, ['10.20.0.0/16', 'fd00::/8']);
+  assert.is(buildConfigMapData({ name: 'f', namespace: 'team-a', source: {}, tag: 't' }, ranges)['function-url-allow-private-addresses'], '10.20.0.0/16,fd00::/8');
+  const bad = await rejection(read('everything'));
+  assert.is(bad.code, 'E_CONFIG_INVALID');
+  assert.match(bad.message, '"function-url-allow-private-addresses" must be "true", "false" or a comma-separated list');
 });
 
 test('a missing Secret is a user error that names it and says how to create it, without any secret', async () => {
