@@ -1,12 +1,12 @@
 // Reads Kubeless Function objects (kubeless.io/v1beta1) from YAML (several documents allowed),
 // JSON, or plain objects, and validates every field the build depends on. Each error names the
 // function, the field path and what the field must look like.
-import { Composer, Lexer, LineCounter, Parser, type Document } from 'yaml';
 import { parseReference } from '../image/reference.ts';
 import { BuilderError } from '../errors.ts';
 import { decodeBase64Strict } from './base64.ts';
 import { FunctionInvalidError, FunctionTooLargeError } from './errors.ts';
 import { FUNCTION_INPUT_LIMITS, TOO_LARGE_HINT } from './input-limits.ts';
+import { parseFunctionText } from './parse-text.ts';
 import type { ArchiveKind, ContentSource, ContentType, FunctionEnvVar, FunctionSpec } from './spec.ts';
 import { parseSourceUrl } from './url.ts';
 
@@ -43,27 +43,7 @@ export function parseFunctions(input: string | Buffer | object): FunctionSpec[] 
 export function functionObjects(input: string | Buffer | object): { value: unknown; where: string }[] {
   const objects: unknown[] = [];
   if (typeof input === 'string' || Buffer.isBuffer(input)) {
-    const size = typeof input === 'string' ? Buffer.byteLength(input) : input.length;
-    if (size > FUNCTION_INPUT_LIMITS.maxInputBytes) {
-      throw new FunctionTooLargeError(undefined, 'the Function input', size, FUNCTION_INPUT_LIMITS.maxInputBytes, TOO_LARGE_HINT);
-    }
-    const text = typeof input === 'string' ? input : input.toString('utf8');
-    const lines = new LineCounter();
-    parseDocuments(text, lines).forEach((document, index) => {
-      const problem = document.errors[0];
-      if (problem !== undefined) {
-        const { line, col } = lines.linePos(problem.pos[0]);
-        throw new FunctionInvalidError(undefined, `document ${index + 1}`, `is not valid YAML or JSON: ${problem.message} at line ${line}, column ${col}`);
-      }
-      let value: unknown;
-      try {
-        value = document.toJS({ maxAliasCount: FUNCTION_INPUT_LIMITS.maxAliases });
-      } catch (error) {
-        // yaml throws a ReferenceError when aliases expand past maxAliasCount (a "billion laughs" bomb).
-        throw new FunctionInvalidError(undefined, `document ${index + 1}`, `expands its YAML aliases into too many nodes (a Function needs none; at most ${FUNCTION_INPUT_LIMITS.maxAliases} are followed): ${(error as Error).message}`, { cause: error });
-      }
-      if (value !== null && value !== undefined) objects.push(value);
-    });
+    objects.push(...parseFunctionText(input));
   } else {
     objects.push(input);
   }
@@ -80,31 +60,6 @@ export function functionObjects(input: string | Buffer | object): { value: unkno
   objects.forEach((value, index) => collect(value, objects.length > 1 ? `document ${index + 1}` : ''));
   if (found.length === 0) throw new FunctionInvalidError(undefined, '(input)', 'holds no Function object');
   return found;
-}
-
-/**
- * The YAML (or JSON) documents of the text, as yaml's parseAllDocuments makes them, but with the
- * nesting depth and the token count checked while the text is read: deeply nested or very
- * fine-grained input is refused before its syntax tree grows past a few megabytes.
- */
-function parseDocuments(text: string, lines: LineCounter): Document.Parsed[] {
-  const { maxDepth, maxTokens } = FUNCTION_INPUT_LIMITS;
-  const parser = new Parser(lines.addNewLine);
-  let tokens = 0;
-  function* checkedTokens() {
-    for (const lexeme of new Lexer().lex(text)) {
-      if (++tokens > maxTokens) {
-        throw new FunctionInvalidError(undefined, '(input)', `has more than ${maxTokens} YAML/JSON tokens; a Function is far smaller (${TOO_LARGE_HINT})`);
-      }
-      yield* parser.next(lexeme);
-      // The parser's stack holds the document and each open collection: its length is the nesting depth.
-      if (parser.stack.length > maxDepth + 2) {
-        throw new FunctionInvalidError(undefined, '(input)', `nests mappings and sequences more than ${maxDepth} deep; a Function needs about 15`);
-      }
-    }
-    yield* parser.end();
-  }
-  return Array.from(new Composer().compose(checkedTokens()));
 }
 
 /** Exactly one Function; several or none is an error. */
