@@ -53,7 +53,7 @@ export type ErrorCode =
   | 'E_FUNCTION_INVALID'
   /** the Function names its own image; nothing to build */
   | 'E_FUNCTION_PREBUILT'
-  /** the Function does not fit the Job's inputs */
+  /** the Function, or an inline field of it, is past its size limit, or does not fit the Job's inputs */
   | 'E_FUNCTION_TOO_LARGE'
   /** a layer or config written to an output does not match its digest */
   | 'E_IMAGE_CONTENT'
