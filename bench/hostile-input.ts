@@ -31,14 +31,15 @@ function aliasBomb(levels: number): string {
 async function cases(): Promise<{ name: string; input: Buffer }[]> {
   const deepTree = await makeTar(Array.from({ length: 5000 }, (_, depth) => ({ name: `${'d/'.repeat(depth + 1)}`, type: 'directory' as const })));
   const manyEntries = await makeTar(Array.from({ length: 100_000 }, (_, index) => ({ name: `f${index}.js`, content: '' })));
+  // As JSON, so that the figures are the archive's and not those of a long YAML double-quoted string.
   const archive = (bytes: Buffer): Buffer =>
-    Buffer.from(functionYaml({ 'function-content-type': 'base64+compressedtar', function: gzip(bytes).toString('base64') }));
+    Buffer.from(functionJson({ 'function-content-type': 'base64+compressedtar', function: gzip(bytes).toString('base64') }));
   return [
     { name: 'baseline: small Function', input: Buffer.from(functionYaml({ function: 'module.exports = { hello: () => "hi" }' })) },
     { name: 'accepted: 3.9 MB spec.function, JSON', input: Buffer.from(functionJson({ function: 'x'.repeat(3.9 * MB) })) },
     { name: 'accepted: 3.9 MB spec.function, YAML block scalar', input: Buffer.from(functionYaml({}, `  function: |\n    ${'x'.repeat(3.9 * MB)}\n`)) },
     { name: 'accepted: 3.9 MB spec.function, YAML double-quoted', input: Buffer.from(functionYaml({ function: 'x'.repeat(3.9 * MB) })) },
-    { name: 'accepted: 36 000 list items (~180 000 YAML tokens)', input: Buffer.from(`${functionYaml({ function: 'x' })}extra:\n${'- a\n'.repeat(36_000)}`) },
+    { name: 'accepted: 9 000 list items (~45 000 YAML tokens)', input: Buffer.from(`${functionYaml({ function: 'x' })}extra:\n${'- a\n'.repeat(9_000)}`) },
     { name: '100 MB spec.function', input: Buffer.from(functionYaml({ function: 'x'.repeat(100 * MB) })) },
     { name: '50 MB spec.deps', input: Buffer.from(functionYaml({ function: 'x', deps: 'y'.repeat(50 * MB) })) },
     { name: '1M-deep JSON', input: Buffer.from(`${'['.repeat(1_000_000)}${']'.repeat(1_000_000)}`) },

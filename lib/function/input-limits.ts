@@ -17,7 +17,7 @@ export const FUNCTION_INPUT_LIMITS = {
    * YAML/JSON tokens (keys, values, punctuation, line breaks): each costs a few hundred bytes once
    * parsed, so 4 MiB of one-character list items would otherwise take gigabytes.
    */
-  maxTokens: 200_000,
+  maxTokens: 50_000,
   /** YAML aliases; "billion laughs" documents expand a few of them into millions of nodes. */
   maxAliases: 100,
 } as const;
