@@ -24,7 +24,7 @@ import { defaultRuntimeCatalog } from './runtime/default-catalog.ts';
 import { DEFAULT_PLATFORM, planImages, resolveBuildPlan } from './image/plan.ts';
 import { planIdentity } from './image/identity.ts';
 import { createBuildContext } from './image/context.ts';
-import { LOCAL_REGISTRY_HOST, resolveTarget, type BuildTarget } from './target.ts';
+import { LOCAL_REGISTRY_HOST, pullRepository, resolveTarget, type BuildTarget } from './target.ts';
 import { appendBuild } from './engine/append-build.ts';
 import { emptyCounts, type ByteCounts } from './engine/copy-blobs.ts';
 import { EngineError, parseEngine, type BuildEngine } from './engine/errors.ts';
@@ -45,6 +45,12 @@ export interface BuildLogEvent {
 export interface BuildFunctionOptions {
   /** Target `host[/namespace]`. Without it: the host and username of the docker config's only entry. */
   registry?: string;
+  /**
+   * `host[/namespace]` the cluster's nodes pull from when it is not where images are pushed
+   * (kubeless-config `function-registry-pull`): `reference` and `pullImage` use it, with the same
+   * digest; the existence check and the push still use `registry`.
+   */
+  pullRegistry?: string;
   /** Runtime catalog (parsed, or the runtime-images JSON / ConfigMap data); default: the upstream Kubeless runtimes. */
   catalog?: RuntimeCatalog | string | object;
   /** A parsed docker config, or the .dockerconfigjson / .dockercfg text or object. */
@@ -126,8 +132,13 @@ export interface BuildResult {
    * identifier of the image, not a registry digest).
    */
   digest: string;
-  /** `host/ns/fn@sha256:...`, for a Deployment. With `push: false`: `image` (the tag is content-addressed). */
+  /**
+   * `host/ns/fn@sha256:...`, for a Deployment: on the pull registry when one is given. With
+   * `push: false`: `image` (the tag is content-addressed).
+   */
   reference: string;
+  /** `image` under the pull registry's name; only when a pull registry gives another name. */
+  pullImage?: string;
   /** The image already existed: nothing was built. */
   cached: boolean;
   /** The image was pushed by this call. */
@@ -221,6 +232,10 @@ export async function buildFunctionImage(fn: FunctionSpec | string | Buffer | ob
   const catalog = options.catalog === undefined ? defaultRuntimeCatalog() : isCatalog(options.catalog) ? options.catalog : parseRuntimeCatalog(options.catalog);
   // An output needs no registry: without one the image is named kubeless.local/<function>:<tag>.
   const target = resolveTarget({ registry: options.registry, dockerConfig, functionName: spec.name, local: !push || output !== undefined });
+  // A local image is run from the daemon that holds it, and an output is loaded where it is
+  // written, so only pushed images get a pull name.
+  const pullRepo = push && !output ? pullRepository(target, options.pullRegistry, spec.name) : target.repository;
+  const pullNames = (tag: string) => (pullRepo === target.repository ? {} : { pullImage: `${pullRepo}:${tag}` });
   const clients = new Map<string, RegistryClient>();
   const registryLog = (event: RegistryLogEvent) => log({ ...event, function: id });
   const client = (host: string) => {
@@ -327,7 +342,7 @@ export async function buildFunctionImage(fn: FunctionSpec | string | Buffer | ob
       // A pushed image is referred to by its registry digest; a local one by its content-addressed tag.
       const finish = (digest: string, cached: boolean, pushed: boolean): BuildResult => {
         timings.totalMs = Date.now() - started;
-        return { function: id, image, tag, digest, reference: push ? `${target.repository}@${digest}` : image, cached, pushed, prebuilt: false, timings };
+        return { function: id, image, tag, digest, reference: push ? `${pullRepo}@${digest}` : image, ...pullNames(tag), cached, pushed, prebuilt: false, timings };
       };
       const checkStarted = Date.now();
       progress({ kind: 'phase', phase: 'check', message: `checking ${image}` });
@@ -435,7 +450,9 @@ export async function buildFunctionImage(fn: FunctionSpec | string | Buffer | ob
       try {
         const joined = await untilAborted(running, cancel);
         timings.totalMs = Date.now() - started;
-        return { ...joined, cached: true, pushed: false, timings };
+        // The other call may name the pull registry differently; the digest is what it shares.
+        const { pullImage: _theirs, ...shared } = joined;
+        return { ...shared, reference: push ? `${pullRepo}@${joined.digest}` : joined.reference, ...pullNames(tag), cached: true, pushed: false, timings };
       } catch (error) {
         // The other call was cancelled by its own caller: this one still wants the image.
         if (!(error instanceof BuildAbortedError && error.code === 'E_BUILD_ABORTED') || options.signal?.aborted) throw error;

@@ -68,6 +68,28 @@ export function resolveTarget(options: { registry?: string | undefined; dockerCo
   return { host, path, repository, reason };
 }
 
+/**
+ * The repository nodes pull a target's images from, when it differs from where they are pushed
+ * (`function-registry-pull`): an in-cluster registry is pushed to at its Service name while kubelets
+ * pull from `localhost:5000`. `HOST` keeps the push repository's path on another host; `HOST/NS`
+ * also replaces the namespace (`HOST/NS/<function>`). Same digest either way: it is one registry.
+ */
+export function pullRepository(target: BuildTarget, pullRegistry: string | undefined, functionName: string): string {
+  if (pullRegistry === undefined || pullRegistry.trim() === '') return target.repository;
+  const { host, namespace } = splitRegistry(pullRegistry.trim());
+  const repository = namespace === undefined ? `${host}/${target.path}` : `${host}/${namespace}/${functionName}`;
+  try {
+    parseReference(repository);
+  } catch (error) {
+    if (!(error instanceof ImageReferenceError)) throw error;
+    throw new TargetError(`the pull name ${repository} (from pull registry "${pullRegistry}") is not a valid image name (${String(error.details.rule)}); give it as "host[/namespace]" with a lower-case namespace`, {
+      pullRegistry,
+      repository,
+    });
+  }
+  return repository;
+}
+
 /** `host[/namespace]`, also accepting the Kubeless server forms `https://host/v1/` and `http://host:5000/v2`. */
 function splitRegistry(input: string): { host: string; namespace: string | undefined } {
   let rest = input;

@@ -21,6 +21,9 @@ options:
   --registry HOST[/NS]      push to HOST/NS/<function>:<tag>; without NS the docker config's username
                             for HOST is the namespace (Kubeless's layout). Default: the docker config's
                             only entry
+  --pull-registry HOST[/NS] the name nodes pull from when it differs from --registry (an in-cluster
+                            registry pushed to at its Service name, pulled from localhost:5000): the
+                            printed reference uses it, with the pushed digest
   --runtimes FILE           runtime catalog: Kubeless runtime-images JSON or a kubeless-config
                             ConfigMap (default: the upstream Kubeless runtimes)
   --docker-config FILE      registry credentials: .dockerconfigjson, .dockercfg or docker's config.json
@@ -55,6 +58,7 @@ install step), 3 an infrastructure failure (daemon or registry unreachable, time
 async function run(args: string[], io: CommandIO): Promise<number> {
   const { values, positionals } = parseCommandLine(args, {
     ...registryOptions,
+    'pull-registry': { type: 'string' },
     'no-push': { type: 'boolean' },
     timeout: { type: 'string' },
     engine: { type: 'string' },
@@ -92,6 +96,7 @@ async function run(args: string[], io: CommandIO): Promise<number> {
     try {
       result = await buildFunctionImage(fn, {
         registry: values.registry,
+        ...(values['pull-registry'] === undefined ? {} : { pullRegistry: values['pull-registry'] }),
         catalog,
         dockerConfig,
         registries,

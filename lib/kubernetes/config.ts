@@ -61,6 +61,12 @@ export interface BuilderConfig {
    * Unset: like Kubeless, the host and username of the registry Secret's only entry (lib/target.ts).
    */
   registry?: string | undefined;
+  /**
+   * `function-registry-pull`: `host[/namespace]` the nodes pull function images from, when they
+   * cannot use the push address (an in-cluster registry pushed to at its Service name, pulled from
+   * `localhost:5000`). References and Deployment patches name it, with the pushed digest.
+   */
+  pullRegistry?: string | undefined;
   /** `function-registry-tls-verify`: false = the target registry's certificate is not verified. */
   tlsVerify: boolean;
   /** `runtime-images` as the ConfigMap holds it (JSON text); the built-in catalog when absent. */
@@ -93,6 +99,8 @@ export interface ReadBuilderConfigOptions {
   secretNamespace?: string;
   /** Overrides `function-registry`. */
   registry?: string;
+  /** Overrides `function-registry-pull`. */
+  pullRegistry?: string;
   /** Overrides `builder-image`. */
   builderImage?: string;
   job?: Partial<JobSettings>;
@@ -183,6 +191,7 @@ export async function readBuilderConfig(kubeConfig: KubeConfig, options: ReadBui
   return {
     enabled: parseBoolean(data['enable-build-step'], 'enable-build-step', configWhere, false),
     registry,
+    pullRegistry: options.pullRegistry ?? nonEmpty(data['function-registry-pull'])?.trim(),
     tlsVerify: parseBoolean(data['function-registry-tls-verify'], 'function-registry-tls-verify', configWhere, true),
     runtimeImages,
     builderImage,

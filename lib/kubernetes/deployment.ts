@@ -11,8 +11,10 @@ export interface ImageResult {
   function?: string | undefined;
   /** `<registry>/<repository>:<tag>`. */
   image: string;
-  /** `repo@sha256:...`; absent while the build has not finished. */
+  /** `repo@sha256:...` (on the pull registry, when there is one); absent while the build has not finished. */
   reference?: string | undefined;
+  /** `image` as the nodes pull it, when the pull registry's name differs from the push name. */
+  pullImage?: string | undefined;
   digest?: string | undefined;
 }
 
@@ -60,11 +62,14 @@ export function functionDeploymentPatch(result: ImageResult, options: Deployment
     );
   }
   // A digest pins exactly what was built and pushed; a tag alone is only safe with the wait container.
-  const image = result.reference ?? result.image;
+  const image = result.reference ?? result.pullImage ?? result.image;
+  // The wait container runs in a pod, which reaches the registry where the build pushed, not
+  // necessarily at the nodes' pull name; the tag is content-addressed, so checking it is exact.
+  const waitFor = result.pullImage === undefined ? image : result.image;
   const initContainers: V1Container[] = [];
   const volumes: V1Volume[] = [];
   if (options.wait !== undefined) {
-    const args = ['wait', image];
+    const args = ['wait', waitFor];
     if (options.wait.timeoutSeconds !== undefined) args.push('--timeout', String(options.wait.timeoutSeconds));
     if (options.wait.tlsVerify === false) args.push('--tls-verify=false');
     const container: V1Container = {

@@ -18,7 +18,7 @@ import { RegistryClient } from '../registry/client.ts';
 import { parseRuntimeCatalog } from '../runtime/catalog.ts';
 import { defaultRuntimeCatalog } from '../runtime/default-catalog.ts';
 import { transportFor, type RegistrySettings } from '../registry/transport.ts';
-import { resolveTarget } from '../target.ts';
+import { pullRepository, resolveTarget } from '../target.ts';
 import type { BuilderConfig } from './config.ts';
 import { jobSteps } from './job-steps.ts';
 import { runBuildJob, type JobLog, type RunJobOptions } from './jobs.ts';
@@ -33,7 +33,7 @@ export interface ScheduleOptions extends RunJobOptions {
 }
 
 /** What a build gives a Deployment (as buildFunctionImage's result), plus the Job that made it. */
-export interface ScheduledBuild extends Pick<BuildResult, 'function' | 'image' | 'tag' | 'digest' | 'reference' | 'prebuilt'> {
+export interface ScheduledBuild extends Pick<BuildResult, 'function' | 'image' | 'tag' | 'digest' | 'reference' | 'pullImage' | 'prebuilt'> {
   /** The image existed already (before scheduling, or when the Job ran). */
   cached: boolean;
   /** The build Job, when one ran. */
@@ -74,6 +74,9 @@ export async function scheduleBuild(kubeConfig: KubeConfig, fn: string | object,
   const plan = await resolveBuildPlan(spec, { catalog, resolveImageDigest: registryDigestResolver({ dockerConfig, registries, signal: options.signal }), download, signal: options.signal });
   const tag = planIdentity(plan);
   const image = `${target.repository}:${tag}`;
+  // The Job pushes and reports under the push name; nodes pull under this one (same registry, same digest).
+  const pullRepo = pullRepository(target, config.pullRegistry, spec.name);
+  const pullNames = pullRepo === target.repository ? {} : { pullImage: `${pullRepo}:${tag}` };
 
   // One short-lived client per question: the Job may run for many minutes between the two.
   const lookup = async () => {
@@ -87,14 +90,14 @@ export async function scheduleBuild(kubeConfig: KubeConfig, fn: string | object,
   const existing = await lookup();
   if (existing) {
     log({ event: 'cached', function: id, image, digest: existing.digest });
-    return { function: id, image, tag, digest: existing.digest, reference: `${target.repository}@${existing.digest}`, cached: true, prebuilt: false, created: false };
+    return { function: id, image, tag, digest: existing.digest, reference: `${pullRepo}@${existing.digest}`, ...pullNames, cached: true, prebuilt: false, created: false };
   }
 
   const manifests = buildJobManifest({ name: spec.name, namespace: spec.namespace, uid: spec.uid, source: fn, tag, image, steps: jobSteps(plan) }, config);
   // A Job that completed since the lookup above is joined when its image is there, not rebuilt.
   const imageExists = async (result: { digest: string }) => (await lookup())?.digest === result.digest;
   const outcome = await runBuildJob(kubeConfig, manifests, { imageExists, ...options });
-  return { function: id, tag, ...outcome.result, prebuilt: false, job: outcome.job, created: outcome.created };
+  return { function: id, tag, ...outcome.result, reference: `${pullRepo}@${outcome.result.digest}`, ...pullNames, prebuilt: false, job: outcome.job, created: outcome.created };
 }
 
 /**
