@@ -36,6 +36,7 @@ export const commands: Record<string, () => Promise<{ command: Command }>> = {
   'job-sources': () => import('./commands/job-sources.ts'),
   wait: () => import('./commands/wait.ts'),
   'job-manifest': () => import('./commands/job-manifest.ts'),
+  prune: () => import('./commands/prune.ts'),
 };
 
 async function usage(): Promise<string> {

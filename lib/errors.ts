@@ -99,10 +99,14 @@ export type ErrorCode =
   | 'E_PATCH_INVALID'
   /** the platform option is malformed */
   | 'E_PLATFORM_INVALID'
+  /** a prune option is malformed (keep) */
+  | 'E_PRUNE_INVALID'
   /** the Engine's push failed */
   | 'E_PUSH_FAILED'
   /** an image reference is malformed */
   | 'E_REFERENCE_INVALID'
+  /** the registry does not allow deleting manifests */
+  | 'E_REGISTRY_DELETE_UNSUPPORTED'
   /** the registry refused the action for these credentials */
   | 'E_REGISTRY_DENIED'
   /** the registry's content does not match its digest */

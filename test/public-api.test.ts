@@ -31,12 +31,14 @@ const ROOT_EXPORTS = [
 const KUBERNETES_EXPORTS = [
   'BuildJobError',
   'DEFAULT_JOB_SETTINGS',
+  'DEFAULT_KEEP',
   'KUBELESS_CONFIG_NAME',
   'KUBELESS_NAMESPACE',
   'REGISTRY_SECRET_NAME',
   'buildJobManifest',
   'dockerConfigFromSecret',
   'functionDeploymentPatch',
+  'pruneFunctionImages',
   'readBuilderConfig',
   'scheduleBuild',
 ];

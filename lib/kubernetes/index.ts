@@ -12,3 +12,5 @@ export type { JobFunction, JobManifests } from './manifest.ts';
 export { functionDeploymentPatch } from './deployment.ts';
 export type { DeploymentPatchOptions, ImageResult } from './deployment.ts';
 export type { JobResult, JobFailure } from './contract.ts';
+export { pruneFunctionImages, DEFAULT_KEEP } from './prune.ts';
+export type { PruneOptions, PruneReport, PrunedRepository, PrunedImage, KeepReason } from './prune.ts';

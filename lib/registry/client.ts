@@ -6,7 +6,7 @@ import { BuilderError } from '../errors.ts';
 import { ImageReferenceError, isDigest, isTag, normaliseRegistryHost, normaliseRepository } from '../image/reference.ts';
 import { Authenticator, mergeScopes, parseWwwAuthenticate, SecretSet } from './auth.ts';
 import { RegistryCredential, resolveCredentials, type DockerConfig } from './credentials.ts';
-import { errorFromNetwork, errorFromResponse, isRetryableNetworkError, RegistryError, type RegistryErrorContext } from './errors.ts';
+import { describeRegistryErrors, errorFromNetwork, errorFromResponse, isRetryableNetworkError, parseErrorBody, RegistryError, type RegistryErrorContext } from './errors.ts';
 import {
   formatPlatform,
   isIndexMediaType,
@@ -394,6 +394,38 @@ export class RegistryClient {
         throw new RegistryError('E_REGISTRY_DIGEST_MISMATCH', `push manifest ${repo}:${tagOrDigest}: registry ${this.registry} stored ${returned}, we sent ${digest}`, context);
       }
       return { digest, location: header(response, 'location') };
+    });
+  }
+
+  /**
+   * DELETE a manifest by digest (which untags every tag pointing at it). Returns false when the
+   * registry did not have it. A registry that does not allow deletes answers 405 (distribution:
+   * UNSUPPORTED unless storage.delete.enabled): E_REGISTRY_DELETE_UNSUPPORTED.
+   */
+  deleteManifest(repository: string, digest: string): Promise<boolean> {
+    return this.#guard(async () => {
+      const repo = this.#repository(repository);
+      const context = this.#context('delete manifest', repo);
+      this.#checkDigest(digest, context);
+      const response = await this.#call({
+        method: 'DELETE',
+        target: `/v2/${repo}/manifests/${digest}`,
+        scopes: [`repository:${repo}:delete`],
+        context,
+        expect: [202, 200, 204, 405],
+        notFoundOk: true,
+      });
+      if (response.statusCode === 405) {
+        const said = describeRegistryErrors(405, parseErrorBody(await readText(response)));
+        throw new RegistryError(
+          'E_REGISTRY_DELETE_UNSUPPORTED',
+          `delete manifest ${repo}@${digest} at registry ${this.registry}: the registry does not allow deletes (${said}); enable them (distribution: storage.delete.enabled, REGISTRY_STORAGE_DELETE_ENABLED=true) or prune with the registry's own retention tools`,
+          context,
+          { status: 405 },
+        );
+      }
+      await response.body.dump();
+      return response.statusCode !== 404;
     });
   }
 

@@ -15,7 +15,8 @@ export type RegistryErrorCode =
   | 'E_REGISTRY_REJECTED'
   | 'E_REGISTRY_PROTOCOL'
   | 'E_REGISTRY_DIGEST_MISMATCH'
-  | 'E_REGISTRY_PLATFORM_NOT_FOUND';
+  | 'E_REGISTRY_PLATFORM_NOT_FOUND'
+  | 'E_REGISTRY_DELETE_UNSUPPORTED';
 
 const KIND: Record<RegistryErrorCode, ErrorKind> = {
   E_REGISTRY_UNAUTHORIZED: 'user',
@@ -30,6 +31,8 @@ const KIND: Record<RegistryErrorCode, ErrorKind> = {
   E_REGISTRY_PROTOCOL: 'infrastructure',
   E_REGISTRY_DIGEST_MISMATCH: 'infrastructure',
   E_REGISTRY_PLATFORM_NOT_FOUND: 'user',
+  // The registry's configuration forbids deletes: retrying cannot help, its operator has to allow them.
+  E_REGISTRY_DELETE_UNSUPPORTED: 'user',
 };
 
 /** One entry of the distribution spec's error body. */

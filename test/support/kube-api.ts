@@ -1,5 +1,6 @@
 // A Kubernetes API server for tests: node:http on loopback, serving the endpoints the library calls
-// (configmaps, secrets, jobs, pods, pod logs) with real API semantics where the library depends on
+// (configmaps, secrets, jobs, pods, pod logs; kubeless Functions and Deployments to list, in one
+// namespace or all) with real API semantics where the library depends on
 // them: resourceVersions, list + watch from a resourceVersion (410 Expired when compacted), watch
 // field/label selectors, AlreadyExists / NotFound / Conflict Status bodies, delete preconditions and
 // background garbage collection of owned objects.
@@ -26,7 +27,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { exec, TEST_LABEL } from './docker.ts';
 
 type Obj = Record<string, any>;
-type Kind = 'configmaps' | 'secrets' | 'pods' | 'jobs';
+type Kind = 'configmaps' | 'secrets' | 'pods' | 'jobs' | 'functions' | 'deployments';
 
 interface WatchEvent {
   rv: number;
@@ -176,8 +177,8 @@ export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeAp
   let closed = false;
 
   const key = (kind: Kind, namespace: string, name: string) => `${kind}/${namespace}/${name}`;
-  const apiVersionOf = (kind: Kind) => (kind === 'jobs' ? 'batch/v1' : 'v1');
-  const kindName = (kind: Kind) => ({ configmaps: 'ConfigMap', secrets: 'Secret', pods: 'Pod', jobs: 'Job' })[kind];
+  const apiVersionOf = (kind: Kind) => ({ jobs: 'batch/v1', functions: 'kubeless.io/v1beta1', deployments: 'apps/v1' } as Partial<Record<Kind, string>>)[kind] ?? 'v1';
+  const kindName = (kind: Kind) => ({ configmaps: 'ConfigMap', secrets: 'Secret', pods: 'Pod', jobs: 'Job', functions: 'Function', deployments: 'Deployment' })[kind];
 
   function emit(type: WatchEvent['type'], kind: Kind, object: Obj): void {
     const event: WatchEvent = { rv: Number(object.metadata.resourceVersion), type, kind, object: clone(object) };
@@ -569,6 +570,9 @@ export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeAp
     if (core) return { kind: core[2] as Kind, namespace: core[1]!, name: core[3], sub: core[4] };
     const batch = /^\/apis\/batch\/v1\/namespaces\/([^/]+)\/(jobs)(?:\/([^/]+))?$/.exec(path);
     if (batch) return { kind: 'jobs', namespace: batch[1]!, name: batch[3] };
+    // Namespaced or, without /namespaces/<ns>, across all namespaces (namespace '').
+    const listed = /^\/apis\/(?:kubeless\.io\/v1beta1\/(?:namespaces\/([^/]+)\/)?(functions)|apps\/v1\/(?:namespaces\/([^/]+)\/)?(deployments))(?:\/([^/]+))?$/.exec(path);
+    if (listed) return { kind: (listed[2] ?? listed[4]) as Kind, namespace: listed[1] ?? listed[3] ?? '', name: listed[5] };
     return undefined;
   }
 
@@ -629,7 +633,7 @@ export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeAp
         if (url.searchParams.get('watch') === 'true' || url.searchParams.get('watch') === '1') return startWatch(req, res, kind, namespace, url.searchParams);
         const fields = parseSelector(url.searchParams.get('fieldSelector'));
         const labels = parseSelector(url.searchParams.get('labelSelector'));
-        const items = [...store.values()].filter((o) => o.kind === kindName(kind) && o.metadata.namespace === namespace && matches(o, fields, labels));
+        const items = [...store.values()].filter((o) => o.kind === kindName(kind) && (namespace === '' || o.metadata.namespace === namespace) && matches(o, fields, labels));
         return respond(res, 200, { apiVersion: apiVersionOf(kind), kind: `${kindName(kind)}List`, metadata: { resourceVersion: String(rv) }, items });
       }
       if (method === 'GET' && sub === 'log') {
