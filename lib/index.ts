@@ -29,5 +29,7 @@ export type { RuntimeCatalog, RuntimeDefinition, RuntimeVersion, RuntimePhase, P
 export { parseDockerConfig, resolveCredentials } from './registry/credentials.ts';
 export type { DockerConfig, DockerConfigEntry, RegistryCredential } from './registry/credentials.ts';
 export type { RegistrySettings } from './registry/transport.ts';
+// Registry connections are pooled across calls; this closes them (a controller shutting down).
+export { closeRegistryConnections } from './registry/transport.ts';
 export { parseReference } from './image/reference.ts';
 export type { ImageReference } from './image/reference.ts';

@@ -17,6 +17,7 @@ import { exec } from './support/docker.ts';
 import { startFaultProxy } from './support/fault-proxy.ts';
 import { startKubeApi, type KubeApi } from './support/kube-api.ts';
 import { functionObject } from './support/pipeline.ts';
+import { pushSmallImage } from './support/registry-images.ts';
 import { startRegistry, type RegistryHandle } from './support/registry.ts';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -43,22 +44,8 @@ const fn = (namespace: string, name: string, code: string, handler = 'handler.he
 const hash = (text: string) => createHash('sha256').update(text).digest('hex');
 const day = (n: number) => new Date(Date.UTC(2026, 10, 1 + n)).toISOString();
 
-/** Pushes a one-layer image created at `created` under each tag; returns its digest. */
-async function pushImage(path: string, tags: string[], created: string): Promise<string> {
-  const layer = Buffer.from(`layer of ${path}:${tags.join(',')}`);
-  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', created, rootfs: { type: 'layers', diff_ids: [`sha256:${hash(layer.toString())}`] } }));
-  const layerBlob = await client.pushBlob(path, layer);
-  const configBlob = await client.pushBlob(path, config);
-  const manifest = {
-    schemaVersion: 2,
-    mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
-    config: { mediaType: 'application/vnd.docker.container.image.v1+json', size: config.length, digest: configBlob.digest },
-    layers: [{ mediaType: 'application/vnd.docker.image.rootfs.diff.tar.gzip', size: layer.length, digest: layerBlob.digest }],
-  };
-  let digest = '';
-  for (const tag of tags) digest = (await client.putManifest(path, tag, manifest)).digest;
-  return digest;
-}
+/** A one-layer image created at `created`, under each tag; its digest. */
+const pushImage = (path: string, tags: string[], created: string) => pushSmallImage(client, path, tags, { created });
 
 async function tagsOf(path: string): Promise<string[]> {
   return (await client.listTags(path).catch(() => [])).sort();

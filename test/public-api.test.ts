@@ -15,6 +15,7 @@ const ROOT_EXPORTS = [
   'EXIT_OK',
   'EXIT_USER_ERROR',
   'buildFunctionImage',
+  'closeRegistryConnections',
   'defaultRuntimeCatalog',
   'exitCodeFor',
   'findRuntime',

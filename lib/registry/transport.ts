@@ -139,21 +139,16 @@ export class HttpTransport {
     // Redirect targets (blob storage, CDNs) use this agent too: a private registry's storage is usually
     // signed by the same private CA, and with verification off a registry could already send the client
     // anywhere, while blob content is checked against its digest and credentials never follow.
-    this.#agent = new Agent({
-      connect: { ...connect, timeout: this.timeoutMs },
-      connectTimeout: this.timeoutMs,
-      headersTimeout: this.timeoutMs,
-      bodyTimeout: this.timeoutMs,
-      // HTTP/1.1 everywhere: Docker's own registry client negotiates the same on most registries, and
-      // one protocol keeps redirects, retries and body handling identical for every registry.
-      allowH2: false,
-      keepAliveTimeout: 10_000,
-    });
+    this.#agent = sharedAgent(connect, this.timeoutMs);
   }
 
-  async close(): Promise<void> {
-    await this.#agent.close();
-  }
+  /**
+   * Ends this transport's use of the connections. They belong to a pool shared by every transport
+   * with the same TLS settings and timeouts, so the next client (a controller's next check) reuses
+   * them; idle ones close after 10 s and never keep the process alive. closeRegistryConnections()
+   * closes them all.
+   */
+  async close(): Promise<void> {}
 
   /**
    * Sends a request, following redirects and retrying what can be retried. Returns the final response,
@@ -203,6 +198,9 @@ export class HttpTransport {
         body: req.body ?? (req.method === 'PUT' || req.method === 'POST' || req.method === 'PATCH' ? '' : undefined),
         dispatcher: this.#agent,
         signal: this.#options.signal,
+        // undici closes the connection after every HEAD unless told otherwise, in case a broken server
+        // sends a body anyway; registries do not, and the existence check is a HEAD on every reconcile.
+        ...(req.method === 'HEAD' ? { reset: false } : {}),
       });
       const location = responseHeaders.location;
       const replayable = req.method === 'GET' || req.method === 'HEAD' || statusCode === 307 || statusCode === 308;
@@ -243,6 +241,36 @@ export class HttpTransport {
       signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
+}
+
+// Connection pools by TLS settings and timeouts. Credentials travel per request (Authorization), never
+// per connection, so clients of different credentials can share a pool; TLS settings cannot.
+const agents = new Map<string, Agent>();
+
+function sharedAgent(connect: { ca?: string[]; rejectUnauthorized?: boolean }, timeoutMs: number): Agent {
+  const key = JSON.stringify([connect.ca ?? null, connect.rejectUnauthorized ?? true, timeoutMs]);
+  let agent = agents.get(key);
+  if (!agent) {
+    agent = new Agent({
+      connect: { ...connect, timeout: timeoutMs },
+      connectTimeout: timeoutMs,
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+      // HTTP/1.1 everywhere: Docker's own registry client negotiates the same on most registries, and
+      // one protocol keeps redirects, retries and body handling identical for every registry.
+      allowH2: false,
+      keepAliveTimeout: 10_000,
+    });
+    agents.set(key, agent);
+  }
+  return agent;
+}
+
+/** Closes every pooled registry connection (a process shutting down, a test ending); pools reopen on use. */
+export async function closeRegistryConnections(): Promise<void> {
+  const open = [...agents.values()];
+  agents.clear();
+  await Promise.all(open.map((agent) => agent.close()));
 }
 
 /** Retry-After as milliseconds: delta-seconds or an HTTP date. */

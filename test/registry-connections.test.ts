@@ -1,0 +1,101 @@
+// A controller checks every Function on every resync: those checks reuse the registry connections
+// across calls instead of opening one (a TLS handshake, on HTTPS) per check. Counted at a fault proxy
+// in front of the real registry, over plain HTTP and over TLS.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { buildFunctionImage } from '../lib/build.ts';
+import { functionImageTag } from '../lib/image/identity.ts';
+import { RegistryClient } from '../lib/registry/client.ts';
+import { closeRegistryConnections } from '../lib/registry/transport.ts';
+import { parseRuntimeCatalog } from '../lib/runtime/catalog.ts';
+import { makeCa, makeLeaf } from './support/certs.ts';
+import { startFaultProxy } from './support/fault-proxy.ts';
+import { functionObject } from './support/pipeline.ts';
+import { pushSmallImage } from './support/registry-images.ts';
+import { startRegistry, type RegistryHandle } from './support/registry.ts';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+// Pinned by digest: the checks below make no request but the existence check.
+const CATALOG = parseRuntimeCatalog([
+  {
+    ID: 'nodejs',
+    depName: 'package.json',
+    fileNameSuffix: '.js',
+    versions: [{ name: 'node24', version: '24', images: [{ phase: 'runtime', image: `127.0.0.1:9/runtimes/node@sha256:${'a'.repeat(64)}` }] }],
+  },
+]);
+const CHECKS = 40;
+
+let registry: RegistryHandle;
+let dir: string;
+const functions = Array.from({ length: CHECKS }, (_, i) => functionObject(`reuse-${i}`, { handler: 'handler.hello', runtime: 'nodejs24', function: `module.exports = { hello: () => ${i} }` }));
+
+test.before(async () => {
+  registry = await startRegistry('anonymous');
+  dir = mkdtempSync(join(tmpdir(), 'fib-connections-'));
+  const client = new RegistryClient({ registry: registry.host });
+  try {
+    for (const [i, fn] of functions.entries()) await pushSmallImage(client, `fns/reuse-${i}`, [await functionImageTag(fn, { catalog: CATALOG })]);
+  } finally {
+    await client.close();
+  }
+});
+
+test.after(async () => {
+  await closeRegistryConnections();
+  await registry?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+async function checkAll(host: string, registries = {}): Promise<void> {
+  for (const fn of functions) {
+    const result = await buildFunctionImage(fn, { registry: `${host}/fns`, catalog: CATALOG, registries });
+    assert.ok(result.cached, `${result.function} was found`);
+  }
+}
+
+test(`${CHECKS} cached checks of distinct Functions, one call each, share two connections`, async () => {
+  const proxy = await startFaultProxy(registry.url);
+  try {
+    await checkAll(proxy.host);
+    assert.is(proxy.requests.filter((r) => r.method === 'HEAD').length, CHECKS, 'one HEAD per check');
+    // Two, not one: undici frees a socket only after the body's end is processed, so a request sent
+    // at once after the previous answer may take a second connection (as registry-client.test.ts says).
+    assert.ok(proxy.connections <= 2, `${proxy.connections} connections for ${CHECKS} checks`);
+  } finally {
+    await closeRegistryConnections();
+    await proxy.stop();
+  }
+});
+
+test(`over TLS: ${CHECKS} checks make at most two handshakes`, async () => {
+  const ca = await makeCa(dir, 'ca', 'function-image-builder connections test CA');
+  const leaf = await makeLeaf(dir, 'server', ca, { commonName: 'localhost', usage: 'server' });
+  const proxy = await startFaultProxy(registry.url, { tls: { cert: leaf.certPem, key: leaf.keyPem } });
+  try {
+    await checkAll(proxy.host, { [proxy.host]: { ca: ca.certPem } });
+    assert.ok(proxy.connections <= 2, `${proxy.connections} TLS connections for ${CHECKS} checks`);
+  } finally {
+    await closeRegistryConnections();
+    await proxy.stop();
+  }
+});
+
+test('closeRegistryConnections closes the pooled connections; the next check opens a new one and still answers', async () => {
+  const proxy = await startFaultProxy(registry.url);
+  try {
+    await checkAll(proxy.host);
+    const opened = proxy.connections;
+    await closeRegistryConnections();
+    const again = await buildFunctionImage(functions[0]!, { registry: `${proxy.host}/fns`, catalog: CATALOG });
+    assert.ok(again.cached);
+    assert.is(proxy.connections, opened + 1);
+  } finally {
+    await closeRegistryConnections();
+    await proxy.stop();
+  }
+});
+
+test.run();

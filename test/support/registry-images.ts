@@ -1,0 +1,31 @@
+// Small images pushed straight through the registry API (no Docker Engine): for tests that need a
+// repository's tags to exist — retention, cached checks — rather than an image that runs.
+import { createHash } from 'node:crypto';
+import type { RegistryClient } from '../../lib/registry/client.ts';
+
+/**
+ * Pushes a one-layer image under every tag in `tags` and returns its digest. The layer names the
+ * path and tags, so distinct calls give distinct images; `created` goes into the image config.
+ */
+export async function pushSmallImage(client: RegistryClient, path: string, tags: string[], options: { created?: string } = {}): Promise<string> {
+  const layer = Buffer.from(`layer of ${path}:${tags.join(',')}`);
+  const config = Buffer.from(
+    JSON.stringify({
+      architecture: 'amd64',
+      os: 'linux',
+      ...(options.created === undefined ? {} : { created: options.created }),
+      rootfs: { type: 'layers', diff_ids: [`sha256:${createHash('sha256').update(layer).digest('hex')}`] },
+    }),
+  );
+  const layerBlob = await client.pushBlob(path, layer);
+  const configBlob = await client.pushBlob(path, config);
+  const manifest = {
+    schemaVersion: 2,
+    mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
+    config: { mediaType: 'application/vnd.docker.container.image.v1+json', size: config.length, digest: configBlob.digest },
+    layers: [{ mediaType: 'application/vnd.docker.image.rootfs.diff.tar.gzip', size: layer.length, digest: layerBlob.digest }],
+  };
+  let digest = '';
+  for (const tag of tags) digest = (await client.putManifest(path, tag, manifest)).digest;
+  return digest;
+}
