@@ -199,7 +199,7 @@ export async function buildFunctionImage(fn: FunctionSpec | string | Buffer | ob
 
   // One limit for everything from here on, so no step (a hung download, registry or daemon) can outlast it.
   const limitMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  const { signal: cancel, timedOut } = deadline(options.signal, limitMs);
+  const { signal: cancel, timedOut, clear: clearDeadline } = deadline(options.signal, limitMs);
   // Whatever a step throws once the signal fired (an AbortError, the signal's reason, a download's
   // "aborted"), the caller gets E_BUILD_ABORTED or E_BUILD_TIMEOUT.
   const typed = async <T>(work: Promise<T>): Promise<T> => {
@@ -250,6 +250,7 @@ export async function buildFunctionImage(fn: FunctionSpec | string | Buffer | ob
   try {
     return await typed(run());
   } finally {
+    clearDeadline();
     await Promise.all([...clients.values()].map((c) => c.close()));
   }
 

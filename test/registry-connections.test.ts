@@ -98,4 +98,29 @@ test('closeRegistryConnections closes the pooled connections; the next check ope
   }
 });
 
+test('a check leaves no timer behind: the 30-minute deadline of each call is cleared when it returns', async () => {
+  // Left scheduled, a controller checking thousands of Functions a minute keeps that many timers
+  // (and what they hold) alive for half an hour.
+  const created = new Set<unknown>();
+  const cleared = new Set<unknown>();
+  const { setTimeout: realSet, clearTimeout: realClear } = globalThis;
+  globalThis.setTimeout = ((handler: unknown, delay?: number, ...args: unknown[]) => {
+    const timer = (realSet as (handler: unknown, delay?: number, ...args: unknown[]) => NodeJS.Timeout)(handler, delay, ...args);
+    if (delay === 30 * 60_000) created.add(timer);
+    return timer;
+  }) as typeof setTimeout;
+  globalThis.clearTimeout = ((timer: Parameters<typeof clearTimeout>[0]) => {
+    cleared.add(timer);
+    realClear(timer);
+  }) as typeof clearTimeout;
+  try {
+    for (const fn of functions.slice(0, 5)) assert.ok((await buildFunctionImage(fn, { registry: `${registry.host}/fns`, catalog: CATALOG })).cached);
+  } finally {
+    globalThis.setTimeout = realSet;
+    globalThis.clearTimeout = realClear;
+  }
+  assert.is(created.size, 5, 'one deadline per call');
+  assert.equal([...created].filter((timer) => !cleared.has(timer)), [], 'every deadline was cleared');
+});
+
 test.run();
