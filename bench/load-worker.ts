@@ -25,7 +25,7 @@ export interface LoadInput {
 export interface LoadOutput {
   rssAtStartMb: number;
   checks: { ours: number[]; floor: number[]; perConnection: number[]; oursWallMs: number; floorWallMs: number; peakRssMb: number };
-  builds?: { aloneMs: number; wallMs: number; builtSame: number; peakRssMb: number };
+  builds?: { aloneMs: number; rssAfterAloneMb: number; wallMs: number; builtSame: number; peakRssMb: number };
 }
 
 const peakRssMb = () => process.resourceUsage().maxRSS / 1024;
@@ -125,6 +125,7 @@ async function builds(input: LoadInput): Promise<NonNullable<LoadOutput['builds'
   const aloneStarted = performance.now();
   await buildFunctionImage(loadFunction(`load-alone-${input.nonce}`), options);
   const aloneMs = performance.now() - aloneStarted;
+  const rssAfterAloneMb = peakRssMb();
 
   const distinct = Array.from({ length: input.builds }, (_, i) => loadFunction(`load-${input.nonce}-${i}`));
   const same = loadFunction(`load-same-${input.nonce}`);
@@ -135,10 +136,12 @@ async function builds(input: LoadInput): Promise<NonNullable<LoadOutput['builds'
   const sameResults = results.slice(input.builds);
   if (new Set(sameResults.map((r) => r.reference)).size !== 1) throw new Error('the calls for the same function got different images');
   await closeRegistryConnections();
-  return { aloneMs, wallMs, builtSame: sameResults.filter((r) => r.pushed).length, peakRssMb: peakRssMb() };
+  return { aloneMs, rssAfterAloneMb, wallMs, builtSame: sameResults.filter((r) => r.pushed).length, peakRssMb: peakRssMb() };
 }
 
+// Builds first, so that their peak RSS is their own and not the checks' setup (1 000 manifests pushed).
 const input = JSON.parse(process.env.BENCH_LOAD_INPUT ?? '') as LoadInput;
-const output: LoadOutput = { rssAtStartMb: peakRssMb(), checks: await checks(input) };
-if (input.builds > 0) output.builds = await builds(input);
+const rssAtStartMb = peakRssMb();
+const built = input.builds > 0 ? await builds(input) : undefined;
+const output: LoadOutput = { rssAtStartMb, ...(built === undefined ? {} : { builds: built }), checks: await checks(input) };
 process.stdout.write(`${JSON.stringify(output)}\n`);

@@ -6,8 +6,8 @@
 //           (the floor) and over a new connection per request (what each check paid before pooling).
 //   builds  50 distinct small functions and 50 calls for one same function, all at once, on the Docker
 //           Engine; the same function must be built once. Baseline: one such build alone.
-// Peak RSS is the worker's high-water mark (getrusage maxrss): at start, after the checks, after the
-// builds. This process runs the rig (registries, runtime images) and prints the tables for README.md.
+// Peak RSS is the worker's high-water mark (getrusage maxrss): at start, after the builds (which run
+// first), after the checks. This process runs the rig (registries, runtime images) and prints the tables for README.md.
 // BENCH_LOAD_CHECKS and BENCH_LOAD_BUILDS scale the two parts down on a busy machine.
 import { spawn } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
@@ -63,7 +63,7 @@ function report(output: LoadOutput, machine: string): string {
     `| floor, ${CONCURRENCY} at a time | | | ${(checks.floorWallMs / 1000).toFixed(2)} s | ${perSecond(checks.floorWallMs)} | |`,
     row('bare HEAD, a new connection each (as before pooling)', checks.perConnection),
     '',
-    `Peak RSS of the process: ${mb(output.rssAtStartMb)} once loaded, ${mb(checks.peakRssMb)} after the checks.`,
+    `Peak RSS of the process: ${mb(output.rssAtStartMb)} once loaded, ${mb(checks.peakRssMb)} after the checks${builds ? ' (which ran after the builds)' : ''}.`,
   ];
   if (builds) {
     const images = BUILDS + 1;
@@ -73,7 +73,7 @@ function report(output: LoadOutput, machine: string): string {
       '',
       '| | wall time | images/s | peak RSS of the process |',
       '|---|---:|---:|---:|',
-      `| one build alone (baseline) | ${(builds.aloneMs / 1000).toFixed(2)} s | ${(1000 / builds.aloneMs).toFixed(2)} | ${mb(checks.peakRssMb)} |`,
+      `| one build alone (baseline) | ${(builds.aloneMs / 1000).toFixed(2)} s | ${(1000 / builds.aloneMs).toFixed(2)} | ${mb(builds.rssAfterAloneMb)} |`,
       `| ${BUILDS} + ${BUILDS} at once | ${(builds.wallMs / 1000).toFixed(1)} s | ${((images * 1000) / builds.wallMs).toFixed(2)} | ${mb(builds.peakRssMb)} |`,
       '',
       `The same function was built ${builds.builtSame === 1 ? 'once' : `${builds.builtSame} times`} (the other ${BUILDS - builds.builtSame} calls joined that build); ${images} images at once give ${((builds.aloneMs * images) / builds.wallMs).toFixed(1)}× the throughput of one build at a time.`,
