@@ -17,19 +17,11 @@ import { exec } from './support/docker.ts';
 import { startFaultProxy } from './support/fault-proxy.ts';
 import { startKubeApi, type KubeApi } from './support/kube-api.ts';
 import { functionObject } from './support/pipeline.ts';
-import { pushSmallImage } from './support/registry-images.ts';
+import { PINNED_CATALOG_JSON, pushSmallImage } from './support/registry-images.ts';
 import { startRegistry, type RegistryHandle } from './support/registry.ts';
 
 const ROOT = join(import.meta.dirname, '..');
-// Pinned by digest: computing a tag asks no registry.
-const CATALOG = JSON.stringify([
-  {
-    ID: 'nodejs',
-    depName: 'package.json',
-    fileNameSuffix: '.js',
-    versions: [{ name: 'node24', version: '24', images: [{ phase: 'runtime', image: `127.0.0.1:9/runtimes/node@sha256:${'a'.repeat(64)}` }] }],
-  },
-]);
+const CATALOG = PINNED_CATALOG_JSON;
 
 let registry: RegistryHandle;
 let api: KubeApi;

@@ -11,21 +11,14 @@ import { parseRuntimeCatalog } from '../lib/runtime/catalog.ts';
 import { makeCa, makeLeaf } from './support/certs.ts';
 import { startFaultProxy } from './support/fault-proxy.ts';
 import { functionObject } from './support/pipeline.ts';
-import { pushSmallImage } from './support/registry-images.ts';
+import { PINNED_CATALOG_JSON, pushSmallImage } from './support/registry-images.ts';
 import { startRegistry, type RegistryHandle } from './support/registry.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 // Pinned by digest: the checks below make no request but the existence check.
-const CATALOG = parseRuntimeCatalog([
-  {
-    ID: 'nodejs',
-    depName: 'package.json',
-    fileNameSuffix: '.js',
-    versions: [{ name: 'node24', version: '24', images: [{ phase: 'runtime', image: `127.0.0.1:9/runtimes/node@sha256:${'a'.repeat(64)}` }] }],
-  },
-]);
+const CATALOG = parseRuntimeCatalog(PINNED_CATALOG_JSON);
 const CHECKS = 40;
 
 let registry: RegistryHandle;

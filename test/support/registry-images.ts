@@ -1,5 +1,6 @@
 // Small images pushed straight through the registry API (no Docker Engine): for tests that need a
-// repository's tags to exist — retention, cached checks — rather than an image that runs.
+// repository's tags to exist — retention, cached checks — rather than an image that runs; and a
+// runtime catalog pinned by digest, so that computing those tests' tags asks no registry.
 import { createHash } from 'node:crypto';
 import type { RegistryClient } from '../../lib/registry/client.ts';
 
@@ -29,3 +30,13 @@ export async function pushSmallImage(client: RegistryClient, path: string, tags:
   for (const tag of tags) digest = (await client.putManifest(path, tag, manifest)).digest;
   return digest;
 }
+
+/** runtime-images JSON with one nodejs24 runtime pinned by digest (an image nothing ever pulls). */
+export const PINNED_CATALOG_JSON = JSON.stringify([
+  {
+    ID: 'nodejs',
+    depName: 'package.json',
+    fileNameSuffix: '.js',
+    versions: [{ name: 'node24', version: '24', images: [{ phase: 'runtime', image: `127.0.0.1:9/runtimes/node@sha256:${'a'.repeat(64)}` }] }],
+  },
+]);
