@@ -703,7 +703,7 @@ basic('a redirect to HTTPS storage signed by the registry\'s private CA uses the
   }
 });
 
-basic('every error body is read or dumped: 23 GETs mixing 401 handshakes, 404s and a 503 retry, all with 96 KiB bodies, keep to two connections per client', async () => {
+basic('every error body is read or dumped: 22 GETs mixing 401 handshakes, 404s and a 503 retry, all with 96 KiB bodies, keep to two connections per client', async () => {
   const repo = unique('keepalive');
   const known = randomBytes(3000);
   await client({ registry: basicRegistry.host, credentials: parseDockerConfig(basicRegistry.dockerConfigJson!) }).pushBlob(repo, known);
@@ -733,12 +733,13 @@ basic('every error body is read or dumped: 23 GETs mixing 401 handshakes, 404s a
   assert.equal([statuses.filter((s) => s === 401).length, statuses.filter((s) => s === 404).length, statuses.filter((s) => s === 503).length], [1, 16, 1]);
   assert.ok(proxy.connections <= 2, `the client opened ${proxy.connections} connections for ${statuses.length} requests`);
 
-  // A wrong password: every request ends in a 401 whose body is read for the error message.
+  // A wrong password: every request ends in a 401 whose body is read for the error message. The Basic
+  // challenge is known from the first client (shared in the process), so none goes unauthenticated.
   const accepted = proxy.connections;
   const refused = client({ registry: proxy.host, credentials: basicConfig(proxy.host, basicRegistry.username!, 'wrong-password-keepalive') });
   for (let i = 0; i < 3; i++) await failure(refused.getBlob(repo, missing), 'E_REGISTRY_UNAUTHORIZED');
-  assert.equal(proxy.requests.slice(19).map((r) => r.status), [401, 401, 401, 401]);
-  assert.ok(proxy.connections - accepted <= 2, `the refused client opened ${proxy.connections - accepted} connections for 4 requests`);
+  assert.equal(proxy.requests.slice(19).map((r) => r.status), [401, 401, 401]);
+  assert.ok(proxy.connections - accepted <= 2, `the refused client opened ${proxy.connections - accepted} connections for 3 requests`);
 });
 
 basic('a 401 whose error body echoes the Authorization value and the password is scrubbed from the message, the JSON and the log', async () => {

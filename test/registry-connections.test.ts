@@ -6,13 +6,14 @@ import * as assert from 'uvu/assert';
 import { buildFunctionImage } from '../lib/build.ts';
 import { functionImageTag } from '../lib/image/identity.ts';
 import { RegistryClient } from '../lib/registry/client.ts';
+import { parseDockerConfig } from '../lib/registry/credentials.ts';
 import { closeRegistryConnections } from '../lib/registry/transport.ts';
 import { parseRuntimeCatalog } from '../lib/runtime/catalog.ts';
 import { makeCa, makeLeaf } from './support/certs.ts';
 import { startFaultProxy } from './support/fault-proxy.ts';
 import { functionObject } from './support/pipeline.ts';
 import { PINNED_CATALOG_JSON, pushSmallImage } from './support/registry-images.ts';
-import { startRegistry, type RegistryHandle } from './support/registry.ts';
+import { dockerConfigJsonFor, startRegistry, type RegistryHandle } from './support/registry.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -88,6 +89,36 @@ test('closeRegistryConnections closes the pooled connections; the next check ope
   } finally {
     await closeRegistryConnections();
     await proxy.stop();
+  }
+});
+
+test('against a token registry, a second round of checks asks for no token and sends nothing without credentials: what the first calls learned serves the next', async () => {
+  const tokenRegistry = await startRegistry('token');
+  const proxy = await startFaultProxy(tokenRegistry.url);
+  try {
+    const full = tokenRegistry.users!.full;
+    const dockerConfig = dockerConfigJsonFor(proxy.host, full);
+    const some = functions.slice(0, 10);
+    const pusher = new RegistryClient({ registry: tokenRegistry.host, credentials: parseDockerConfig(dockerConfigJsonFor(tokenRegistry.host, full)) });
+    try {
+      for (const [i, fn] of some.entries()) await pushSmallImage(pusher, `fns/reuse-${i}`, [await functionImageTag(fn, { catalog: CATALOG })]);
+    } finally {
+      await pusher.close();
+    }
+    const round = async () => {
+      const [tokens, requests] = [tokenRegistry.tokenServer!.requests.length, proxy.requests.length];
+      for (const fn of some) assert.ok((await buildFunctionImage(fn, { registry: `${proxy.host}/fns`, catalog: CATALOG, dockerConfig })).cached);
+      return { tokens: tokenRegistry.tokenServer!.requests.length - tokens, requests: proxy.requests.slice(requests) };
+    };
+    const first = await round();
+    assert.is(first.tokens, some.length, 'one token per repository (scopes name it)');
+    const second = await round();
+    assert.is(second.tokens, 0, 'the tokens of the first round are reused');
+    assert.equal(second.requests.map((r) => [r.method, r.authorized, r.status]), some.map(() => ['HEAD', true, 200]), 'one authorised HEAD per check');
+  } finally {
+    await closeRegistryConnections();
+    await proxy.stop();
+    await tokenRegistry.stop();
   }
 });
 

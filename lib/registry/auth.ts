@@ -2,6 +2,7 @@
 // realm (anonymous, Basic-authenticated, or exchanged from an identity token), cached per scope until
 // they expire, and registry tokens sent as they are. Every secret seen here is registered with the
 // SecretSet so the client can scrub it from anything it reports.
+import { createHash } from 'node:crypto';
 import { BuilderError } from '../errors.ts';
 import type { RegistryCredential } from './credentials.ts';
 import { errorFromResponse, RegistryError, type RegistryErrorContext } from './errors.ts';
@@ -148,6 +149,8 @@ function basicAuth(username: string, password: string): string {
 interface CachedToken {
   scopes: string[];
   token: string;
+  /** The realm that issued it: a registry that moves to another token server gets new tokens. */
+  realm: string;
   expiresAt: number;
 }
 
@@ -169,16 +172,30 @@ export interface AuthenticatorOptions {
   clientId?: string;
 }
 
+// What clients learn is kept for the next client in this process, so that a controller's checks do
+// not each start with a 401 (and, for Bearer registries, a token request): the challenge by registry
+// (it says nothing secret), the tokens by registry and by who asked for them (a hash of the
+// credential, so different credentials never share a token). Tokens stay in memory only.
+const learnedChallenges = new Map<string, Challenge>();
+const sharedTokens = new Map<string, CachedToken[]>();
+
+function tokenOwner(registry: string, credential: RegistryCredential | undefined): string {
+  const secret = credential === undefined ? 'anonymous' : JSON.stringify([credential.key, credential.username, credential.password, credential.identityToken]);
+  return `${registry} ${createHash('sha256').update(secret).digest('hex')}`;
+}
+
 /** What a registry accepts, learned from its /v2/ ping or a later 401. */
 export class Authenticator {
   challenge: Challenge | undefined;
   readonly #options: AuthenticatorOptions;
-  #cache: CachedToken[] = [];
+  readonly #owner: string;
   readonly #pending = new Map<string, Promise<CachedToken>>();
   #refreshToken: string | undefined;
 
   constructor(options: AuthenticatorOptions) {
     this.#options = options;
+    this.challenge = learnedChallenges.get(options.registry);
+    this.#owner = tokenOwner(options.registry, options.credential);
     const credential = options.credential;
     this.#refreshToken = credential?.identityToken;
     for (const secret of [credential?.password, credential?.identityToken, credential?.registryToken]) options.secrets.add(secret);
@@ -198,6 +215,7 @@ export class Authenticator {
     const identity = (c: Challenge | undefined) => (c ? `${c.scheme} ${c.params.realm ?? ''} ${c.params.service ?? ''}` : '');
     const changed = identity(chosen) !== identity(this.challenge);
     this.challenge = chosen;
+    learnedChallenges.set(this.#options.registry, chosen);
     return changed;
   }
 
@@ -213,9 +231,12 @@ export class Authenticator {
     if (challenge.scheme !== 'bearer') return { header: undefined, cached: false, scheme: 'none' };
     const wanted = mergeScopes(scopes);
     const now = Date.now();
-    this.#cache = this.#cache.filter((t) => t.expiresAt > now);
-    const hit = this.#cache.find((t) => covers(t.scopes, wanted));
+    const tokens = (sharedTokens.get(this.#owner) ?? []).filter((t) => t.expiresAt > now && t.realm === challenge.params.realm);
+    sharedTokens.set(this.#owner, tokens);
+    const hit = tokens.find((t) => covers(t.scopes, wanted));
     if (hit) {
+      // Fetched by another client perhaps: this one's errors must scrub it too.
+      this.#options.secrets.add(hit.token);
       this.#options.log({ event: 'token', level: 'debug', scopes: wanted, cached: true });
       return { header: `Bearer ${hit.token}`, cached: true, scheme: 'bearer' };
     }
@@ -232,7 +253,7 @@ export class Authenticator {
   /** Forgets cached tokens covering these scopes (the registry refused one). */
   forget(scopes: string[]): void {
     const wanted = mergeScopes(scopes);
-    this.#cache = this.#cache.filter((t) => !covers(t.scopes, wanted));
+    sharedTokens.set(this.#owner, (sharedTokens.get(this.#owner) ?? []).filter((t) => !covers(t.scopes, wanted)));
   }
 
   async #fetchToken(challenge: Challenge, scopes: string[], context: RegistryErrorContext): Promise<CachedToken> {
@@ -300,8 +321,8 @@ export class Authenticator {
     // The distribution token spec: expires_in defaults to 60 s. Renew a little early so a token
     // does not expire between being picked and being checked.
     const expiresIn = typeof parsed.expires_in === 'number' && parsed.expires_in > 0 ? parsed.expires_in : 60;
-    const entry = { scopes, token, expiresAt: Date.now() + (expiresIn - Math.min(10, expiresIn / 4)) * 1000 };
-    this.#cache.push(entry);
+    const entry = { scopes, token, realm, expiresAt: Date.now() + (expiresIn - Math.min(10, expiresIn / 4)) * 1000 };
+    sharedTokens.set(this.#owner, [...(sharedTokens.get(this.#owner) ?? []), entry]);
     log({ event: 'token', level: 'debug', realm: url.origin + url.pathname, scopes, cached: false, grant, expiresInSeconds: expiresIn });
     return entry;
   }
