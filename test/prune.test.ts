@@ -165,6 +165,7 @@ test('prune --namespace other --yes (CLI): deletes by digest in the repositories
   assert.is(run.code, 0, run.stderr);
   const report = JSON.parse(run.stdout) as { dryRun: boolean; repositories: PrunedRepository[] };
   assert.is(report.dryRun, false);
+  assert.match(run.stderr, new RegExp(`prune: deleted ${registry.host}/fns/hello@${images.d!.digest}`), 'progress names each deletion on stderr');
   assert.equal(report.repositories.map((r) => r.repository).sort(), [`${registry.host}/fns/hello`, `${registry.host}/fns/solo`]);
   const expectedTags = (...names: string[]) => names.flatMap((name) => images[name]!.tags).sort();
   assert.equal(await tagsOf('fns/hello'), expectedTags('currentHello', 'currentOther', 'deployedByPullDigest', 'f', 'g', 'latest', 'deployedByPushTag'));

@@ -63,7 +63,13 @@ async function run(args: string[], io: CommandIO): Promise<number> {
     // Prune starts no Job; the key is required for builds only.
     builderImage: 'unused-by-prune',
   });
-  const report = await pruneFunctionImages(kubeConfig, config, { namespace: values.namespace, keep, delete: values.yes === true, signal: io.signal });
+  // Progress on stderr: a cluster's worth of repositories takes a while to list and date.
+  const log = (event: Record<string, unknown>) => {
+    if (event.event === 'prune-repository') io.stderr.write(`prune: reading ${String(event.repository)}\n`);
+    if (event.event === 'prune-delete') io.stderr.write(`prune: deleted ${String(event.reference)}\n`);
+    if (event.event === 'prune-skip') io.stderr.write(`prune: skipping ${String(event.function)}: ${String(event.reason)}\n`);
+  };
+  const report = await pruneFunctionImages(kubeConfig, config, { namespace: values.namespace, keep, delete: values.yes === true, signal: io.signal, log });
   io.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : describe(report));
   return EXIT_OK;
 }

@@ -147,6 +147,7 @@ export async function pruneFunctionImages(kubeConfig: KubeConfig, config: Builde
         if (ref.digest) inUse.deployedDigests.add(ref.digest);
         if (ref.tag) inUse.deployedTags.add(ref.tag);
       }
+      log({ event: 'prune-repository', level: 'info', repository, functions: users.map((image) => image.id) });
       const result = await pruneRepository(client, repository, first.path, inUse, keep, options.delete === true, log);
       repositories.push({ repository, functions: users.map((image) => image.id).sort(), ...result });
     } finally {
