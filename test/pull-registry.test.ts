@@ -116,6 +116,21 @@ test('kubeless-config function-registry-pull: scheduleBuild returns the pull nam
   assert.is(pending.spec!.template.spec!.containers[0]!.image, `${pullRegistry}/pushed/pull-hello:${scheduled.tag}`);
 });
 
+test('the registry engine\'s fast path (builder-engine: registry) answers with the pull name too', async () => {
+  const config = api.get('configmaps', 'kubeless', 'kubeless-config')!;
+  api.replace('configmaps', { ...config, data: { ...config.data, 'builder-engine': 'registry' } });
+  try {
+    const fast = functionObject('pull-fast', { handler: 'handler.echo', runtime: 'nodejs24', function: FIXTURE });
+    const scheduled = await scheduleBuild(api.kubeConfig, fast, await readBuilderConfig(api.kubeConfig, { namespace: 'default' }));
+    assert.is(scheduled.job, undefined, 'appended in-process, no Job');
+    assert.is(scheduled.reference, `${pullRegistry}/pushed/pull-fast@${scheduled.digest}`);
+    assert.is(scheduled.pullImage, `${pullRegistry}/pushed/pull-fast:${scheduled.tag}`);
+    assert.is(await digestAtPushName('pushed/pull-fast', scheduled.tag), scheduled.digest);
+  } finally {
+    api.replace('configmaps', config);
+  }
+});
+
 test('build --pull-registry prints the pull name', async () => {
   const files = { fn: join(dir, 'function.yaml'), runtimes: join(dir, 'runtime-images.json'), dockerConfig: join(dir, 'config.json') };
   writeFileSync(files.fn, stringify(hello));

@@ -115,6 +115,7 @@ async function appendInProcess(
       engine: 'registry',
       runInstall: false,
       ...(config.registry !== undefined ? { registry: config.registry } : {}),
+      ...(config.pullRegistry !== undefined ? { pullRegistry: config.pullRegistry } : {}),
       catalog: context.catalog,
       ...(context.dockerConfig !== undefined ? { dockerConfig: context.dockerConfig } : {}),
       registries: context.registries,
@@ -123,7 +124,17 @@ async function appendInProcess(
       log: context.log,
     });
     context.log({ event: result.cached ? 'cached' : 'appended', function: result.function, image: result.image, digest: result.digest, job: null });
-    return { function: result.function, image: result.image, tag: result.tag, digest: result.digest, reference: result.reference, cached: result.cached, prebuilt: false, created: false };
+    return {
+      function: result.function,
+      image: result.image,
+      tag: result.tag,
+      digest: result.digest,
+      reference: result.reference,
+      ...(result.pullImage === undefined ? {} : { pullImage: result.pullImage }),
+      cached: result.cached,
+      prebuilt: false,
+      created: false,
+    };
   } catch (error) {
     if (!(error instanceof BuilderError && error.code === 'E_INSTALL_REQUIRED')) throw error;
     context.log({ event: 'fast-path-declined', function: functionId(spec), reason: error.message });
