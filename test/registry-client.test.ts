@@ -711,7 +711,7 @@ basic('every error body is read or dumped: 22 GETs mixing 401 handshakes, 404s a
   const bigPage = `<html><body>${'busy '.repeat(96 * 1024 / 5)}</body></html>`;
   // undici buffers up to 64 KiB of a body nobody reads, so only bodies larger than that hold a connection.
   // Two connections is the floor: undici ends a body before it frees the socket, so the next request
-  // goes out on the other one. HEADs are left out because undici closes the connection after each.
+  // goes out on the other one. HEADs are left out: their answers carry no body to forget.
   const proxy = await startFaultProxy(basicRegistry.url, {
     padErrorBodies: 96 * 1024,
     intercept: (req, n) => (req.method === 'GET' && req.url?.endsWith(`/blobs/${sha256Digest(known)}`) && n === 1 ? { status: 503, headers: { 'content-type': 'text/html' }, body: bigPage } : undefined),
