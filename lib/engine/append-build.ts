@@ -70,15 +70,18 @@ export async function assembleFunctionImages(options: AppendBuildOptions): Promi
   const source = await plan.materialise(signal);
   const runtimeImage = plan.phases.runtime.image;
   const steps = plan.phases.installation !== undefined || plan.phases.compilation !== undefined;
-  const bases = await readBaseImages(options.client(parseReference(runtimeImage).registry), runtimeImage, plan.platform, steps ? undefined : (options.platforms ?? 'all'));
+  const exclude = new Set(source.files.map((file) => file.path));
+  // Independent reads and work at once: the base's manifest and config, the deps layer, the code layer.
+  const [bases, deps, code] = await Promise.all([
+    readBaseImages(options.client(parseReference(runtimeImage).registry), runtimeImage, plan.platform, steps ? undefined : (options.platforms ?? 'all')),
+    depsLayer(options, source, exclude),
+    buildLayer(codeLayerEntries(plan, source)).then((layer) => memoryLayer(layer, CODE_LAYER_HISTORY)),
+  ]);
   if (bases.index && steps && bases.index.platforms.length > 1) {
     log({ event: 'single-platform', level: 'warn', function: fn, platform: plan.platform, available: bases.index.platforms,
       message: `the runtime image offers ${bases.index.platforms.join(', ')}; the function has an install or compile step, which runs for one platform, so only ${plan.platform} is built` });
   }
 
-  const exclude = new Set(source.files.map((file) => file.path));
-  const deps = await depsLayer(options, source, exclude);
-  const code = memoryLayer(await buildLayer(codeLayerEntries(plan, source)), CODE_LAYER_HISTORY);
   const layers = [...(deps ? [deps.layer] : []), code];
   const changes = { env: plan.phases.runtime.env, labels: imageLabels(plan, tag) };
   const images = bases.images.map((base) => assembleImage(base, layers, changes));
@@ -146,16 +149,16 @@ export async function appendBuild(options: AppendBuildOptions): Promise<AppendBu
   const buildMs = Date.now() - buildStarted;
   const pushStarted = Date.now();
   const client = options.client(target.host);
-  const raced = await client.manifestExists(target.path, tag);
-  if (raced) return { digest: raced.digest, bytes: { uploaded: 0, mounted: 0, skipped: 0 }, buildMs, pushMs: Date.now() - pushStarted, raced: true, images };
-  options.progress({ kind: 'phase', phase: 'push', message: `pushing ${target.repository}:${tag}` });
   const copying = {
     target: client,
     source: options.client,
     log,
     onBlob: (descriptor: Descriptor, outcome: string) => options.progress({ kind: 'push', layer: descriptor.digest.slice(7, 19), status: outcome, current: descriptor.size, total: descriptor.size }),
   };
-  const mirrored = await mirrorBases(images, bases, { ...copying, targetPath: target.path });
+  // The mirror check runs beside the race check; a lost race only wastes a mirror that was missing anyway.
+  const [raced, mirrored] = await Promise.all([client.manifestExists(target.path, tag), mirrorBases(images, bases, { ...copying, targetPath: target.path })]);
+  if (raced) return { digest: raced.digest, bytes: { uploaded: 0, mounted: 0, skipped: 0 }, buildMs, pushMs: Date.now() - pushStarted, raced: true, images };
+  options.progress({ kind: 'phase', phase: 'push', message: `pushing ${target.repository}:${tag}` });
   const copied = await copyBlobs(images.flatMap((image) => [...image.layers, image.config]), { ...copying, repository: target.path });
   const bytes: ByteCounts = { uploaded: mirrored.uploaded + copied.uploaded, mounted: mirrored.mounted + copied.mounted, skipped: mirrored.skipped + copied.skipped };
   let digest: string;

@@ -34,12 +34,28 @@ export class BaseManifestError extends BuilderError {
 }
 
 const CONFIG_MAX_BYTES = 8 * 1024 * 1024;
+/** Base images read by digest: content-addressed, so an entry can never go stale. Bounded, oldest out first. */
+const cache = new Map<string, BaseImages>();
+const CACHE_ENTRIES = 64;
 
 /**
  * `image` is "host/repo@sha256:...". `platforms`: which entries of an index to read (by default only
  * `platform`); a plain image manifest is read whatever its platform, as the Docker engine would.
  */
 export async function readBaseImages(client: RegistryClient, image: string, platform: string, platforms?: string[] | 'all'): Promise<BaseImages> {
+  const ref = parseReference(image);
+  const key = ref.digest === undefined ? undefined : `${image} ${platform} ${JSON.stringify(platforms ?? null)}`;
+  const cached = key === undefined ? undefined : cache.get(key);
+  if (cached) return cached;
+  const read = await readUncached(client, image, platform, platforms);
+  if (key !== undefined) {
+    cache.set(key, read);
+    if (cache.size > CACHE_ENTRIES) cache.delete(cache.keys().next().value as string);
+  }
+  return read;
+}
+
+async function readUncached(client: RegistryClient, image: string, platform: string, platforms?: string[] | 'all'): Promise<BaseImages> {
   const ref = parseReference(image);
   const reference = ref.digest ?? ref.tag ?? 'latest';
   const top = await client.getManifest(ref.repository, reference);

@@ -2,13 +2,14 @@
 // depends on: the installation image digest, command and env, and the deps file; with a compile
 // phase also the compilation image, command, env and every function file (the compiled result holds
 // the code). The layer is recorded in the target repository under the tag `deps-<key>`, as a small
-// OCI image of that one layer (its config carries the diff_id), so a code-only change built anywhere
+// OCI image of that one layer (its descriptor's annotation and its config carry the diff_id), so a code-only change built anywhere
 // (another machine, a Job, the controller) finds it with one request and runs no install.
 import { canonicalJson } from '../image/identity.ts';
 import { sha256Hex } from '../function/files.ts';
 import type { MaterialisedSource } from '../function/source.ts';
 import type { BuildPlan } from '../image/plan.ts';
 import type { RegistryClient } from '../registry/client.ts';
+import { RegistryError } from '../registry/errors.ts';
 import { MEDIA_TYPE, type Descriptor } from '../registry/manifest.ts';
 import type { AppendLayer } from './assemble.ts';
 import { configBytes } from './config.ts';
@@ -41,16 +42,21 @@ export function depsKey(plan: BuildPlan, source: MaterialisedSource): string | u
 
 export const depsTag = (key: string) => `${DEPS_TAG_PREFIX}${key}`;
 
-/** The recorded deps layer of `key` in the target repository, or undefined. */
+/** The annotation on the recorded layer's descriptor that carries its diff_id, so one GET finds both. */
+export const DIFF_ID_ANNOTATION = 'io.function-image-builder.diff-id';
+
+/** The recorded deps layer of `key` in the target repository, or undefined. One request. */
 export async function findDepsLayer(client: RegistryClient, repository: string, key: string): Promise<AppendLayer | undefined> {
-  if ((await client.manifestExists(repository, depsTag(key))) === undefined) return undefined;
-  const manifest = await client.getManifest(repository, depsTag(key));
+  let manifest;
+  try {
+    manifest = await client.getManifest(repository, depsTag(key));
+  } catch (error) {
+    if (error instanceof RegistryError && error.code === 'E_REGISTRY_NOT_FOUND') return undefined;
+    throw error;
+  }
   const layer = (manifest.json.layers as Descriptor[] | undefined)?.[0];
-  const config = manifest.json.config as Descriptor | undefined;
-  if (layer === undefined || config === undefined) return undefined;
-  const configJson = JSON.parse((await client.getBlob(repository, config.digest, { maxBytes: 1024 * 1024 })).toString('utf8')) as { rootfs?: { diff_ids?: string[] } };
-  const diffId = configJson.rootfs?.diff_ids?.[0];
-  if (diffId === undefined) return undefined;
+  const diffId = layer?.annotations?.[DIFF_ID_ANNOTATION];
+  if (layer === undefined || diffId === undefined) return undefined;
   return { digest: layer.digest, size: layer.size, diffId, createdBy: DEPS_LAYER_HISTORY, source: { kind: 'registry', registry: client.registry, repository } };
 }
 
@@ -69,6 +75,6 @@ export async function recordDepsLayer(client: RegistryClient, repository: string
   });
   const configDescriptor: Descriptor = { mediaType: MEDIA_TYPE.ociConfig, digest: sha256Digest(config), size: config.length };
   await client.pushBlob(repository, config, { digest: configDescriptor.digest });
-  const manifest = imageManifest('oci', configDescriptor, [{ mediaType: MEDIA_TYPE.ociLayerGzip, digest: layer.digest, size: layer.size }]);
+  const manifest = imageManifest('oci', configDescriptor, [{ mediaType: MEDIA_TYPE.ociLayerGzip, digest: layer.digest, size: layer.size, annotations: { [DIFF_ID_ANNOTATION]: layer.diffId } }]);
   await client.putManifest(repository, depsTag(key), manifest.bytes, manifest.mediaType);
 }
