@@ -155,12 +155,13 @@ export async function appendBuild(options: AppendBuildOptions): Promise<AppendBu
     log,
     onBlob: (descriptor: Descriptor, outcome: string) => options.progress({ kind: 'push', layer: descriptor.digest.slice(7, 19), status: outcome, current: descriptor.size, total: descriptor.size }),
   };
-  // The mirror check runs beside the race check; a lost race only wastes a mirror that was missing anyway.
-  const [raced, mirrored] = await Promise.all([client.manifestExists(target.path, tag), mirrorBases(images, bases, { ...copying, targetPath: target.path })]);
-  if (raced) return { digest: raced.digest, bytes: { uploaded: 0, mounted: 0, skipped: 0 }, buildMs, pushMs: Date.now() - pushStarted, raced: true, images };
   options.progress({ kind: 'phase', phase: 'push', message: `pushing ${target.repository}:${tag}` });
-  const copied = await copyBlobs(images.flatMap((image) => [...image.layers, image.config]), { ...copying, repository: target.path });
+  const mirrored = await mirrorBases(images, bases, { ...copying, targetPath: target.path });
+  // Another build of the same tag may finish meanwhile: asked beside the blob copy, which its result
+  // does not need; the blobs sent are harmless, and its image stays the tag's.
+  const [raced, copied] = await Promise.all([client.manifestExists(target.path, tag), copyBlobs(images.flatMap((image) => [...image.layers, image.config]), { ...copying, repository: target.path })]);
   const bytes: ByteCounts = { uploaded: mirrored.uploaded + copied.uploaded, mounted: mirrored.mounted + copied.mounted, skipped: mirrored.skipped + copied.skipped };
+  if (raced) return { digest: raced.digest, bytes, buildMs, pushMs: Date.now() - pushStarted, raced: true, images };
   let digest: string;
   if (index === undefined) {
     const image = images[0] as AssembledImage;

@@ -11,6 +11,9 @@ import { copyBlobs, emptyCounts, type ByteCounts, type CopyBlobsOptions } from '
 
 export const MIRROR_SEGMENT = 'kubeless-base';
 
+/** Mirrors known to hold a base (`registry/repository@digest`): a mirror, once made, is not asked for again in this process. */
+const known = new Set<string>();
+
 /** Where the target registry keeps its copy of `baseRepository`, beside the function repository `targetPath` (`ns/fn`). */
 export function mirrorRepository(targetPath: string, baseRepository: string): string {
   const slash = targetPath.lastIndexOf('/');
@@ -29,14 +32,16 @@ export async function mirrorBases(images: AssembledImage[], bases: BaseImage[], 
   for (const base of bases) {
     if (base.registry === target.registry) continue;
     const mirror = mirrorRepository(options.targetPath, base.repository);
+    const name = `${target.registry}/${mirror}@${base.digest}`;
     try {
-      if ((await target.manifestExists(mirror, base.digest)) === undefined) {
+      if (!known.has(name) && (await target.manifestExists(mirror, base.digest)) === undefined) {
         const from = { kind: 'registry' as const, registry: base.registry, repository: base.repository };
         const copied = await copyBlobs([...base.layers, base.configDescriptor].map((descriptor) => ({ descriptor, source: from })), { ...options, repository: mirror });
         for (const key of Object.keys(counts) as (keyof ByteCounts)[]) counts[key] += copied[key];
         await target.putManifest(mirror, base.digest, base.manifest.bytes, base.manifest.mediaType);
         options.log?.({ event: 'base-mirrored', level: 'info', base: `${base.registry}/${base.repository}@${base.digest}`, mirror: `${target.registry}/${mirror}`, bytes: copied });
       }
+      known.add(name);
     } catch (error) {
       if (!(error instanceof BuilderError) || error.kind !== 'user') throw error;
       options.log?.({ event: 'base-mirror-refused', level: 'warn', mirror: `${target.registry}/${mirror}`, code: error.code, message: error.message });
