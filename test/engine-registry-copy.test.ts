@@ -3,7 +3,8 @@
 // credentialed registry crosses once and is mounted ever after; a base in the target registry is only
 // mounted; installed deps are found again by content, so a code-only change runs no container (there
 // is no Docker Engine at all for it); and faults — a 500 on a blob, a dropped connection mid-upload,
-// a denied mount — end in a retry or a typed error, never in a manifest that names a missing blob.
+// a denied mount, the target registry restarted mid-upload — end in a retry or a typed error, never in
+// a manifest that names a missing blob.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
@@ -15,7 +16,8 @@ import { parseReference } from '../lib/image/reference.ts';
 import { rejectsWith } from './support/errors.ts';
 import { startFaultProxy, type FaultAnswer, type FaultProxy } from './support/fault-proxy.ts';
 import { callBuiltFunction, functionObject, registryTags, startPipelineRig, type PipelineRig } from './support/pipeline.ts';
-import type { RegistryHandle } from './support/registry.ts';
+import { REGISTRY_BINARY, startRegistry, type RegistryHandle } from './support/registry.ts';
+import { spawn, type ChildProcess } from 'node:child_process';
 import type { IncomingMessage } from 'node:http';
 
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'functions', 'runtimes');
@@ -145,6 +147,35 @@ test('faults: a 500 on a blob upload and a connection dropped mid-upload are ret
     assert.is(answer.text, 'got 5 characters: whole');
   } finally {
     await proxy.stop();
+  }
+});
+
+test('faults: the target registry restarted mid-upload: the copy starts again and the image is whole', async () => {
+  const registry = await startRegistry('anonymous');
+  let replacement: ChildProcess | undefined;
+  let restarted = false;
+  // The first chunk of a streamed layer kills the registry and starts it again on the same port and
+  // storage, as a restart of its pod would; the request in flight gets no answer.
+  const proxy = await startFaultProxy(registry.url, {
+    intercept: (req) => {
+      if (restarted || req.method !== 'PATCH') return undefined;
+      restarted = true;
+      process.kill(registry.pid, 'SIGKILL');
+      replacement = spawn(REGISTRY_BINARY, ['serve', join(registry.dir, 'config.yml')], { stdio: 'ignore' });
+      return { status: 0, reset: true };
+    },
+  });
+  try {
+    const log: BuildLogEvent[] = [];
+    const result = await buildFunctionImage(nodeFn('restart'), options(`${proxy.host}/restart`, { log: (e) => log.push(e) }));
+    assert.ok(restarted, 'the registry was restarted during an upload');
+    assert.ok(log.some((e) => e.event === 'blob-retry'), 'the interrupted blob was sent again');
+    const answer = await callBuiltFunction(result.reference.replace(proxy.host, registry.host), registry, 'restart');
+    assert.is(answer.text, 'got 7 characters: restart');
+  } finally {
+    await proxy.stop();
+    replacement?.kill('SIGKILL');
+    await registry.stop();
   }
 });
 

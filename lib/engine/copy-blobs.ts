@@ -8,6 +8,7 @@
 // falls back to streaming. Blobs go first; the caller pushes the manifest only when all are in.
 import type { RegistryClient } from '../registry/client.ts';
 import { BuilderError } from '../errors.ts';
+import { RegistryError } from '../registry/errors.ts';
 import type { Descriptor } from '../registry/manifest.ts';
 import type { AssembledBlob } from './assemble.ts';
 
@@ -60,12 +61,17 @@ async function copyWithRetry(blob: AssembledBlob, options: CopyBlobsOptions): Pr
     try {
       return await copyBlob(blob, options);
     } catch (error) {
-      const retryable = error instanceof BuilderError && error.kind === 'infrastructure' && error.code !== 'E_BUILD_ABORTED' && error.code !== 'E_BUILD_TIMEOUT';
+      const retryable = (error instanceof BuilderError && error.kind === 'infrastructure' && error.code !== 'E_BUILD_ABORTED' && error.code !== 'E_BUILD_TIMEOUT') || uploadLost(error);
       if (!retryable || attempt >= attempts) throw error;
       options.log?.({ event: 'blob-retry', level: 'warn', digest: blob.descriptor.digest, attempt, code: (error as BuilderError).code, message: (error as Error).message });
       await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
     }
   }
+}
+
+/** The registry forgot the upload session (restarted without a shared secret, or expired it): a new upload can still pass. */
+function uploadLost(error: unknown): boolean {
+  return error instanceof RegistryError && error.registryErrors.some((entry) => entry.code === 'BLOB_UPLOAD_UNKNOWN' || entry.code === 'BLOB_UPLOAD_INVALID');
 }
 
 async function copyBlob(blob: AssembledBlob, options: CopyBlobsOptions): Promise<keyof ByteCounts> {
