@@ -15,7 +15,7 @@ import { RegistryClient } from '../lib/registry/client.ts';
 import { parseReference } from '../lib/image/reference.ts';
 import { rejectsWith } from './support/errors.ts';
 import { startFaultProxy, type FaultAnswer, type FaultProxy } from './support/fault-proxy.ts';
-import { callBuiltFunction, functionObject, registryTags, startPipelineRig, type PipelineRig } from './support/pipeline.ts';
+import { callBuiltFunction, functionObject, registryTags, scopeContainers, startPipelineRig, type PipelineRig } from './support/pipeline.ts';
 import { REGISTRY_BINARY, startRegistry, type RegistryHandle } from './support/registry.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { IncomingMessage } from 'node:http';
@@ -122,6 +122,17 @@ test('deps that were never installed: E_INSTALL_REQUIRED with runInstall false, 
   assert.match(noDocker.message, '--engine docker');
   assert.match(noDocker.message, 'Job');
   assert.equal(await registryTags(target, 'fresh/deps-new'), []);
+});
+
+test('a failing install command: E_BUILD_FAILED naming the step with its output, no container left, nothing pushed', async () => {
+  const deps = JSON.stringify({ name: 'broken', version: '1.0.0', private: true, dependencies: { 'fib-missing': 'file:/offline-packages/fib-missing-9.9.9.tgz' } });
+  const fn = functionObject('deps-broken', { runtime: 'nodejs24', handler: 'handler.hello', function: fixture('nodejs-deps/handler.js'), deps });
+  const error = await rejectsWith(buildFunctionImage(fn, options(`${target.host}/broken`)), 'E_BUILD_FAILED');
+  assert.is(error.kind, 'user');
+  assert.match(error.message, 'install step');
+  assert.match(error.message, 'fib-missing');
+  assert.equal(await scopeContainers(rig.scope), []);
+  assert.equal(await registryTags(target, 'broken/deps-broken'), []);
 });
 
 /** A proxy in front of the target whose `fault` answers some requests. */

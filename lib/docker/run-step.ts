@@ -63,8 +63,8 @@ export async function ensureImage(docker: Dockerode, image: string, options: Pic
   }
 }
 
-/** Runs the step and returns /kubeless afterwards as a tar stream's entries' source (read it before the returned cleanup). */
-export async function runStep(docker: Dockerode, options: RunStepOptions): Promise<{ output: Readable; logs: string; remove: () => Promise<void> }> {
+/** Runs the step and returns /kubeless afterwards as a tar stream; read it, then call remove() for the container. */
+export async function runStep(docker: Dockerode, options: RunStepOptions): Promise<{ output: Readable; remove: () => Promise<void> }> {
   const endpoint = options.endpoint ?? 'the Docker Engine';
   options.signal?.throwIfAborted();
   await ensureImage(docker, options.image, options);
@@ -85,17 +85,16 @@ export async function runStep(docker: Dockerode, options: RunStepOptions): Promi
     await container.start();
     const { StatusCode: status } = (await container.wait()) as { StatusCode: number };
     options.signal?.throwIfAborted();
-    const logs = (await container.logs({ stdout: true, stderr: true, follow: false })) as unknown as Buffer;
-    const text = demultiplex(logs);
     if (status !== 0) {
-      const tail = text.split('\n').filter(Boolean).slice(-TAIL_LINES);
+      const logs = (await container.logs({ stdout: true, stderr: true, follow: false })) as unknown as Buffer;
+      const tail = demultiplex(logs).split('\n').filter(Boolean).slice(-TAIL_LINES);
       // The function's own install or compile command failed: it fails the same way on a retry.
       throw new BuildFailedError('user', `the ${options.step} step \`${options.command}\` in ${options.image} exited with code ${status} on ${endpoint}${tail.length ? `\n--- last output of that step ---\n${tail.join('\n')}` : ''}`, {
         details: { step: options.step, image: options.image, exitCode: status, outputTail: tail },
       });
     }
     const output = (await container.getArchive({ path: '/kubeless' })) as unknown as Readable;
-    return { output, logs: text, remove };
+    return { output, remove };
   } catch (error) {
     await remove();
     if (error instanceof BuildFailedError || error instanceof BaseImageError || options.signal?.aborted) throw error;

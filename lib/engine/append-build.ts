@@ -16,7 +16,7 @@ import type { BuildTarget } from '../target.ts';
 import { assembleImage, memoryLayer, type AppendLayer, type AssembledImage } from './assemble.ts';
 import { readBaseImages, type BaseImage } from './base.ts';
 import { mirrorBases } from './mirror-base.ts';
-import { copyBlobs, type ByteCounts } from './copy-blobs.ts';
+import { addCounts, copyBlobs, type ByteCounts } from './copy-blobs.ts';
 import { DEPS_LAYER_HISTORY, depsKey, findDepsLayer, recordDepsLayer } from './deps.ts';
 import { EngineError } from './errors.ts';
 import { installOnDocker } from './install.ts';
@@ -160,7 +160,7 @@ export async function appendBuild(options: AppendBuildOptions): Promise<AppendBu
   // Another build of the same tag may finish meanwhile: asked beside the blob copy, which its result
   // does not need; the blobs sent are harmless, and its image stays the tag's.
   const [raced, copied] = await Promise.all([client.manifestExists(target.path, tag), copyBlobs(images.flatMap((image) => [...image.layers, image.config]), { ...copying, repository: target.path })]);
-  const bytes: ByteCounts = { uploaded: mirrored.uploaded + copied.uploaded, mounted: mirrored.mounted + copied.mounted, skipped: mirrored.skipped + copied.skipped };
+  const bytes = addCounts(mirrored, copied);
   if (raced) return { digest: raced.digest, bytes, buildMs, pushMs: Date.now() - pushStarted, raced: true, images };
   let digest: string;
   if (index === undefined) {

@@ -38,6 +38,8 @@ const SMALL_BLOB = 256 * 1024;
 
 export const emptyCounts = (): ByteCounts => ({ uploaded: 0, mounted: 0, skipped: 0 });
 
+export const addCounts = (a: ByteCounts, b: ByteCounts): ByteCounts => ({ uploaded: a.uploaded + b.uploaded, mounted: a.mounted + b.mounted, skipped: a.skipped + b.skipped });
+
 export async function copyBlobs(blobs: AssembledBlob[], options: CopyBlobsOptions): Promise<ByteCounts> {
   const counts = emptyCounts();
   // One copy per digest: an image (or an index's images) may name the same blob twice.
@@ -78,17 +80,14 @@ async function copyBlob(blob: AssembledBlob, options: CopyBlobsOptions): Promise
   const { target, repository } = options;
   const { digest } = blob.descriptor;
   const source = blob.source;
-  // A small blob made by this build (code layer, config) is nearly always new: sending it costs what
-  // asking first would, so it is sent without the HEAD.
-  if (source.kind === 'bytes' && source.data.length <= SMALL_BLOB) {
+  if (source.kind === 'bytes') {
+    // A small blob made by this build (code layer, config) is nearly always new: sending it costs
+    // what asking first would, so it is sent without the HEAD.
+    if (source.data.length > SMALL_BLOB && (await target.blobExists(repository, digest))) return 'skipped';
     await target.pushBlob(repository, source.data, { digest, skipExisting: false });
     return 'uploaded';
   }
   if (await target.blobExists(repository, digest)) return 'skipped';
-  if (source.kind === 'bytes') {
-    await target.pushBlob(repository, source.data, { digest, skipExisting: false });
-    return 'uploaded';
-  }
   if (source.registry === target.registry) {
     try {
       const mount = await target.mountBlob(repository, digest, source.repository);

@@ -2,8 +2,9 @@
 // depends on: the installation image digest, command and env, and the deps file; with a compile
 // phase also the compilation image, command, env and every function file (the compiled result holds
 // the code). The layer is recorded in the target repository under the tag `deps-<key>`, as a small
-// OCI image of that one layer (its descriptor's annotation and its config carry the diff_id), so a code-only change built anywhere
-// (another machine, a Job, the controller) finds it with one request and runs no install.
+// OCI image of that one layer (its descriptor's annotation and its config carry the diff_id), so a
+// code-only change built anywhere (another machine, a Job, the controller) finds it with one request
+// and runs no install.
 import { canonicalJson } from '../image/identity.ts';
 import { sha256Hex } from '../function/files.ts';
 import type { MaterialisedSource } from '../function/source.ts';

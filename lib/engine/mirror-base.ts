@@ -7,7 +7,7 @@ import { BuilderError } from '../errors.ts';
 import type { RegistryClient } from '../registry/client.ts';
 import type { AssembledImage } from './assemble.ts';
 import type { BaseImage } from './base.ts';
-import { copyBlobs, emptyCounts, type ByteCounts, type CopyBlobsOptions } from './copy-blobs.ts';
+import { addCounts, copyBlobs, emptyCounts, type ByteCounts, type CopyBlobsOptions } from './copy-blobs.ts';
 
 export const MIRROR_SEGMENT = 'kubeless-base';
 
@@ -27,7 +27,7 @@ export function mirrorRepository(targetPath: string, baseRepository: string): st
  * costs the optimisation: the base is then streamed into the function repository itself.
  */
 export async function mirrorBases(images: AssembledImage[], bases: BaseImage[], options: Omit<CopyBlobsOptions, 'repository'> & { targetPath: string }): Promise<ByteCounts> {
-  const counts = emptyCounts();
+  let counts = emptyCounts();
   const target: RegistryClient = options.target;
   for (const base of bases) {
     if (base.registry === target.registry) continue;
@@ -37,7 +37,7 @@ export async function mirrorBases(images: AssembledImage[], bases: BaseImage[], 
       if (!known.has(name) && (await target.manifestExists(mirror, base.digest)) === undefined) {
         const from = { kind: 'registry' as const, registry: base.registry, repository: base.repository };
         const copied = await copyBlobs([...base.layers, base.configDescriptor].map((descriptor) => ({ descriptor, source: from })), { ...options, repository: mirror });
-        for (const key of Object.keys(counts) as (keyof ByteCounts)[]) counts[key] += copied[key];
+        counts = addCounts(counts, copied);
         await target.putManifest(mirror, base.digest, base.manifest.bytes, base.manifest.mediaType);
         options.log?.({ event: 'base-mirrored', level: 'info', base: `${base.registry}/${base.repository}@${base.digest}`, mirror: `${target.registry}/${mirror}`, bytes: copied });
       }
