@@ -28,7 +28,7 @@ export interface CopyBlobsOptions {
   source: (registry: string) => RegistryClient;
   log?: (event: { event: string; level: 'debug' | 'info' | 'warn'; [field: string]: unknown }) => void;
   onBlob?: (descriptor: Descriptor, outcome: 'skipped' | 'mounted' | 'uploaded') => void;
-  /** Attempts per blob for infrastructure failures. Default 3. */
+  /** Attempts per blob for infrastructure failures, 0.25 s, 0.5 s, 1 s, 2 s apart: a registry restarting has about 4 s to come back. Default 5. */
   attempts?: number;
   /** Blobs copied at once. Default 8: most are a HEAD or a mount, one round trip each. */
   concurrency?: number;
@@ -58,7 +58,7 @@ export async function copyBlobs(blobs: AssembledBlob[], options: CopyBlobsOption
 }
 
 async function copyWithRetry(blob: AssembledBlob, options: CopyBlobsOptions): Promise<keyof ByteCounts> {
-  const attempts = options.attempts ?? 3;
+  const attempts = options.attempts ?? 5;
   for (let attempt = 1; ; attempt++) {
     try {
       return await copyBlob(blob, options);
@@ -66,7 +66,7 @@ async function copyWithRetry(blob: AssembledBlob, options: CopyBlobsOptions): Pr
       const retryable = (error instanceof BuilderError && error.kind === 'infrastructure' && error.code !== 'E_BUILD_ABORTED' && error.code !== 'E_BUILD_TIMEOUT') || uploadLost(error);
       if (!retryable || attempt >= attempts) throw error;
       options.log?.({ event: 'blob-retry', level: 'warn', digest: blob.descriptor.digest, attempt, code: (error as BuilderError).code, message: (error as Error).message });
-      await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
+      await new Promise((resolve) => setTimeout(resolve, 250 * 2 ** (attempt - 1)));
     }
   }
 }
