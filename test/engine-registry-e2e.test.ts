@@ -115,6 +115,28 @@ test('the image has the env, labels, user, command and workdir of the Docker eng
   assert.is(await listing(viaRegistry.reference), await listing(viaDocker.reference));
 });
 
+test('a compile phase runs in a container after the install, with the deps and the code; the image holds its output', async () => {
+  const catalog = structuredClone(rig.catalog);
+  const node = catalog.find((r) => r.ID === 'nodejs')!.versions[0]!;
+  const install = node.images.find((i) => i.phase === 'installation')!;
+  node.images.push({ phase: 'compilation', image: install.image, command: 'printf %s "$KUBELESS_FUNC_NAME" > compiled-name.txt; cat node_modules/fib-greeting/package.json handler.js > compiled-from.txt' });
+  const fn = functionObject('node-compiled', spec('nodejs', true));
+  const log: BuildLogEvent[] = [];
+  const result = await buildFunctionImage(fn, options('compiled', { catalog, log: (e) => log.push(e) }));
+  assert.equal(log.filter((e) => e.event === 'install-step').map((e) => e.step), ['install', 'compile']);
+  assert.is((await callBuiltFunction(result.reference, target, 'compiled')).text, expected(true, 'compiled'));
+  await docker(['pull', '-q', result.reference]);
+  try {
+    const cat = (file: string) => docker(['run', '--rm', '--entrypoint', 'cat', result.reference, `/kubeless/${file}`]);
+    assert.is(await cat('compiled-name.txt'), 'hello', 'KUBELESS_FUNC_NAME reached the compile command');
+    const from = await cat('compiled-from.txt');
+    assert.match(from, '"name": "fib-greeting"', 'the compile step saw the installed deps');
+    assert.match(from, "require('fib-greeting')", 'and the code');
+  } finally {
+    await exec('docker', ['rmi', result.reference]);
+  }
+});
+
 test('reproducible: the same Function built at two different times gives the same digest', async () => {
   const fn = functionObject('node-repro', spec('nodejs', false));
   const first = await buildFunctionImage(fn, options('repro-a'));
