@@ -152,6 +152,7 @@ export async function appendBuild(options: AppendBuildOptions): Promise<AppendBu
   const copying = {
     target: client,
     source: options.client,
+    signal: options.signal,
     log,
     onBlob: (descriptor: Descriptor, outcome: string) => options.progress({ kind: 'push', layer: descriptor.digest.slice(7, 19), status: outcome, current: descriptor.size, total: descriptor.size }),
   };

@@ -6,6 +6,7 @@
 // A blob whose copy fails for an infrastructure reason (a registry restarted, a 5xx, a broken
 // connection) is tried again from the start with a new upload session; a mount the registry refuses
 // falls back to streaming. Blobs go first; the caller pushes the manifest only when all are in.
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { RegistryClient } from '../registry/client.ts';
 import { BuilderError } from '../errors.ts';
 import { RegistryError } from '../registry/errors.ts';
@@ -30,6 +31,8 @@ export interface CopyBlobsOptions {
   onBlob?: (descriptor: Descriptor, outcome: 'skipped' | 'mounted' | 'uploaded') => void;
   /** Attempts per blob for infrastructure failures, 0.25 s, 0.5 s, 1 s, 2 s apart: a registry restarting has about 4 s to come back. Default 5. */
   attempts?: number;
+  /** A cancelled build is not retried. */
+  signal?: AbortSignal | undefined;
   /** Blobs copied at once. Default 8: most are a HEAD or a mount, one round trip each. */
   concurrency?: number;
 }
@@ -64,9 +67,10 @@ async function copyWithRetry(blob: AssembledBlob, options: CopyBlobsOptions): Pr
       return await copyBlob(blob, options);
     } catch (error) {
       const retryable = (error instanceof BuilderError && error.kind === 'infrastructure' && error.code !== 'E_BUILD_ABORTED' && error.code !== 'E_BUILD_TIMEOUT') || uploadLost(error);
-      if (!retryable || attempt >= attempts) throw error;
+      if (!retryable || attempt >= attempts || options.signal?.aborted) throw error;
       options.log?.({ event: 'blob-retry', level: 'warn', digest: blob.descriptor.digest, attempt, code: (error as BuilderError).code, message: (error as Error).message });
-      await new Promise((resolve) => setTimeout(resolve, 250 * 2 ** (attempt - 1)));
+      await sleep(250 * 2 ** (attempt - 1), undefined, { signal: options.signal }).catch(() => undefined);
+      if (options.signal?.aborted) throw error;
     }
   }
 }
