@@ -1,5 +1,6 @@
 // function-image-builder wait <image>: polls the registry until the image exists. Meant as the init
 // container of a function's pod, so the pod waits for its image instead of sitting in ImagePullBackOff.
+import { sleep } from '../../lib/sleep.ts';
 import { BuilderError, EXIT_OK } from '../../lib/errors.ts';
 import { parseReference } from '../../lib/image/reference.ts';
 import { RegistryClient } from '../../lib/registry/client.ts';
@@ -43,20 +44,6 @@ function seconds(value: string | undefined, option: string, fallback: number): n
   return number;
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolveSleep, reject) => {
-    if (signal.aborted) return reject(signal.reason);
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolveSleep();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal.reason);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-}
 
 async function run(args: string[], io: CommandIO): Promise<number> {
   const { values, positionals } = parseCommandLine(args, {

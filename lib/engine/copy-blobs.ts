@@ -6,7 +6,7 @@
 // A blob whose copy fails for an infrastructure reason (a registry restarted, a 5xx, a broken
 // connection) is tried again from the start with a new upload session; a mount the registry refuses
 // falls back to streaming. Blobs go first; the caller pushes the manifest only when all are in.
-import { setTimeout as sleep } from 'node:timers/promises';
+import { sleep } from '../sleep.ts';
 import type { RegistryClient } from '../registry/client.ts';
 import { BuilderError } from '../errors.ts';
 import { RegistryError } from '../registry/errors.ts';
@@ -69,7 +69,7 @@ async function copyWithRetry(blob: AssembledBlob, options: CopyBlobsOptions): Pr
       const retryable = (error instanceof BuilderError && error.kind === 'infrastructure' && error.code !== 'E_BUILD_ABORTED' && error.code !== 'E_BUILD_TIMEOUT') || uploadLost(error);
       if (!retryable || attempt >= attempts || options.signal?.aborted) throw error;
       options.log?.({ event: 'blob-retry', level: 'warn', digest: blob.descriptor.digest, attempt, code: (error as BuilderError).code, message: (error as Error).message });
-      await sleep(250 * 2 ** (attempt - 1), undefined, { signal: options.signal }).catch(() => undefined);
+      await sleep(250 * 2 ** (attempt - 1), options.signal).catch(() => undefined);
       if (options.signal?.aborted) throw error;
     }
   }

@@ -2,6 +2,7 @@
 // wait for it through a watch that survives drops, 410 Gone and silence, and read its outcome from
 // the pod's termination message.
 import { BatchV1Api, CoreV1Api, Watch, type KubeConfig, type V1ConfigMap, type V1Job, type V1ContainerStatus, type V1OwnerReference, type V1Pod } from '@kubernetes/client-node';
+import { sleep } from '../sleep.ts';
 import { BuilderError, EXIT_USER_ERROR, type ErrorKind } from '../errors.ts';
 import { BUILD_CONTAINER_NAME, STEP_CONTAINER_NAMES, type JobFailure, type JobResult } from './contract.ts';
 import { kubernetesError, statusOf } from './errors.ts';
@@ -61,20 +62,6 @@ function finished(job: V1Job): 'Complete' | 'Failed' | undefined {
   return undefined;
 }
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
 
 export async function runBuildJob(kubeConfig: KubeConfig, manifests: JobManifests, options: RunJobOptions = {}): Promise<JobOutcome> {
   const batch = kubeConfig.makeApiClient(BatchV1Api);

@@ -1,6 +1,7 @@
 // How bytes reach one registry: which origin (https or plain http), an undici Agent with that
 // registry's TLS settings, timeouts on every request, retries with backoff, and redirects that never
 // carry the registry's Authorization to another host but keep its TLS settings.
+import { sleep } from '../sleep.ts';
 import { rootCertificates } from 'node:tls';
 import { isIP } from 'node:net';
 import { Agent, request, type Dispatcher } from 'undici';
@@ -228,18 +229,7 @@ export class HttpTransport {
     const exponential = Math.min(this.maxRetryDelayMs, this.retryDelayMs * 2 ** (attempt - 1));
     const delayMs = Math.round(retryAfter ?? exponential * (0.5 + Math.random() / 2));
     this.#options.log?.({ event: 'retry', level: 'warn', method: req.method, path: req.url.pathname, attempt, delayMs, reason });
-    await new Promise<void>((resolve, reject) => {
-      const signal = this.#options.signal;
-      const timer = setTimeout(() => {
-        signal?.removeEventListener('abort', onAbort);
-        resolve();
-      }, delayMs);
-      const onAbort = () => {
-        clearTimeout(timer);
-        reject(signal?.reason);
-      };
-      signal?.addEventListener('abort', onAbort, { once: true });
-    });
+    await sleep(delayMs, this.#options.signal);
   }
 }
 
