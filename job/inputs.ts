@@ -8,7 +8,7 @@ import { parse as parseYaml } from 'yaml';
 import { BuilderError } from '../lib/errors.ts';
 import { FunctionTooLargeError } from '../lib/function/errors.ts';
 import { FUNCTION_INPUT_LIMITS, TOO_LARGE_HINT } from '../lib/function/input-limits.ts';
-import { parseDockerConfig, type DockerConfig } from '../lib/registry/credentials.ts';
+import { loadDockerConfig, type LoadedDockerConfig } from '../lib/registry/load-docker-config.ts';
 import type { RegistrySettings, RegistryTransport } from '../lib/registry/transport.ts';
 import { parseRuntimeCatalog, type RuntimeCatalog } from '../lib/runtime/catalog.ts';
 import { defaultRuntimeCatalog } from '../lib/runtime/default-catalog.ts';
@@ -101,12 +101,10 @@ export function loadCatalog(io: CommandIO, path: string | undefined): RuntimeCat
  * --docker-config FILE (a .dockerconfigjson, .dockercfg or docker CLI config.json); without it the
  * docker CLI's own config ($DOCKER_CONFIG/config.json or ~/.docker/config.json) when there is one.
  */
-export function loadDockerConfig(io: CommandIO, path: string | undefined): { config: DockerConfig | undefined; source: string | undefined } {
-  if (path !== undefined) return { config: parseDockerConfig(readText(io, path, 'the docker config')), source: path };
-  const dir = io.env.DOCKER_CONFIG || join(io.env.HOME || homedir(), '.docker');
-  const file = join(dir, 'config.json');
-  if (!existsSync(file)) return { config: undefined, source: undefined };
-  return { config: parseDockerConfig(readText(io, file, 'the docker config')), source: file };
+export function readDockerConfigFlag(io: CommandIO, path: string | undefined): LoadedDockerConfig {
+  if (path !== undefined) return loadDockerConfig([{ source: path, read: () => readText(io, path, 'the docker config') }]);
+  const file = join(io.env.DOCKER_CONFIG || join(io.env.HOME || homedir(), '.docker'), 'config.json');
+  return loadDockerConfig([{ source: file, read: () => (existsSync(file) ? readText(io, file, 'the docker config') : undefined) }]);
 }
 
 /** --insecure-registry HOST (plain HTTP), --tls-no-verify HOST, --ca HOST=FILE, per host. */

@@ -6,11 +6,14 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { BuilderError } from '../lib/errors.ts';
 import { parseEngine, type BuildEngine } from '../lib/engine/errors.ts';
-import { parseRegistrySettings, withTlsVerifyOff } from '../lib/kubernetes/registry-settings.ts';
+import { parseRegistrySettings, targetRegistrySettings } from '../lib/kubernetes/registry-settings.ts';
+import { parseRuntimeCatalog, type RuntimeCatalog } from '../lib/runtime/catalog.ts';
+import { defaultRuntimeCatalog } from '../lib/runtime/default-catalog.ts';
 import { resolveTarget, type BuildTarget } from '../lib/target.ts';
 import { parsePrivateAddressAllowance, type PrivateAddressAllowance } from '../lib/function/address.ts';
 import { CONFIG_KEYS, JOB_CONFIG_DIR, JOB_ENV, JOB_SECRET_DIR, SECRET_KEYS, TERMINATION_LOG_PATH } from '../lib/kubernetes/contract.ts';
-import { parseDockerConfig, type DockerConfig } from '../lib/registry/credentials.ts';
+import type { DockerConfig } from '../lib/registry/credentials.ts';
+import { loadDockerConfig, type LoadedDockerConfig } from '../lib/registry/load-docker-config.ts';
 import type { RegistrySettings } from '../lib/registry/transport.ts';
 
 /** An input of the Job is missing or unreadable: the Job's spec is wrong, so retrying cannot help. */
@@ -38,7 +41,8 @@ export interface RegistryInputs {
 export interface JobInputs extends RegistryInputs {
   /** The Function document (YAML or JSON text). */
   function: string;
-  runtimeImages: string | undefined;
+  /** runtime-images, parsed; the built-in catalog when not given. */
+  catalog: RuntimeCatalog;
   /** The tag the scheduler waits for; undefined = whatever the inputs give. */
   tag: string | undefined;
   /** function-url-allow-private-addresses: url sources may come from these private addresses. */
@@ -79,19 +83,11 @@ function parseBoolean(value: { value: string; source: string } | undefined, what
 }
 
 /** The registry Secret's directory: `.dockerconfigjson` or `.dockercfg`; nothing mounted = anonymous. */
-function readSecretDir(dir: string): { config: DockerConfig | undefined; source: string | undefined } {
-  for (const key of [SECRET_KEYS.dockerconfigjson, SECRET_KEYS.dockercfg]) {
-    const path = join(dir, key);
-    const text = readFile(path, 'the registry secret');
-    if (text === undefined) continue;
-    try {
-      return { config: parseDockerConfig(text), source: path };
-    } catch (error) {
-      // parseDockerConfig's messages name keys, never values.
-      throw new JobInputError(`the registry secret ${path} is not usable: ${(error as Error).message}`, { path }, error);
-    }
-  }
-  return { config: undefined, source: undefined };
+function readSecretDir(dir: string): LoadedDockerConfig {
+  return loadDockerConfig(
+    [SECRET_KEYS.dockerconfigjson, SECRET_KEYS.dockercfg].map((key) => join(dir, key)).map((path) => ({ source: path, read: () => readFile(path, 'the registry secret') })),
+    (path, error) => new JobInputError(`the registry secret ${path} is not usable: ${error.message}`, { path }, error),
+  );
 }
 
 export function readRegistryInputs(env: Env): RegistryInputs {
@@ -161,7 +157,7 @@ export function readJobInputs(env: Env): JobInputs {
     ...registry,
     sources,
     function: fn.value,
-    runtimeImages: runtimeImages?.value,
+    catalog: runtimeImages === undefined ? defaultRuntimeCatalog() : parseRuntimeCatalog(runtimeImages.value),
     tag: tag?.value.trim(),
     allowPrivateAddresses,
     terminationLog: env[JOB_ENV.terminationLog] || TERMINATION_LOG_PATH,
@@ -173,5 +169,5 @@ export function readJobInputs(env: Env): JobInputs {
 /** The target of the Function, and the registry settings with function-registry-tls-verify applied to it. */
 export function targetOf(inputs: RegistryInputs, functionName: string): { target: BuildTarget; registries: RegistrySettings } {
   const target = resolveTarget({ registry: inputs.registry, dockerConfig: inputs.dockerConfig, functionName });
-  return { target, registries: inputs.tlsVerify ? inputs.registries : withTlsVerifyOff(inputs.registries, target.host) };
+  return { target, registries: targetRegistrySettings(inputs.registries, inputs.tlsVerify, inputs) };
 }

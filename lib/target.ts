@@ -26,6 +26,23 @@ export class TargetError extends BuilderError {
 export const LOCAL_REGISTRY_HOST = 'kubeless.local';
 
 export function resolveTarget(options: { registry?: string | undefined; dockerConfig?: DockerConfig | undefined; functionName: string; local?: boolean }): BuildTarget {
+  const { host, namespace, reason } = targetRegistry(options);
+  const path = [namespace, options.functionName].filter((part) => part !== undefined && part !== '').join('/');
+  const repository = `${host}/${path}`;
+  try {
+    parseReference(repository);
+  } catch (error) {
+    if (!(error instanceof ImageReferenceError)) throw error;
+    throw new TargetError(`the image name ${repository} is not valid (${String(error.details.rule)}); give the registry as "host/namespace" with a lower-case namespace`, { repository });
+  }
+  return { host, path, repository, reason };
+}
+
+/**
+ * The registry every function's image goes to, with the namespace in it: the same for all functions
+ * of one configuration, so settings that name the target registry are applied once, by host.
+ */
+export function targetRegistry(options: { registry?: string | undefined; dockerConfig?: DockerConfig | undefined; local?: boolean | undefined }): { host: string; namespace: string | undefined; reason: string } {
   let host: string;
   let namespace: string | undefined;
   let reason: string;
@@ -57,15 +74,7 @@ export function resolveTarget(options: { registry?: string | undefined; dockerCo
       });
     }
   }
-  const path = [namespace, options.functionName].filter((part) => part !== undefined && part !== '').join('/');
-  const repository = `${host}/${path}`;
-  try {
-    parseReference(repository);
-  } catch (error) {
-    if (!(error instanceof ImageReferenceError)) throw error;
-    throw new TargetError(`the image name ${repository} is not valid (${String(error.details.rule)}); give the registry as "host/namespace" with a lower-case namespace`, { repository });
-  }
-  return { host, path, repository, reason };
+  return { host, namespace, reason };
 }
 
 /**

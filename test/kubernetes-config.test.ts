@@ -5,6 +5,7 @@ import { readBuilderConfig } from '../lib/kubernetes/config.ts';
 import { buildConfigMapData } from '../lib/kubernetes/manifest.ts';
 import { BuilderError } from '../lib/errors.ts';
 import { DEFAULT_RUNTIME_IMAGES } from '../lib/runtime/default-catalog.ts';
+import { parseRuntimeCatalog } from '../lib/runtime/catalog.ts';
 import { withTlsVerifyOff } from '../lib/kubernetes/registry-settings.ts';
 import { transportFor } from '../lib/registry/transport.ts';
 
@@ -64,7 +65,10 @@ test('reads kubeless-config and the registry Secret of the function namespace', 
   const config = await readBuilderConfig(api.kubeConfig, { namespace: 'team-a' });
   assert.is(config.enabled, true);
   assert.is(config.tlsVerify, false);
-  assert.is(config.runtimeImages, RUNTIME_IMAGES);
+  assert.is(config.jobConfigText.runtimeImages, RUNTIME_IMAGES);
+  assert.equal(config.catalog, parseRuntimeCatalog(RUNTIME_IMAGES));
+  // function-registry-tls-verify is applied to the target (the Secret's only registry) once, here.
+  assert.equal(config.registries, { '192.168.99.100:5000': { tlsVerify: false } });
   assert.is(config.builderImage, 'registry.example.com/fib:1');
   assert.is(config.builderImageSecret, 'fib-pull');
   assert.equal({ name: config.registrySecret.name, namespace: config.registrySecret.namespace }, { name: 'kubeless-registry-credentials', namespace: 'team-a' });
@@ -90,6 +94,7 @@ test('the registry comes from the options, else from function-registry in kubele
   assert.is(fromConfig.registry, 'a.example.com/fns');
   assert.is(fromConfig.enabled, false);
   assert.is(fromConfig.tlsVerify, true);
+  assert.equal(fromConfig.registries, {});
 });
 
 test('function-url-allow-private-addresses: none by default, true or a list of ranges, anything else E_CONFIG_INVALID; the build ConfigMap carries it', async () => {

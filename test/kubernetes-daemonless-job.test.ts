@@ -14,6 +14,7 @@ import { Job } from 'kubernetes-models/batch/v1/Job';
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { main } from '../job/cli.ts';
 import { DEFAULT_JOB_SETTINGS, type BuilderConfig } from '../lib/kubernetes/config.ts';
+import { defaultRuntimeCatalog } from '../lib/runtime/default-catalog.ts';
 import { buildJobManifest } from '../lib/kubernetes/manifest.ts';
 import { stepEnvScript, type JobSteps } from '../lib/kubernetes/job-steps.ts';
 import { BuilderError } from '../lib/errors.ts';
@@ -40,6 +41,9 @@ function config(overrides: Partial<BuilderConfig> = {}): BuilderConfig {
     enabled: true,
     registry: '127.0.0.1:5000/functions',
     tlsVerify: true,
+    catalog: defaultRuntimeCatalog(),
+    registries: {},
+    jobConfigText: {},
     builderImage: 'registry.example.com/function-image-builder:0.1.0',
     builderImageSecret: 'builder-pull',
     registrySecret: { name: 'kubeless-registry-credentials', namespace: 'default' },

@@ -68,12 +68,19 @@ function config(overrides: Partial<BuilderConfig> = {}): BuilderConfig {
     enabled: true,
     registry: `${rig.source.host}/functions`,
     tlsVerify: true,
-    runtimeImages: JSON.stringify(rig.catalog),
+    ...catalogSettings(rig.catalog),
+    registries: {},
     builderImage: builder.image,
     registrySecret: { name: SECRET, namespace: 'default', dockerConfig: parseDockerConfig(rig.dockerConfigJson) },
     job: { ...DEFAULT_JOB_SETTINGS, backoffLimit: 1, activeDeadlineSeconds: 300 },
     ...overrides,
   };
+}
+
+/** A catalog as readBuilderConfig gives it: parsed for the scheduler, its text for the Job's ConfigMap. */
+function catalogSettings(catalog: unknown): Pick<BuilderConfig, 'catalog' | 'jobConfigText'> {
+  const text = JSON.stringify(catalog);
+  return { catalog: parseRuntimeCatalog(text), jobConfigText: { runtimeImages: text } };
 }
 
 function textFunction(name: string): Record<string, unknown> {
@@ -83,7 +90,7 @@ function textFunction(name: string): Record<string, unknown> {
 /** The tag scheduleBuild would hand to the Job. A Function that does not parse fails in the Job before its tag matters. */
 async function scheduledTag(fn: Record<string, unknown> | string, settings: BuilderConfig): Promise<string> {
   try {
-    return await functionImageTag(fn, { catalog: parseRuntimeCatalog(settings.runtimeImages!), dockerConfig: settings.registrySecret.dockerConfig });
+    return await functionImageTag(fn, { catalog: settings.catalog, dockerConfig: settings.registrySecret.dockerConfig });
   } catch (error) {
     if (error instanceof BuilderError && error.kind === 'user') return '0'.repeat(64);
     throw error;
@@ -347,7 +354,7 @@ test('scheduleBuild: a runtime tag moved between scheduling and the Job start fa
     const first = await copyImage(client, runtimeRef.repository, runtimeRef.tag!, moving, 'current');
     runtimePhase.image = `${rig.source.host}/${moving}:current`;
     api.holdPods(true);
-    const scheduled = scheduleBuild(api.kubeConfig, fn, config({ runtimeImages: JSON.stringify(catalog) }), { stallMs: 10_000 });
+    const scheduled = scheduleBuild(api.kubeConfig, fn, config(catalogSettings(catalog)), { stallMs: 10_000 });
     scheduled.catch(() => undefined);
     await waitFor('the Job of k8s-moved', async () => api.list('jobs', 'default').some((job) => job.metadata.name.startsWith('build-k8s-moved-')));
     // The tag moves to another image before the Job's pod starts.

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { V1Job } from '@kubernetes/client-node';
 import { DEFAULT_JOB_SETTINGS, type BuilderConfig } from '../lib/kubernetes/config.ts';
+import { defaultRuntimeCatalog } from '../lib/runtime/default-catalog.ts';
 import { buildJobManifest, type JobManifests } from '../lib/kubernetes/manifest.ts';
 import { BuildJobError, runBuildJob, type RunJobOptions } from '../lib/kubernetes/jobs.ts';
 import type { JobSteps } from '../lib/kubernetes/job-steps.ts';
@@ -52,6 +53,9 @@ function manifests(script: string, options: { tag?: string; backoffLimit?: numbe
     enabled: true,
     registry: '127.0.0.1:5000/fns',
     tlsVerify: true,
+    catalog: defaultRuntimeCatalog(),
+    registries: {},
+    jobConfigText: {},
     builderImage: IMAGE,
     registrySecret: { name: 'kubeless-registry-credentials', namespace: 'default' },
     job: { ...DEFAULT_JOB_SETTINGS, backoffLimit: options.backoffLimit ?? 0, activeDeadlineSeconds: 60 },

@@ -6,6 +6,7 @@ import { Job } from 'kubernetes-models/batch/v1/Job';
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import { DEFAULT_JOB_SETTINGS, type BuilderConfig } from '../lib/kubernetes/config.ts';
+import { defaultRuntimeCatalog } from '../lib/runtime/default-catalog.ts';
 import { buildJobManifest } from '../lib/kubernetes/manifest.ts';
 import { functionDeploymentPatch } from '../lib/kubernetes/deployment.ts';
 import { parseRegistrySettings } from '../lib/kubernetes/registry-settings.ts';
@@ -23,7 +24,10 @@ function config(overrides: Partial<BuilderConfig> = {}): BuilderConfig {
     enabled: true,
     registry: '127.0.0.1:5000/functions',
     tlsVerify: false,
-    runtimeImages: '[{"ID":"nodejs"}]',
+    catalog: defaultRuntimeCatalog(),
+    registries: { '127.0.0.1:5000': { tlsVerify: false } },
+    // Passed on verbatim: the manifest never parses it.
+    jobConfigText: { runtimeImages: '[{"ID":"nodejs"}]' },
     builderImage: 'registry.example.com/function-image-builder:0.1.0',
     builderImageSecret: 'builder-pull',
     registrySecret: { name: 'kubeless-registry-credentials', namespace: 'default' },

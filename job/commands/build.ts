@@ -10,7 +10,7 @@ import { parseFunctions } from '../../lib/function/parse.ts';
 import { functionId } from '../../lib/function/spec.ts';
 import { UsageError, type Command, type CommandIO } from '../cli.ts';
 import { createDisplay } from '../display.ts';
-import { loadCatalog, loadDockerConfig, parseCommandLine, readFunctionInput, registryOptions, registrySettings } from '../inputs.ts';
+import { loadCatalog, readDockerConfigFlag, parseCommandLine, readFunctionInput, registryOptions, registrySettings } from '../inputs.ts';
 
 const usage = `usage: function-image-builder build <file|-> [options]
 
@@ -86,7 +86,7 @@ async function run(args: string[], io: CommandIO): Promise<number> {
   const functions = parseFunctions(await readFunctionInput(io, positionals[0]!));
   if (output && functions.length > 1) throw new UsageError(`--output ${output.spec} holds one image, and the file has ${functions.length} Functions; build them one file at a time`);
   const catalog = loadCatalog(io, values.runtimes);
-  const { config: dockerConfig } = loadDockerConfig(io, values['docker-config']);
+  const { config: dockerConfig } = readDockerConfigFlag(io, values['docker-config']);
   const registries = registrySettings(io, values);
 
   const results: BuildResult[] = [];

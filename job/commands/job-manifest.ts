@@ -12,13 +12,12 @@ import { jobSteps } from '../../lib/kubernetes/job-steps.ts';
 import { parsePrivateAddressAllowance } from '../../lib/function/address.ts';
 import { CONFIG_KEYS } from '../../lib/kubernetes/contract.ts';
 import { buildJobManifest } from '../../lib/kubernetes/manifest.ts';
-import { parseRegistrySettings } from '../../lib/kubernetes/registry-settings.ts';
-import { registrySettingsFor } from '../../lib/kubernetes/schedule.ts';
+import { parseRegistrySettings, targetRegistrySettings } from '../../lib/kubernetes/registry-settings.ts';
 import { parseRuntimeCatalog } from '../../lib/runtime/catalog.ts';
 import { defaultRuntimeCatalog } from '../../lib/runtime/default-catalog.ts';
 import { resolveTarget, TargetError } from '../../lib/target.ts';
 import { UsageError, type Command, type CommandIO } from '../cli.ts';
-import { InputFileError, loadDockerConfig, parseCommandLine, readFunctionInput, readText } from '../inputs.ts';
+import { InputFileError, readDockerConfigFlag, parseCommandLine, readFunctionInput, readText } from '../inputs.ts';
 
 const usage = `usage: function-image-builder job-manifest <file|-> [options]
 
@@ -105,8 +104,11 @@ async function run(args: string[], io: CommandIO): Promise<number> {
   const runtimeImages = values.runtimes !== undefined ? readText(io, values.runtimes, 'the runtime catalog') : pick('runtime-images');
   const catalog = runtimeImages === undefined ? defaultRuntimeCatalog() : parseRuntimeCatalog(runtimeImages);
   const registrySettings = pick('registry-settings');
-  const registries = parseRegistrySettings(registrySettings, values['kubeless-config'] ?? 'registry-settings');
-  const { config: dockerConfig } = loadDockerConfig(io, values['docker-config']);
+  const givenRegistries = parseRegistrySettings(registrySettings, values['kubeless-config'] ?? 'registry-settings');
+  const registry = values.registry ?? pick('function-registry');
+  const { config: dockerConfig } = readDockerConfigFlag(io, values['docker-config']);
+  const tlsVerify = tlsText === 'true';
+  const registries = targetRegistrySettings(givenRegistries, tlsVerify, { registry, dockerConfig });
   const allowPrivateAddresses = values['allow-private-addresses'] === true ? true : parsePrivateAddressAllowance(pick(CONFIG_KEYS.allowPrivateAddresses));
   if (typeof allowPrivateAddresses === 'string') {
     throw new BuilderError('E_CONFIG_INVALID', 'user', `${values['kubeless-config']}: "${CONFIG_KEYS.allowPrivateAddresses}" ${allowPrivateAddresses}`, { details: { key: CONFIG_KEYS.allowPrivateAddresses } });
@@ -120,13 +122,14 @@ async function run(args: string[], io: CommandIO): Promise<number> {
     const namespace = values.namespace ?? fn.namespace;
     const config: BuilderConfig = {
       enabled: true,
-      registry: values.registry ?? pick('function-registry'),
-      tlsVerify: tlsText === 'true',
-      runtimeImages,
+      registry,
+      tlsVerify,
+      catalog,
+      registries,
+      jobConfigText: { runtimeImages, registrySettings },
       builderImage,
       builderImageSecret: values['builder-image-secret'] ?? pick('builder-image-secret'),
       registrySecret: { name: values.secret ?? REGISTRY_SECRET_NAME, namespace },
-      registrySettings,
       engine: parseEngine(values.engine ?? pick('builder-engine')?.trim() ?? 'docker', values.engine !== undefined ? '--engine' : 'builder-engine'),
       allowPrivateAddresses,
       job: {
@@ -146,7 +149,7 @@ async function run(args: string[], io: CommandIO): Promise<number> {
     }
     const plan = await resolveBuildPlan(fn, {
       catalog,
-      resolveImageDigest: registryDigestResolver({ dockerConfig, registries: target ? registrySettingsFor(config, target.host) : registries, signal: io.signal }),
+      resolveImageDigest: registryDigestResolver({ dockerConfig, registries, signal: io.signal }),
       download: { allowPrivateAddresses },
       signal: io.signal,
     });

@@ -14,8 +14,6 @@ import { registryDigestResolver } from '../../lib/image/resolve-digest.ts';
 import { volumeFiles, writeVolumeFiles, type VolumeFiles } from '../../lib/image/volume-files.ts';
 import { JOB_ENV, JOB_INSTALL_DIR, JOB_STEPS_DIR } from '../../lib/kubernetes/contract.ts';
 import { stepEnvScript, stepScriptPath, type StepPhase } from '../../lib/kubernetes/job-steps.ts';
-import { parseRuntimeCatalog } from '../../lib/runtime/catalog.ts';
-import { defaultRuntimeCatalog } from '../../lib/runtime/default-catalog.ts';
 import { UsageError, type Command, type CommandIO } from '../cli.ts';
 import { readJobInputs, targetOf } from '../job-inputs.ts';
 import { createJsonLog } from '../json-log.ts';
@@ -49,7 +47,7 @@ async function run(args: string[], io: CommandIO): Promise<number> {
     log('info', 'inputs', { sources: inputs.sources, credentialKeys: inputs.dockerConfig?.entries.map((entry) => entry.key) ?? [] });
     const spec = parseFunction(inputs.function);
     const { registries } = targetOf(inputs, spec.name);
-    const catalog = inputs.runtimeImages === undefined ? defaultRuntimeCatalog() : parseRuntimeCatalog(inputs.runtimeImages);
+    const { catalog } = inputs;
     const plan = await resolveBuildPlan(spec, {
       catalog,
       resolveImageDigest: registryDigestResolver({ dockerConfig: inputs.dockerConfig, registries, signal: io.signal }),

@@ -81,7 +81,7 @@ async function run(args: string[], io: CommandIO): Promise<number> {
 
     const result = await buildFunctionImage(spec, {
       registry: inputs.registry,
-      ...(inputs.runtimeImages !== undefined ? { catalog: inputs.runtimeImages } : {}),
+      catalog: inputs.catalog,
       dockerConfig: inputs.dockerConfig,
       registries,
       ...(inputs.engine !== undefined ? { engine: inputs.engine } : {}),

@@ -6,7 +6,7 @@ import { functionId } from '../../lib/function/spec.ts';
 import { functionImageTag } from '../../lib/image/identity.ts';
 import { resolveTarget } from '../../lib/target.ts';
 import { UsageError, type Command, type CommandIO } from '../cli.ts';
-import { loadCatalog, loadDockerConfig, parseCommandLine, readFunctionInput, registryOptions, registrySettings } from '../inputs.ts';
+import { loadCatalog, readDockerConfigFlag, parseCommandLine, readFunctionInput, registryOptions, registrySettings } from '../inputs.ts';
 
 const usage = `usage: function-image-builder tag <file|-> [options]
 
@@ -26,7 +26,7 @@ async function run(args: string[], io: CommandIO): Promise<number> {
   if (positionals.length !== 1) throw new UsageError('tag needs one Function file (or "-" for stdin)');
   const functions = parseFunctions(await readFunctionInput(io, positionals[0]!));
   const catalog = loadCatalog(io, values.runtimes);
-  const { config: dockerConfig } = loadDockerConfig(io, values['docker-config']);
+  const { config: dockerConfig } = readDockerConfigFlag(io, values['docker-config']);
   const registries = registrySettings(io, values);
   const results: { function: string; tag: string; image?: string }[] = [];
   for (const fn of functions) {

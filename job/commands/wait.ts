@@ -6,7 +6,7 @@ import { parseReference } from '../../lib/image/reference.ts';
 import { RegistryClient } from '../../lib/registry/client.ts';
 import { transportFor } from '../../lib/registry/transport.ts';
 import { UsageError, type Command, type CommandIO } from '../cli.ts';
-import { loadDockerConfig, parseCommandLine } from '../inputs.ts';
+import { readDockerConfigFlag, parseCommandLine } from '../inputs.ts';
 import { readRegistryInputs } from '../job-inputs.ts';
 import { createJsonLog, libraryLog } from '../json-log.ts';
 
@@ -65,7 +65,7 @@ async function run(args: string[], io: CommandIO): Promise<number> {
   const image = parseReference(positionals[0]!);
   const inputs = readRegistryInputs(io.env);
   const { config: dockerConfig, source: credentialsSource } = values['docker-config'] !== undefined
-    ? loadDockerConfig(io, values['docker-config'])
+    ? readDockerConfigFlag(io, values['docker-config'])
     : { config: inputs.dockerConfig, source: inputs.dockerConfigSource };
   const tlsVerify = tlsFlag !== undefined ? tlsFlag === 'true' : inputs.tlsVerify;
   const transport = { ...transportFor(inputs.registries, image.registry) };

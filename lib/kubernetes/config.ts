@@ -3,9 +3,12 @@
 // The Secret is read from the function's own namespace by default, because the build Job mounts it
 // and a pod can only mount Secrets of its own namespace: the Job runs where the Secret is.
 import { CoreV1Api, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
-import { parseDockerConfig, type DockerConfig } from '../registry/credentials.ts';
-import { parseRegistrySettings } from './registry-settings.ts';
-import { parseRuntimeCatalog } from '../runtime/catalog.ts';
+import type { DockerConfig } from '../registry/credentials.ts';
+import { loadDockerConfig } from '../registry/load-docker-config.ts';
+import { parseRegistrySettings, targetRegistrySettings } from './registry-settings.ts';
+import { parseRuntimeCatalog, type RuntimeCatalog } from '../runtime/catalog.ts';
+import { defaultRuntimeCatalog } from '../runtime/default-catalog.ts';
+import type { RegistrySettings } from '../registry/transport.ts';
 import { BuilderError } from '../errors.ts';
 import { parseEngine, type BuildEngine } from '../engine/errors.ts';
 import { kubernetesError } from './errors.ts';
@@ -67,17 +70,28 @@ export interface BuilderConfig {
    * `localhost:5000`). References and Deployment patches name it, with the pushed digest.
    */
   pullRegistry?: string | undefined;
-  /** `function-registry-tls-verify`: false = the target registry's certificate is not verified. */
+  /**
+   * `function-registry-tls-verify`: false = the target registry's certificate is not verified.
+   * Already applied in `registries`; kept for what passes it on (the Job's ConfigMap, the wait container).
+   */
   tlsVerify: boolean;
-  /** `runtime-images` as the ConfigMap holds it (JSON text); the built-in catalog when absent. */
-  runtimeImages?: string | undefined;
+  /** `runtime-images`, parsed; the built-in catalog when absent. */
+  catalog: RuntimeCatalog;
+  /**
+   * `registry-settings`, parsed, with `function-registry-tls-verify` applied to the target registry
+   * (targetRegistrySettings): what every registry request made with this config uses.
+   */
+  registries: RegistrySettings;
+  /**
+   * The text of the settings the build Job parses again from its ConfigMap, as kubeless-config holds
+   * them (undefined = absent): passed on verbatim, never read on this side.
+   */
+  jobConfigText: { runtimeImages?: string | undefined; registrySettings?: string | undefined };
   /** `builder-image`: the image of the build Job (Dockerfile.builder). */
   builderImage: string;
   /** `builder-image-secret`: pull secret for the builder image, in the Job's namespace. */
   builderImageSecret?: string | undefined;
   registrySecret: RegistrySecretRef;
-  /** Per-registry transport settings beyond tlsVerify (JSON text, host → {tlsVerify, ca, insecure}). */
-  registrySettings?: string | undefined;
   /** `builder-engine`: how images are made, 'docker' (default when unset) or 'registry' (daemonless append). */
   engine?: BuildEngine | undefined;
   /**
@@ -119,8 +133,11 @@ function parseBoolean(value: string | undefined, key: string, where: string, fal
 /** The Secret's docker config, from `.dockerconfigjson` or `.dockercfg` (base64 `data` as the API returns it). */
 export function dockerConfigFromSecret(secret: V1Secret, where: string): DockerConfig {
   const data = secret.data ?? {};
-  const key = data[SECRET_KEYS.dockerconfigjson] !== undefined ? SECRET_KEYS.dockerconfigjson : data[SECRET_KEYS.dockercfg] !== undefined ? SECRET_KEYS.dockercfg : undefined;
-  if (key === undefined) {
+  const { config } = loadDockerConfig(
+    [SECRET_KEYS.dockerconfigjson, SECRET_KEYS.dockercfg].map((key) => ({ source: key, read: () => (data[key] === undefined ? undefined : Buffer.from(data[key], 'base64').toString('utf8')) })),
+    (key, error) => new BuilderError('E_REGISTRY_SECRET_INVALID', 'user', `${where} key "${key}": ${error.message}`, { cause: error, details: { secret: where, key } }),
+  );
+  if (config === undefined) {
     throw new BuilderError(
       'E_REGISTRY_SECRET_INVALID',
       'user',
@@ -128,13 +145,7 @@ export function dockerConfigFromSecret(secret: V1Secret, where: string): DockerC
       { details: { secret: where, keys: Object.keys(data) } },
     );
   }
-  const text = Buffer.from(data[key] ?? '', 'base64').toString('utf8');
-  try {
-    return parseDockerConfig(text);
-  } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    throw new BuilderError('E_REGISTRY_SECRET_INVALID', 'user', `${where} key "${key}": ${message}`, { cause: error, details: { secret: where, key } });
-  }
+  return config;
 }
 
 export async function readBuilderConfig(kubeConfig: KubeConfig, options: ReadBuilderConfigOptions): Promise<BuilderConfig> {
@@ -171,17 +182,17 @@ export async function readBuilderConfig(kubeConfig: KubeConfig, options: ReadBui
     });
   }
   const runtimeImages = nonEmpty(data['runtime-images']);
-  // Checked here so that a broken catalog is reported once, not by every build Job.
-  if (runtimeImages !== undefined) {
-    try {
-      parseRuntimeCatalog(runtimeImages);
-    } catch (error) {
-      if (!(error instanceof BuilderError)) throw error;
-      throw new BuilderError(error.code, error.kind, `${configWhere} key "runtime-images": ${error.message}`, { cause: error, details: error.details });
-    }
+  // Parsed here, once: a broken catalog is reported by the controller, not by every build Job.
+  let catalog: RuntimeCatalog;
+  try {
+    catalog = runtimeImages === undefined ? defaultRuntimeCatalog() : parseRuntimeCatalog(runtimeImages);
+  } catch (error) {
+    if (!(error instanceof BuilderError)) throw error;
+    throw new BuilderError(error.code, error.kind, `${configWhere} key "runtime-images": ${error.message}`, { cause: error, details: error.details });
   }
   const registrySettings = nonEmpty(data['registry-settings']);
-  parseRegistrySettings(registrySettings, `${configWhere} key "registry-settings"`);
+  const tlsVerify = parseBoolean(data['function-registry-tls-verify'], 'function-registry-tls-verify', configWhere, true);
+  const registries = targetRegistrySettings(parseRegistrySettings(registrySettings, `${configWhere} key "registry-settings"`), tlsVerify, { registry, dockerConfig });
   const allowPrivateAddresses = parsePrivateAddressAllowance(data[CONFIG_KEYS.allowPrivateAddresses]);
   if (typeof allowPrivateAddresses === 'string') {
     throw new BuilderError('E_CONFIG_INVALID', 'user', `${configWhere}: "${CONFIG_KEYS.allowPrivateAddresses}" ${allowPrivateAddresses}`, {
@@ -192,12 +203,13 @@ export async function readBuilderConfig(kubeConfig: KubeConfig, options: ReadBui
     enabled: parseBoolean(data['enable-build-step'], 'enable-build-step', configWhere, false),
     registry,
     pullRegistry: options.pullRegistry ?? nonEmpty(data['function-registry-pull'])?.trim(),
-    tlsVerify: parseBoolean(data['function-registry-tls-verify'], 'function-registry-tls-verify', configWhere, true),
-    runtimeImages,
+    tlsVerify,
+    catalog,
+    registries,
+    jobConfigText: { runtimeImages, registrySettings },
     builderImage,
     builderImageSecret: nonEmpty(data['builder-image-secret']),
     registrySecret: { name: secretName, namespace: secretNamespace, type: secret.type, dockerConfig },
-    registrySettings,
     engine: builderEngine(data['builder-engine'], configWhere),
     fastPath: parseBoolean(data['builder-fast-path'], 'builder-fast-path', configWhere, true),
     allowPrivateAddresses,

@@ -61,8 +61,8 @@ export function buildConfigMapData(fn: JobFunction, config: BuilderConfig): Reco
     [CONFIG_KEYS.tag]: fn.tag,
   };
   if (config.registry !== undefined) data[CONFIG_KEYS.registry] = config.registry;
-  if (config.runtimeImages !== undefined) data[CONFIG_KEYS.runtimeImages] = config.runtimeImages;
-  if (config.registrySettings !== undefined) data[CONFIG_KEYS.registrySettings] = config.registrySettings;
+  if (config.jobConfigText.runtimeImages !== undefined) data[CONFIG_KEYS.runtimeImages] = config.jobConfigText.runtimeImages;
+  if (config.jobConfigText.registrySettings !== undefined) data[CONFIG_KEYS.registrySettings] = config.jobConfigText.registrySettings;
   if (config.allowPrivateAddresses) data[CONFIG_KEYS.allowPrivateAddresses] = formatPrivateAddressAllowance(config.allowPrivateAddresses);
   const bytes = Object.entries(data).reduce((sum, [key, value]) => sum + Buffer.byteLength(key) + Buffer.byteLength(value), 0);
   if (bytes > CONFIG_MAP_MAX_BYTES) {

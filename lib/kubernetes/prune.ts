@@ -15,12 +15,10 @@ import { parseReference } from '../image/reference.ts';
 import { RegistryClient } from '../registry/client.ts';
 import { RegistryError } from '../registry/errors.ts';
 import { transportFor, type RegistrySettings } from '../registry/transport.ts';
-import { parseRuntimeCatalog } from '../runtime/catalog.ts';
-import { defaultRuntimeCatalog } from '../runtime/default-catalog.ts';
 import { pullRepository, resolveTarget } from '../target.ts';
 import type { BuilderConfig } from './config.ts';
 import { kubernetesError } from './errors.ts';
-import { registrySettingsFor } from './schedule.ts';
+import { withExtraRegistrySettings } from './schedule.ts';
 
 export const DEFAULT_KEEP = 3;
 
@@ -90,7 +88,8 @@ export async function pruneFunctionImages(kubeConfig: KubeConfig, config: Builde
   }
   const log = options.log ?? (() => {});
   const dockerConfig = config.registrySecret.dockerConfig;
-  const catalog = config.runtimeImages === undefined ? defaultRuntimeCatalog() : parseRuntimeCatalog(config.runtimeImages);
+  const { catalog } = config;
+  const registries = withExtraRegistrySettings(config, options.registries);
 
   const [functionObjects, deployments] = await Promise.all([listFunctions(kubeConfig), listDeployments(kubeConfig)]);
   const images: FunctionImage[] = [];
@@ -103,7 +102,6 @@ export async function pruneFunctionImages(kubeConfig: KubeConfig, config: Builde
       const spec = parseFunction(object);
       if (spec.prebuiltImage) continue;
       const target = resolveTarget({ registry: config.registry, dockerConfig, functionName: spec.name });
-      const registries = registrySettingsFor(config, target.host, options.registries);
       const tag = await functionImageTag(spec, { catalog, dockerConfig, registries, signal: options.signal });
       images.push({
         id: functionId(spec),
@@ -137,7 +135,6 @@ export async function pruneFunctionImages(kubeConfig: KubeConfig, config: Builde
     if (unknownRepositories.has(repository)) continue;
     const users = images.filter((image) => image.repository === repository);
     const first = users[0]!;
-    const registries = registrySettingsFor(config, first.host, options.registries);
     const client = new RegistryClient({ registry: first.host, credentials: dockerConfig, transport: transportFor(registries, first.host), signal: options.signal, log: (event) => log(event) });
     try {
       const names = new Set([repository, ...users.map((image) => image.pullRepository)]);

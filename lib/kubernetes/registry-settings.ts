@@ -1,7 +1,9 @@
 // The build ConfigMap's `registry-settings` key. Kept apart from the API client code so that the
 // in-cluster commands can read it without loading @kubernetes/client-node.
 import { BuilderError } from '../errors.ts';
+import type { DockerConfig } from '../registry/credentials.ts';
 import { transportFor, type RegistrySettings } from '../registry/transport.ts';
+import { TargetError, targetRegistry } from '../target.ts';
 
 /**
  * The `registry-settings` key: JSON of registry host → {tlsVerify, ca, insecure}, the settings that
@@ -50,4 +52,22 @@ export function withTlsVerifyOff(settings: RegistrySettings, host: string): Regi
       return transportFor({ [candidate]: probe }, host) === probe;
     }) ?? host;
   return { ...settings, [key]: { tlsVerify: false, ...settings[key] } };
+}
+
+/**
+ * The settings every registry request of one configuration uses: `registry-settings` with
+ * `function-registry-tls-verify` applied to the target registry (the same host for every function).
+ * A target that this configuration cannot name is left to fail where a function is built, with its
+ * TargetError; until then the settings are used as given.
+ */
+export function targetRegistrySettings(settings: RegistrySettings, tlsVerify: boolean, target: { registry: string | undefined; dockerConfig: DockerConfig | undefined }): RegistrySettings {
+  if (tlsVerify) return settings;
+  let host: string;
+  try {
+    host = targetRegistry(target).host;
+  } catch (error) {
+    if (error instanceof TargetError) return settings;
+    throw error;
+  }
+  return withTlsVerifyOff(settings, host);
 }

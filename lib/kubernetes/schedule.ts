@@ -15,15 +15,12 @@ import type { DockerConfig } from '../registry/credentials.ts';
 import type { RuntimeCatalog } from '../runtime/catalog.ts';
 import { parseReference } from '../image/reference.ts';
 import { RegistryClient } from '../registry/client.ts';
-import { parseRuntimeCatalog } from '../runtime/catalog.ts';
-import { defaultRuntimeCatalog } from '../runtime/default-catalog.ts';
 import { transportFor, type RegistrySettings } from '../registry/transport.ts';
 import { pullRepository, resolveTarget } from '../target.ts';
 import type { BuilderConfig } from './config.ts';
 import { jobSteps } from './job-steps.ts';
 import { runBuildJob, type JobLog, type RunJobOptions } from './jobs.ts';
 import { buildJobManifest } from './manifest.ts';
-import { parseRegistrySettings, withTlsVerifyOff } from './registry-settings.ts';
 
 export interface ScheduleOptions extends RunJobOptions {
   /** Transport settings for the scheduler's own registry requests, over the config's. */
@@ -42,10 +39,15 @@ export interface ScheduledBuild extends Pick<BuildResult, 'function' | 'image' |
   created: boolean;
 }
 
-/** Settings for the target registry as the Job will use them: registry-settings plus tls-verify. */
-export function registrySettingsFor(config: BuilderConfig, targetHost: string, extra?: RegistrySettings): RegistrySettings {
-  const settings: RegistrySettings = { ...parseRegistrySettings(config.registrySettings, 'registry-settings'), ...extra };
-  return config.tlsVerify ? settings : withTlsVerifyOff(settings, targetHost);
+/**
+ * The config's registry settings with a caller's `extra` over them, host by host: an extra entry
+ * adds to the config's (which has function-registry-tls-verify in it) rather than replacing it.
+ */
+export function withExtraRegistrySettings(config: BuilderConfig, extra: RegistrySettings | undefined): RegistrySettings {
+  if (extra === undefined) return config.registries;
+  const merged: RegistrySettings = { ...config.registries };
+  for (const [host, entry] of Object.entries(extra)) merged[host] = { ...merged[host], ...entry };
+  return merged;
 }
 
 /**
@@ -62,8 +64,8 @@ export async function scheduleBuild(kubeConfig: KubeConfig, fn: string | object,
   }
   const dockerConfig = config.registrySecret.dockerConfig;
   const target = resolveTarget({ registry: config.registry, dockerConfig, functionName: spec.name });
-  const registries = registrySettingsFor(config, target.host, options.registries);
-  const catalog = config.runtimeImages === undefined ? defaultRuntimeCatalog() : parseRuntimeCatalog(config.runtimeImages);
+  const registries = withExtraRegistrySettings(config, options.registries);
+  const catalog = config.catalog;
 
   if (config.engine === 'registry' && (options.fastPath ?? config.fastPath) !== false) {
     const appended = await appendInProcess(spec, config, { catalog, dockerConfig, registries, signal: options.signal, log });
