@@ -112,6 +112,14 @@ test('job-manifest --engine registry prints Jobs without the Docker socket; the 
   assert.match(bad.stderr, '--engine');
 });
 
+test('a --kubeless-config file is checked as readBuilderConfig checks the ConfigMap: a bad key fails naming the file and the key, and nothing is printed', async () => {
+  writeFileSync(join(dir, 'bad-fast-path.yaml'), 'builder-image: registry.example.com/fib:1\nbuilder-fast-path: "maybe"\n');
+  const run = await cli(['job-manifest', 'functions.yaml', '--kubeless-config', 'bad-fast-path.yaml', '--registry', 'r.example.com/x', '--docker-config', 'docker-config.json']);
+  assert.is(run.code, 2, run.stderr);
+  assert.match(run.stderr, 'bad-fast-path.yaml: "builder-fast-path" must be "true" or "false"', run.stderr);
+  assert.is(run.stdout, '');
+});
+
 test('the printed ConfigMap, mounted as the kubelet mounts it, is what the job entrypoint reads', async () => {
   const run = await cli(['job-manifest', 'functions.yaml', '--builder-image', 'fib:1', '--tls-verify=false', '--registry', 'r.example.com/x', '--docker-config', 'docker-config.json']);
   assert.is(run.code, 0, run.stderr);

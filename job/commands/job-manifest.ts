@@ -7,14 +7,9 @@ import { planIdentity } from '../../lib/image/identity.ts';
 import { resolveBuildPlan } from '../../lib/image/plan.ts';
 import { registryDigestResolver } from '../../lib/image/resolve-digest.ts';
 import { parseEngine } from '../../lib/engine/errors.ts';
-import { DEFAULT_JOB_SETTINGS, REGISTRY_SECRET_NAME, type BuilderConfig } from '../../lib/kubernetes/config.ts';
+import { DEFAULT_JOB_SETTINGS, parseBuilderConfig, REGISTRY_SECRET_NAME, type BuilderConfig } from '../../lib/kubernetes/config.ts';
 import { jobSteps } from '../../lib/kubernetes/job-steps.ts';
-import { parsePrivateAddressAllowance } from '../../lib/function/address.ts';
-import { CONFIG_KEYS } from '../../lib/kubernetes/contract.ts';
 import { buildJobManifest } from '../../lib/kubernetes/manifest.ts';
-import { parseRegistrySettings, targetRegistrySettings } from '../../lib/kubernetes/registry-settings.ts';
-import { parseRuntimeCatalog } from '../../lib/runtime/catalog.ts';
-import { defaultRuntimeCatalog } from '../../lib/runtime/default-catalog.ts';
 import { resolveTarget, TargetError } from '../../lib/target.ts';
 import { UsageError, type Command, type CommandIO } from '../cli.ts';
 import { InputFileError, readDockerConfigFlag, parseCommandLine, readFunctionInput, readText } from '../inputs.ts';
@@ -99,47 +94,39 @@ async function run(args: string[], io: CommandIO): Promise<number> {
 
   const builderImage = values['builder-image'] ?? pick('builder-image');
   if (builderImage === undefined) throw new UsageError('job-manifest needs --builder-image (or a --kubeless-config with builder-image)');
-  const tlsText = values['tls-verify'] ?? pick('function-registry-tls-verify') ?? 'true';
-  if (tlsText !== 'true' && tlsText !== 'false') throw new UsageError(`the TLS setting must be true or false, not "${tlsText}"`);
-  const runtimeImages = values.runtimes !== undefined ? readText(io, values.runtimes, 'the runtime catalog') : pick('runtime-images');
-  const catalog = runtimeImages === undefined ? defaultRuntimeCatalog() : parseRuntimeCatalog(runtimeImages);
-  const registrySettings = pick('registry-settings');
-  const givenRegistries = parseRegistrySettings(registrySettings, values['kubeless-config'] ?? 'registry-settings');
-  const registry = values.registry ?? pick('function-registry');
+  const tlsFlag = values['tls-verify'];
+  if (tlsFlag !== undefined && tlsFlag !== 'true' && tlsFlag !== 'false') throw new UsageError(`the TLS setting must be true or false, not "${tlsFlag}"`);
   const { config: dockerConfig } = readDockerConfigFlag(io, values['docker-config']);
-  const tlsVerify = tlsText === 'true';
-  const registries = targetRegistrySettings(givenRegistries, tlsVerify, { registry, dockerConfig });
-  const allowPrivateAddresses = values['allow-private-addresses'] === true ? true : parsePrivateAddressAllowance(pick(CONFIG_KEYS.allowPrivateAddresses));
-  if (typeof allowPrivateAddresses === 'string') {
-    throw new BuilderError('E_CONFIG_INVALID', 'user', `${values['kubeless-config']}: "${CONFIG_KEYS.allowPrivateAddresses}" ${allowPrivateAddresses}`, { details: { key: CONFIG_KEYS.allowPrivateAddresses } });
-  }
+  // The flags win over the file; everything else is parsed where readBuilderConfig parses it.
+  const settingsConfig = parseBuilderConfig(settings, {
+    where: values['kubeless-config'] ?? 'kubeless-config',
+    registrySecret: { name: values.secret ?? REGISTRY_SECRET_NAME, namespace: '' },
+    dockerConfig,
+    overrides: {
+      registry: values.registry,
+      builderImage,
+      builderImageSecret: values['builder-image-secret'],
+      ...(tlsFlag !== undefined ? { tlsVerify: tlsFlag === 'true' } : {}),
+      ...(values.engine !== undefined ? { engine: parseEngine(values.engine, '--engine') } : {}),
+      ...(values['allow-private-addresses'] === true ? { allowPrivateAddresses: true } : {}),
+      ...(values.runtimes !== undefined ? { runtimeImages: { text: readText(io, values.runtimes, 'the runtime catalog'), where: values.runtimes } } : {}),
+      job: {
+        dockerSocket: values['docker-socket'] ?? DEFAULT_JOB_SETTINGS.dockerSocket,
+        backoffLimit: integer(values['backoff-limit'], 'backoff-limit', DEFAULT_JOB_SETTINGS.backoffLimit, 0),
+        activeDeadlineSeconds: integer(values.deadline, 'deadline', DEFAULT_JOB_SETTINGS.activeDeadlineSeconds, 1),
+        ttlSecondsAfterFinished: integer(values.ttl, 'ttl', DEFAULT_JOB_SETTINGS.ttlSecondsAfterFinished, 0),
+      },
+    },
+  });
+  const { catalog, registries } = settingsConfig;
+  const download = { allowPrivateAddresses: settingsConfig.allowPrivateAddresses ?? false };
 
   const documents: string[] = [];
   for (const { value } of functionObjects(await readFunctionInput(io, positionals[0]!))) {
     // Validated here; the object itself goes into the ConfigMap, as the cluster would hold it.
     const object = value as object;
     const fn = parseFunction(object);
-    const namespace = values.namespace ?? fn.namespace;
-    const config: BuilderConfig = {
-      enabled: true,
-      registry,
-      tlsVerify,
-      catalog,
-      registries,
-      jobConfigText: { runtimeImages, registrySettings },
-      builderImage,
-      builderImageSecret: values['builder-image-secret'] ?? pick('builder-image-secret'),
-      registrySecret: { name: values.secret ?? REGISTRY_SECRET_NAME, namespace },
-      engine: parseEngine(values.engine ?? pick('builder-engine')?.trim() ?? 'docker', values.engine !== undefined ? '--engine' : 'builder-engine'),
-      allowPrivateAddresses,
-      job: {
-        ...DEFAULT_JOB_SETTINGS,
-        dockerSocket: values['docker-socket'] ?? DEFAULT_JOB_SETTINGS.dockerSocket,
-        backoffLimit: integer(values['backoff-limit'], 'backoff-limit', DEFAULT_JOB_SETTINGS.backoffLimit, 0),
-        activeDeadlineSeconds: integer(values.deadline, 'deadline', DEFAULT_JOB_SETTINGS.activeDeadlineSeconds, 1),
-        ttlSecondsAfterFinished: integer(values.ttl, 'ttl', DEFAULT_JOB_SETTINGS.ttlSecondsAfterFinished, 0),
-      },
-    };
+    const config: BuilderConfig = { ...settingsConfig, registrySecret: { ...settingsConfig.registrySecret, namespace: values.namespace ?? fn.namespace } };
     // The target may only be known in the cluster (from the Secret there); then the Job finds it.
     let target;
     try {
@@ -150,7 +137,7 @@ async function run(args: string[], io: CommandIO): Promise<number> {
     const plan = await resolveBuildPlan(fn, {
       catalog,
       resolveImageDigest: registryDigestResolver({ dockerConfig, registries, signal: io.signal }),
-      download: { allowPrivateAddresses },
+      download,
       signal: io.signal,
     });
     const tag = planIdentity(plan);

@@ -174,47 +174,85 @@ export async function readBuilderConfig(kubeConfig: KubeConfig, options: ReadBui
   }
   const dockerConfig = dockerConfigFromSecret(secret, secretWhere);
 
-  const registry = options.registry ?? nonEmpty(data['function-registry'])?.trim();
-  const builderImage = options.builderImage ?? nonEmpty(data['builder-image']);
+  return parseBuilderConfig(data, {
+    where: configWhere,
+    registrySecret: { name: secretName, namespace: secretNamespace, type: secret.type, dockerConfig },
+    dockerConfig,
+    overrides: { registry: options.registry, pullRegistry: options.pullRegistry, builderImage: options.builderImage, job: options.job },
+  });
+}
+
+/** Values given over kubeless-config's keys, already checked by whoever took them (options, flags). */
+export interface BuilderConfigOverrides {
+  registry?: string | undefined;
+  pullRegistry?: string | undefined;
+  builderImage?: string | undefined;
+  builderImageSecret?: string | undefined;
+  tlsVerify?: boolean | undefined;
+  engine?: BuildEngine | undefined;
+  allowPrivateAddresses?: PrivateAddressAllowance | undefined;
+  /** runtime-images text from elsewhere (a file), with what names it in errors. */
+  runtimeImages?: { text: string; where: string } | undefined;
+  job?: Partial<JobSettings> | undefined;
+}
+
+/**
+ * kubeless-config's data, parsed: the one place its keys are read, for readBuilderConfig (the
+ * ConfigMap in the cluster) and the job-manifest command (a file). `where` names the source in
+ * errors; `dockerConfig` has the credentials that may name the target registry.
+ */
+export function parseBuilderConfig(
+  data: Record<string, string | undefined>,
+  context: { where: string; registrySecret: RegistrySecretRef; dockerConfig: DockerConfig | undefined; overrides?: BuilderConfigOverrides },
+): BuilderConfig {
+  const { where, dockerConfig } = context;
+  const overrides = context.overrides ?? {};
+  const registry = overrides.registry ?? nonEmpty(data['function-registry'])?.trim();
+  const builderImage = overrides.builderImage ?? nonEmpty(data['builder-image']);
   if (builderImage === undefined) {
-    throw new BuilderError('E_CONFIG_INVALID', 'user', `${configWhere} has no "builder-image": set it to the image built from Dockerfile.builder`, {
-      details: { key: 'builder-image', where: configWhere },
+    throw new BuilderError('E_CONFIG_INVALID', 'user', `${where} has no "builder-image": set it to the image built from Dockerfile.builder`, {
+      details: { key: 'builder-image', where },
     });
   }
-  const runtimeImages = nonEmpty(data['runtime-images']);
+  const runtimeImages = overrides.runtimeImages ?? optionalText(data['runtime-images'], `${where} key "runtime-images"`);
   // Parsed here, once: a broken catalog is reported by the controller, not by every build Job.
   let catalog: RuntimeCatalog;
   try {
-    catalog = runtimeImages === undefined ? defaultRuntimeCatalog() : parseRuntimeCatalog(runtimeImages);
+    catalog = runtimeImages === undefined ? defaultRuntimeCatalog() : parseRuntimeCatalog(runtimeImages.text);
   } catch (error) {
     if (!(error instanceof BuilderError)) throw error;
-    throw new BuilderError(error.code, error.kind, `${configWhere} key "runtime-images": ${error.message}`, { cause: error, details: error.details });
+    throw new BuilderError(error.code, error.kind, `${runtimeImages!.where}: ${error.message}`, { cause: error, details: error.details });
   }
   const registrySettings = nonEmpty(data['registry-settings']);
-  const tlsVerify = parseBoolean(data['function-registry-tls-verify'], 'function-registry-tls-verify', configWhere, true);
-  const registries = targetRegistrySettings(parseRegistrySettings(registrySettings, `${configWhere} key "registry-settings"`), tlsVerify, { registry, dockerConfig });
-  const allowPrivateAddresses = parsePrivateAddressAllowance(data[CONFIG_KEYS.allowPrivateAddresses]);
+  const tlsVerify = overrides.tlsVerify ?? parseBoolean(data['function-registry-tls-verify'], 'function-registry-tls-verify', where, true);
+  const registries = targetRegistrySettings(parseRegistrySettings(registrySettings, `${where} key "registry-settings"`), tlsVerify, { registry, dockerConfig });
+  const allowPrivateAddresses = overrides.allowPrivateAddresses ?? parsePrivateAddressAllowance(data[CONFIG_KEYS.allowPrivateAddresses]);
   if (typeof allowPrivateAddresses === 'string') {
-    throw new BuilderError('E_CONFIG_INVALID', 'user', `${configWhere}: "${CONFIG_KEYS.allowPrivateAddresses}" ${allowPrivateAddresses}`, {
-      details: { key: CONFIG_KEYS.allowPrivateAddresses, where: configWhere },
+    throw new BuilderError('E_CONFIG_INVALID', 'user', `${where}: "${CONFIG_KEYS.allowPrivateAddresses}" ${allowPrivateAddresses}`, {
+      details: { key: CONFIG_KEYS.allowPrivateAddresses, where },
     });
   }
   return {
-    enabled: parseBoolean(data['enable-build-step'], 'enable-build-step', configWhere, false),
+    enabled: parseBoolean(data['enable-build-step'], 'enable-build-step', where, false),
     registry,
-    pullRegistry: options.pullRegistry ?? nonEmpty(data['function-registry-pull'])?.trim(),
+    pullRegistry: overrides.pullRegistry ?? nonEmpty(data['function-registry-pull'])?.trim(),
     tlsVerify,
     catalog,
     registries,
-    jobConfigText: { runtimeImages, registrySettings },
+    jobConfigText: { runtimeImages: runtimeImages?.text, registrySettings },
     builderImage,
-    builderImageSecret: nonEmpty(data['builder-image-secret']),
-    registrySecret: { name: secretName, namespace: secretNamespace, type: secret.type, dockerConfig },
-    engine: builderEngine(data['builder-engine'], configWhere),
-    fastPath: parseBoolean(data['builder-fast-path'], 'builder-fast-path', configWhere, true),
+    builderImageSecret: overrides.builderImageSecret ?? nonEmpty(data['builder-image-secret']),
+    registrySecret: context.registrySecret,
+    engine: overrides.engine ?? builderEngine(data['builder-engine'], where),
+    fastPath: parseBoolean(data['builder-fast-path'], 'builder-fast-path', where, true),
     allowPrivateAddresses,
-    job: { ...DEFAULT_JOB_SETTINGS, ...options.job },
+    job: { ...DEFAULT_JOB_SETTINGS, ...overrides.job },
   };
+}
+
+function optionalText(value: string | undefined, where: string): { text: string; where: string } | undefined {
+  const text = nonEmpty(value);
+  return text === undefined ? undefined : { text, where };
 }
 
 function builderEngine(value: string | undefined, where: string): BuildEngine {
