@@ -263,7 +263,8 @@ test('an unreachable registry exits with the infrastructure code', async () => {
 
 /** What the TLS test pushed. */
 let tlsPushed: { image: string; digest: string; reference: string } | undefined;
-const tlsConfig = (tlsVerify: boolean) => config({ registry: `${rig.targets.tls!.host}/functions`, tlsVerify });
+// As readBuilderConfig makes it: the flag is applied to the target registry in `registries`, and passed on to the Job.
+const tlsConfig = (tlsVerify: boolean) => config({ registry: `${rig.targets.tls!.host}/functions`, tlsVerify, registries: tlsVerify ? {} : { [rig.targets.tls!.host]: { tlsVerify: false } } });
 
 test('function-registry-tls-verify "false": the Job pushes to a TLS registry whose CA it lacks; without it the build is refused', async () => {
   const tls = rig.targets.tls!;
