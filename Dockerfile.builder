@@ -14,7 +14,7 @@ FROM ${NODE_IMAGE} AS compile
 # Some Node images default to an unprivileged user; the build writes to /src.
 USER 0
 WORKDIR /src
-# .dockerignore lets in only package*.json, tsconfig*.json, lib/, job/ and node_modules/.
+# .dockerignore lets in only package*.json, tsconfig*.json, lib/, cli/ and node_modules/.
 COPY . .
 # With the node_modules of `npm ci` in the build context nothing is downloaded, so the image builds
 # where the build cannot reach a registry; without them npm ci fetches the locked versions.
@@ -26,7 +26,7 @@ RUN set -e; \
     fi; \
     node node_modules/typescript/bin/tsc -p tsconfig.build.json; \
     npm prune --omit=dev --ignore-scripts --no-audit --no-fund --offline; \
-    test -f dist/job/cli.js
+    test -f dist/cli/main.js
 
 # ---- runtime: Node.js, the compiled code and the production dependencies only ----
 FROM ${NODE_IMAGE}
@@ -37,5 +37,5 @@ COPY --from=compile /src/package.json /src/package-lock.json ./
 COPY --from=compile /src/node_modules ./node_modules
 COPY --from=compile /src/dist ./dist
 ENV NODE_ENV=production
-ENTRYPOINT ["node", "/opt/function-image-builder/dist/job/cli.js"]
+ENTRYPOINT ["node", "/opt/function-image-builder/dist/cli/main.js"]
 CMD ["job"]

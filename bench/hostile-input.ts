@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { gzip, makeTar } from '../test/support/archives.ts';
 
-const CLI = join(import.meta.dirname, '..', 'job', 'cli.ts');
+const CLI = join(import.meta.dirname, '..', 'cli', 'main.ts');
 const MB = 1024 * 1024;
 
 /** Values double-quoted (JSON strings are valid YAML); `raw` lines appended to spec as they are. */

@@ -7,14 +7,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { stringify } from 'yaml';
-import { createDisplay } from '../job/display.ts';
+import { createDisplay } from '../cli/display.ts';
 import { docker, exec } from './support/docker.ts';
 import { freePort } from './support/net.ts';
 import { callBuiltFunction, functionObject, hasLocalImage, startPipelineRig, type PipelineRig } from './support/pipeline.ts';
 import { startRegistry } from './support/registry.ts';
 
 const ROOT = join(import.meta.dirname, '..');
-const CLI = join(ROOT, 'job', 'cli.ts');
+const CLI = join(ROOT, 'cli', 'main.ts');
 const FIXTURES = join(ROOT, 'fixtures', 'functions', 'runtimes');
 
 let rig: PipelineRig;

@@ -16,7 +16,7 @@ import { functionObject, registryTags, startPipelineRig, type PipelineRig } from
 
 const test = suite('cli --output');
 const ROOT = join(import.meta.dirname, '..');
-const CLI = join(ROOT, 'job', 'cli.ts');
+const CLI = join(ROOT, 'cli', 'main.ts');
 const FIXTURES = join(ROOT, 'fixtures', 'functions', 'runtimes');
 
 let rig: PipelineRig;

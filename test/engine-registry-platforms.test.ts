@@ -105,7 +105,7 @@ test('CLI: --engine registry builds and --json reports the bytes; an unknown eng
     writeFileSync(join(dir, 'runtimes.json'), JSON.stringify(rig.catalog));
     writeFileSync(join(dir, 'config.json'), rig.dockerConfigJson);
     const cli = (args: string[]) =>
-      exec(process.execPath, [join(ROOT, 'job', 'cli.ts'), 'build', fnFile, '--registry', `${target.host}/cli`, '--runtimes', join(dir, 'runtimes.json'), '--docker-config', join(dir, 'config.json'), ...args], {
+      exec(process.execPath, [join(ROOT, 'cli', 'main.ts'), 'build', fnFile, '--registry', `${target.host}/cli`, '--runtimes', join(dir, 'runtimes.json'), '--docker-config', join(dir, 'config.json'), ...args], {
         env: { PATH: process.env.PATH ?? '', HOME: dir },
         timeoutMs: 300_000,
       });

@@ -25,7 +25,7 @@ import { freePort } from './support/net.ts';
 import { functionObject, registryTags } from './support/pipeline.ts';
 import { startRegistry, type RegistryHandle } from './support/registry.ts';
 
-const CLI = join(import.meta.dirname, '..', 'job', 'cli.ts');
+const CLI = join(import.meta.dirname, '..', 'cli', 'main.ts');
 const NODE: SourceOptions = { depName: 'package.json', fileNameSuffix: '.js' };
 const MB = 1024 * 1024;
 /** What the build Job's container may use (lib/kubernetes/config.ts DEFAULT_JOB_SETTINGS). */

@@ -12,10 +12,10 @@ import { Job } from 'kubernetes-models/batch/v1/Job';
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { parseFunction } from '../lib/function/parse.ts';
 import { BuilderError } from '../lib/errors.ts';
-import { readJobInputs } from '../job/job-inputs.ts';
-import { terminationMessage } from '../job/commands/job.ts';
+import { readJobInputs } from '../cli/mounted-inputs.ts';
+import { terminationMessage } from '../cli/commands/job.ts';
 
-const CLI = resolve(import.meta.dirname, '..', 'job', 'cli.ts');
+const CLI = resolve(import.meta.dirname, '..', 'cli', 'main.ts');
 let dir: string;
 
 // nodejs14 of the default catalog is pinned by digest: computing the tag needs no registry.

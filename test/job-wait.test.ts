@@ -11,7 +11,7 @@ import { docker } from './support/docker.ts';
 import { dockerClientConfig, startRegistry, type RegistryHandle } from './support/registry.ts';
 import { buildTinyImage, type TinyImage } from './support/tiny-image.ts';
 
-const CLI = resolve(import.meta.dirname, '..', 'job', 'cli.ts');
+const CLI = resolve(import.meta.dirname, '..', 'cli', 'main.ts');
 
 let registry: RegistryHandle;
 let secretDir: string;

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { Job } from 'kubernetes-models/batch/v1/Job';
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
-import { main } from '../job/cli.ts';
+import { main } from '../cli/main.ts';
 import { DEFAULT_JOB_SETTINGS, type BuilderConfig } from '../lib/kubernetes/config.ts';
 import { defaultRuntimeCatalog } from '../lib/runtime/default-catalog.ts';
 import { buildJobManifest } from '../lib/kubernetes/manifest.ts';

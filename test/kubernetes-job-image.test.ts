@@ -165,10 +165,10 @@ async function runLikeKubelet(fn: Record<string, unknown> | string, options: { c
   }
 }
 
-test('the image runs the CLI: entrypoint node dist/job/cli.js, default command job; the commands not run elsewhere load', async () => {
+test('the image runs the CLI: entrypoint node dist/cli/main.js, default command job; the commands not run elsewhere load', async () => {
   const inspected = await exec('docker', ['image', 'inspect', '-f', '{{json .Config.Entrypoint}} {{json .Config.Cmd}}', builder.image]);
   assert.is(inspected.code, 0, inspected.stderr);
-  assert.is(inspected.stdout.trim(), '["node","/opt/function-image-builder/dist/job/cli.js"] ["job"]');
+  assert.is(inspected.stdout.trim(), '["node","/opt/function-image-builder/dist/cli/main.js"] ["job"]');
   for (const command of ['job-manifest', 'tag', 'build']) {
     const help = await exec('docker', ['run', '--rm', '--label', `${TEST_LABEL}=k8s-help`, builder.image, command, '--help']);
     assert.is(help.code, 0, `${command}: ${help.stderr}`);

@@ -151,7 +151,7 @@ test('a registry that refuses DELETE: E_REGISTRY_DELETE_UNSUPPORTED (a user erro
 test('prune --namespace other --yes (CLI): deletes by digest in the repositories of that namespace only, keeping the rest', async () => {
   const kubeconfig = join(dir, 'kubeconfig.json');
   writeFileSync(kubeconfig, api.kubeConfig.exportConfig());
-  const cli = (args: string[]) => exec(process.execPath, [join(ROOT, 'job', 'cli.ts'), 'prune', '--kubeconfig', kubeconfig, '--secret-namespace', 'default', ...args], { env: { PATH: process.env.PATH ?? '', HOME: dir }, timeoutMs: 120_000 });
+  const cli = (args: string[]) => exec(process.execPath, [join(ROOT, 'cli', 'main.ts'), 'prune', '--kubeconfig', kubeconfig, '--secret-namespace', 'default', ...args], { env: { PATH: process.env.PATH ?? '', HOME: dir }, timeoutMs: 120_000 });
 
   const bad = await cli(['--keep', 'many']);
   assert.is(bad.code, 2, bad.stderr);

@@ -138,7 +138,7 @@ test('build --pull-registry prints the pull name', async () => {
   writeFileSync(files.dockerConfig, rig.dockerConfigJson);
   const run = await exec(
     process.execPath,
-    [join(ROOT, 'job', 'cli.ts'), 'build', files.fn, '--registry', pushRegistry, '--pull-registry', pullRegistry, '--runtimes', files.runtimes, '--docker-config', files.dockerConfig],
+    [join(ROOT, 'cli', 'main.ts'), 'build', files.fn, '--registry', pushRegistry, '--pull-registry', pullRegistry, '--runtimes', files.runtimes, '--docker-config', files.dockerConfig],
     { env: { PATH: process.env.PATH ?? '', HOME: dir }, timeoutMs: 120_000 },
   );
   assert.is(run.code, 0, run.stderr);

@@ -5,9 +5,9 @@ import { BuilderError, EXIT_OK } from '../../lib/errors.ts';
 import { parseReference } from '../../lib/image/reference.ts';
 import { RegistryClient } from '../../lib/registry/client.ts';
 import { transportFor } from '../../lib/registry/transport.ts';
-import { UsageError, type Command, type CommandIO } from '../cli.ts';
-import { readDockerConfigFlag, parseCommandLine } from '../inputs.ts';
-import { readRegistryInputs } from '../job-inputs.ts';
+import { UsageError, type Command, type CommandIO } from '../command.ts';
+import { readDockerConfigFlag, parseCommandLine } from '../flags.ts';
+import { readRegistryInputs } from '../mounted-inputs.ts';
 import { createJsonLog, libraryLog } from '../json-log.ts';
 
 const usage = `usage: function-image-builder wait <image> [options]

@@ -14,8 +14,8 @@ import { registryDigestResolver } from '../../lib/image/resolve-digest.ts';
 import { volumeFiles, writeVolumeFiles, type VolumeFiles } from '../../lib/image/volume-files.ts';
 import { JOB_ENV, JOB_INSTALL_DIR, JOB_STEPS_DIR } from '../../lib/kubernetes/contract.ts';
 import { stepEnvScript, stepScriptPath, type StepPhase } from '../../lib/kubernetes/job-steps.ts';
-import { UsageError, type Command, type CommandIO } from '../cli.ts';
-import { readJobInputs, targetOf } from '../job-inputs.ts';
+import { UsageError, type Command, type CommandIO } from '../command.ts';
+import { readJobInputs, targetOf } from '../mounted-inputs.ts';
 import { createJsonLog } from '../json-log.ts';
 import { reportJobFailure } from './job.ts';
 

@@ -8,9 +8,9 @@ import { defaultCacheDir } from '../../lib/image/blob-cache.ts';
 import { parseOutputSpec } from '../../lib/image/output-spec.ts';
 import { parseFunctions } from '../../lib/function/parse.ts';
 import { functionId } from '../../lib/function/spec.ts';
-import { UsageError, type Command, type CommandIO } from '../cli.ts';
+import { UsageError, type Command, type CommandIO } from '../command.ts';
 import { createDisplay } from '../display.ts';
-import { loadCatalog, readDockerConfigFlag, parseCommandLine, readFunctionInput, registryOptions, registrySettings } from '../inputs.ts';
+import { loadCatalog, readDockerConfigFlag, parseCommandLine, readFunctionInput, registryOptions, registrySettings } from '../flags.ts';
 
 const usage = `usage: function-image-builder build <file|-> [options]
 

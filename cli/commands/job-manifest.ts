@@ -11,8 +11,8 @@ import { DEFAULT_JOB_SETTINGS, parseBuilderConfig, REGISTRY_SECRET_NAME, type Bu
 import { jobSteps } from '../../lib/kubernetes/job-steps.ts';
 import { buildJobManifest } from '../../lib/kubernetes/manifest.ts';
 import { resolveTarget, TargetError } from '../../lib/target.ts';
-import { UsageError, type Command, type CommandIO } from '../cli.ts';
-import { InputFileError, readDockerConfigFlag, parseCommandLine, readFunctionInput, readText } from '../inputs.ts';
+import { UsageError, type Command, type CommandIO } from '../command.ts';
+import { InputFileError, readDockerConfigFlag, parseCommandLine, readFunctionInput, readText } from '../flags.ts';
 
 const usage = `usage: function-image-builder job-manifest <file|-> [options]
 

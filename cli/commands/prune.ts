@@ -5,8 +5,8 @@ import { EXIT_OK } from '../../lib/errors.ts';
 import { readBuilderConfig } from '../../lib/kubernetes/config.ts';
 import { kubernetesError } from '../../lib/kubernetes/errors.ts';
 import { DEFAULT_KEEP, pruneFunctionImages, type PrunedImage, type PruneReport } from '../../lib/kubernetes/prune.ts';
-import { UsageError, type Command, type CommandIO } from '../cli.ts';
-import { parseCommandLine } from '../inputs.ts';
+import { UsageError, type Command, type CommandIO } from '../command.ts';
+import { parseCommandLine } from '../flags.ts';
 
 const usage = `usage: function-image-builder prune [options]
 

@@ -7,8 +7,8 @@ import { BuilderError, EXIT_OK, exitCodeFor } from '../../lib/errors.ts';
 import { parseFunction } from '../../lib/function/parse.ts';
 import { functionId } from '../../lib/function/spec.ts';
 import { JOB_ENV, TERMINATION_LOG_PATH, TERMINATION_MESSAGE_MAX, type JobFailure, type JobResult } from '../../lib/kubernetes/contract.ts';
-import { UsageError, type Command, type CommandIO } from '../cli.ts';
-import { readJobInputs, targetOf } from '../job-inputs.ts';
+import { UsageError, type Command, type CommandIO } from '../command.ts';
+import { readJobInputs, targetOf } from '../mounted-inputs.ts';
 import { createJsonLog, libraryLog, progressLog, type JsonLog } from '../json-log.ts';
 
 const usage = `usage: function-image-builder job

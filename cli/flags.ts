@@ -12,7 +12,7 @@ import { loadDockerConfig, type LoadedDockerConfig } from '../lib/registry/load-
 import type { RegistrySettings, RegistryTransport } from '../lib/registry/transport.ts';
 import { parseRuntimeCatalog, type RuntimeCatalog } from '../lib/runtime/catalog.ts';
 import { defaultRuntimeCatalog } from '../lib/runtime/default-catalog.ts';
-import { UsageError, type CommandIO } from './cli.ts';
+import { UsageError, type CommandIO } from './command.ts';
 
 /** A file named on the command line that cannot be read. */
 export class InputFileError extends BuilderError {

@@ -5,8 +5,8 @@ import { parseFunctions } from '../../lib/function/parse.ts';
 import { functionId } from '../../lib/function/spec.ts';
 import { functionImageTag } from '../../lib/image/identity.ts';
 import { resolveTarget } from '../../lib/target.ts';
-import { UsageError, type Command, type CommandIO } from '../cli.ts';
-import { loadCatalog, readDockerConfigFlag, parseCommandLine, readFunctionInput, registryOptions, registrySettings } from '../inputs.ts';
+import { UsageError, type Command, type CommandIO } from '../command.ts';
+import { loadCatalog, readDockerConfigFlag, parseCommandLine, readFunctionInput, registryOptions, registrySettings } from '../flags.ts';
 
 const usage = `usage: function-image-builder tag <file|-> [options]
 

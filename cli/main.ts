@@ -1,32 +1,10 @@
 #!/usr/bin/env node
 // function-image-builder <command> [args]: the command-line tool and the Job entrypoint.
-// Commands live in job/commands/<name>.ts and are registered in the table below; each gets its
+// Commands live in cli/commands/<name>.ts and are registered in the table below; each gets its
 // arguments and the process streams and returns an exit code (lib/errors.ts exitCodeFor).
 import { realpathSync } from 'node:fs';
 import { BuilderError, EXIT_INTERNAL_ERROR, EXIT_OK, EXIT_USER_ERROR, exitCodeFor } from '../lib/errors.ts';
-
-export interface CommandIO {
-  stdin: NodeJS.ReadableStream;
-  stdout: NodeJS.WritableStream & { isTTY?: boolean };
-  stderr: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
-  env: Record<string, string | undefined>;
-  cwd: string;
-  /** Cancels the running command (Ctrl-C, SIGTERM of the Job's pod). */
-  signal: AbortSignal;
-}
-
-export interface Command {
-  summary: string;
-  usage: string;
-  run(args: string[], io: CommandIO): Promise<number>;
-}
-
-/** A wrong command line: exit code 2, with the command's usage. */
-export class UsageError extends BuilderError {
-  constructor(message: string) {
-    super('E_USAGE', 'user', message);
-  }
-}
+import { UsageError, type Command, type CommandIO } from './command.ts';
 
 /** name → loader; loaded on demand so one command's dependencies do not slow the others. */
 export const commands: Record<string, () => Promise<{ command: Command }>> = {

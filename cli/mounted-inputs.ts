@@ -33,6 +33,7 @@ export interface RegistryInputs {
   registry: string | undefined;
   /** function-registry-tls-verify for the target registry. */
   tlsVerify: boolean;
+  /** registry-settings as given; targetOf applies tlsVerify to the target registry. */
   registries: RegistrySettings;
   /** Where each setting came from (env variable or file), for the log. */
   sources: Record<string, string>;
