@@ -1,5 +1,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { extract as tarExtract } from 'tar-stream';
 import { BuilderError } from '../lib/errors.ts';
 import { CONTEXT_MTIME, createBuildContext, type BuildContextOptions } from '../lib/image/context.ts';
@@ -82,6 +86,13 @@ test('identical inputs give a byte-identical tar: sorted entries, fixed mtime, o
     'function/bin/run file 755',
     'function/current.js symlink 777',
     'function/handler.js file 644',
+    'step-env directory 755',
+    'step-env/installation.sh file 644',
+    'volume directory 755',
+    'volume/final directory 755',
+    'volume/final/kubeless directory 755',
+    'volume/step directory 755',
+    'volume/step/kubeless directory 777',
   ]);
   for (const entry of entries) {
     assert.is(entry.uid, 0);
@@ -96,41 +107,48 @@ test('identical inputs give a byte-identical tar: sorted entries, fixed mtime, o
 });
 
 test('with deps: the deps stage copies only the deps file and installs before any code is copied', async () => {
-  const { dockerfile, tag } = await context(fn());
+  const { dockerfile, tag, tar } = await context(fn());
   const lines = instructions(dockerfile);
-  assert.equal(keywords(dockerfile), ['FROM', 'COPY', 'WORKDIR', 'RUN', 'FROM', 'ENV', 'COPY', 'COPY', 'LABEL']);
+  assert.equal(keywords(dockerfile), ['FROM', 'COPY', 'COPY', 'COPY', 'WORKDIR', 'RUN', 'FROM', 'ENV', 'COPY', 'COPY', 'COPY', 'LABEL']);
   assert.is(lines[0], `FROM registry.test/install@${DIGEST('a')} AS deps`);
-  assert.is(lines[1], 'COPY --chown=1000:1000 ["deps/package.json","/kubeless/package.json"]');
-  assert.is(lines[2], 'WORKDIR /kubeless');
-  assert.equal(JSON.parse(lines[3]!.slice('RUN '.length)), [
-    'env', '--', 'NPM_REGISTRY=http://npm.test/', 'KUBELESS_INSTALL_VOLUME=/kubeless', 'KUBELESS_DEPS_FILE=/kubeless/package.json', 'sh', '-c', '/kubeless-npm-install.sh',
-  ]);
-  assert.is(lines[4], `FROM registry.test/runtime@${DIGEST('b')}`);
-  assert.is(lines[6], 'COPY --from=deps --chown=1000:1000 ["/kubeless","/kubeless"]');
-  assert.is(lines[7], 'COPY --chown=1000:1000 ["function/","/kubeless/"]');
-  assert.is(lines[5], 'ENV NODE_PATH="/kubeless/node_modules"     FUNC_HANDLER="hello"     MOD_NAME="handler"     FUNC_TIMEOUT="180"     FUNC_RUNTIME="nodejs14"     FUNC_MEMORY_LIMIT="0"     FUNC_PORT="8080"     KUBELESS_INSTALL_VOLUME="/kubeless"');
+  // A /kubeless any USER may write, whoever owns the image's own.
+  assert.is(lines[1], 'COPY --chown=1000:1000 ["volume/step/","/"]');
+  assert.is(lines[2], 'COPY ["step-env/installation.sh","/.function-image-builder/installation.sh"]');
+  assert.is(lines[3], 'COPY --chown=1000:1000 ["deps/package.json","/kubeless/package.json"]');
+  assert.is(lines[4], 'WORKDIR /kubeless');
+  // The step's env is in the script, never in the instruction (the image history).
+  assert.equal(JSON.parse(lines[5]!.slice('RUN '.length)), ['sh', '/.function-image-builder/installation.sh', '/kubeless-npm-install.sh']);
+  assert.not.match(dockerfile, 'npm.test');
+  assert.is(lines[6], `FROM registry.test/runtime@${DIGEST('b')}`);
+  assert.is(lines[7], 'ENV NODE_PATH="/kubeless/node_modules"     FUNC_HANDLER="hello"     MOD_NAME="handler"     FUNC_TIMEOUT="180"     FUNC_RUNTIME="nodejs14"     FUNC_MEMORY_LIMIT="0"     FUNC_PORT="8080"     KUBELESS_INSTALL_VOLUME="/kubeless"');
+  assert.is(lines[8], 'COPY --chown=1000:1000 ["volume/final/","/"]');
+  assert.is(lines[9], 'COPY --from=deps --chown=1000:1000 ["/kubeless","/kubeless"]');
+  assert.is(lines[10], 'COPY --chown=1000:1000 ["function/","/kubeless/"]');
   for (const label of ['"org.opencontainers.image.title"="hello"', `"io.kubeless.function.tag"="${tag}"`, '"io.kubeless.function"="hello"', '"io.kubeless.function.runtime"="nodejs14"', '"io.kubeless.function.handler"="handler.hello"']) {
-    assert.ok(lines[8]!.includes(label), label);
+    assert.ok(lines[11]!.includes(label), label);
   }
+  const script = (await readTar(tar)).find((e) => e.name === 'step-env/installation.sh')?.content;
+  assert.match(String(script), `exec env -- 'NPM_REGISTRY=http://npm.test/' 'KUBELESS_INSTALL_VOLUME=/kubeless' 'KUBELESS_DEPS_FILE=/kubeless/package.json' sh -c "$1"`);
   assert.not.match(dockerfile, /USER|ENTRYPOINT|CMD|syntax=|--mount|<</);
 });
 
 test('without deps there is no dependency stage', async () => {
   const { dockerfile, tar } = await context(fn((f) => { delete f.spec.deps; }));
-  assert.equal(keywords(dockerfile), ['FROM', 'ENV', 'COPY', 'LABEL']);
+  assert.equal(keywords(dockerfile), ['FROM', 'ENV', 'COPY', 'COPY', 'LABEL']);
   assert.not.match(dockerfile, /AS deps|^RUN/m);
-  assert.not.ok((await readTar(tar)).some((e) => e.name.startsWith('deps')));
+  assert.not.ok((await readTar(tar)).some((e) => e.name.startsWith('deps') || e.name.startsWith('step-env') || e.name.startsWith('volume/step')));
 });
 
 test('a compilation phase gets deps and code, KUBELESS_FUNC_NAME, and the final stage takes its /kubeless', async () => {
   const { dockerfile, tar } = await context(fn((f) => { f.spec.runtime = 'go1.14'; f.spec.handler = 'handler.Hello'; f.spec.deps = 'module hello\n'; }));
-  assert.equal(keywords(dockerfile), ['FROM', 'COPY', 'WORKDIR', 'RUN', 'FROM', 'ENV', 'COPY --from=compile', 'LABEL'].map((k) => k.split(' ')[0]));
+  assert.equal(keywords(dockerfile), ['FROM', 'COPY', 'COPY', 'COPY', 'WORKDIR', 'RUN', 'FROM', 'ENV', 'COPY', 'COPY', 'LABEL']);
   const lines = instructions(dockerfile);
   assert.is(lines[0], `FROM registry.test/go-init@${DIGEST('c')} AS compile`);
-  const run = JSON.parse(lines[3]!.slice('RUN '.length)) as string[];
-  assert.ok(run.includes('KUBELESS_FUNC_NAME=Hello'));
-  assert.equal(run.slice(-3), ['sh', '-c', '/compile-function.sh']);
-  assert.is(lines[6], 'COPY --from=compile --chown=1000:1000 ["/kubeless","/kubeless"]');
+  assert.is(lines[1], 'COPY --chown=1000:1000 ["volume/step/","/"]');
+  assert.equal(JSON.parse(lines[5]!.slice('RUN '.length)), ['sh', '/.function-image-builder/compilation.sh', '/compile-function.sh']);
+  assert.match(String((await readTar(tar)).find((e) => e.name === 'step-env/compilation.sh')?.content), `'KUBELESS_FUNC_NAME=Hello' sh -c "$1"`);
+  assert.is(lines[8], 'COPY --chown=1000:1000 ["volume/final/","/"]');
+  assert.is(lines[9], 'COPY --from=compile --chown=1000:1000 ["/kubeless","/kubeless"]');
   // No installation phase: the deps file travels with the code.
   assert.ok((await readTar(tar)).some((e) => e.name === 'function/go.mod'));
 });
@@ -144,14 +162,23 @@ test('hostile values stay inert: every one lands inside one JSON string or one q
     entries[0]!.versions[0].images[1].env = { EVIL: runtimeEnv };
   });
   const f = fn((f) => { f.spec.deployment.spec.template.spec.containers[0].env = [{ name: 'EVIL', value: hostileEnv }, { name: 'A.B-c', value: '$(KUBELESS_INSTALL_VOLUME)' }]; });
-  const { dockerfile } = await context(f, { labels: { 'x.test/note': 'say "hi" $USER \\' } }, c);
-  assert.equal(keywords(dockerfile), ['FROM', 'COPY', 'WORKDIR', 'RUN', 'FROM', 'ENV', 'COPY', 'COPY', 'LABEL']);
+  const { dockerfile, tar } = await context(f, { labels: { 'x.test/note': 'say "hi" $USER \\' } }, c);
+  assert.equal(keywords(dockerfile), ['FROM', 'COPY', 'COPY', 'COPY', 'WORKDIR', 'RUN', 'FROM', 'ENV', 'COPY', 'COPY', 'COPY', 'LABEL']);
   const lines = instructions(dockerfile);
-  const run = JSON.parse(lines[3]!.slice('RUN '.length)) as string[];
-  assert.ok(run.includes(`EVIL=${hostileEnv}`));
-  assert.ok(run.includes('A.B-c=/kubeless'));
+  const run = JSON.parse(lines[5]!.slice('RUN '.length)) as string[];
   assert.is(run.at(-1), hostileCommand);
-  assert.ok(lines[5]!.startsWith(`ENV EVIL=${quoteDockerfileValue(runtimeEnv, 'x')} `));
+  assert.ok(lines[7]!.startsWith(`ENV EVIL=${quoteDockerfileValue(runtimeEnv, 'x')} `));
+  // The env script, run by a real shell, hands the command every value exactly as given.
+  const script = String((await readTar(tar)).find((e) => e.name === 'step-env/installation.sh')?.content);
+  const dir = mkdtempSync(join(tmpdir(), 'fib-step-env-'));
+  try {
+    writeFileSync(join(dir, 'installation.sh'), script);
+    const printed = execFileSync('sh', [join(dir, 'installation.sh'), 'printf %s "$EVIL"; printf "\\n%s" "$KUBELESS_DEPS_FILE"'], { encoding: 'utf8', env: {} });
+    assert.is(printed, `${hostileEnv}\n/kubeless/package.json`);
+    assert.match(script, `'A.B-c=/kubeless'`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
   assert.ok(dockerfile.includes('"x.test/note"="say \\"hi\\" \\$USER \\\\"'));
   assert.not.match(dockerfile, /^(RUN touch|USER)/m);
 });

@@ -1,6 +1,8 @@
 // The generated Dockerfile and context, built by the real Docker Engine (classic builder) on a
 // busybox base made here: hostile values arrive intact in the install step, the image env and the
-// labels; /kubeless belongs to 1000; a code-only change reuses the cached dependency install.
+// labels; the function's env is in no image history or config; the install writes /kubeless although
+// the base's belongs to root and its USER is 1000; /kubeless of the result belongs to 1000; a
+// code-only change reuses the cached dependency install.
 import { randomBytes } from 'node:crypto';
 import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,6 +21,8 @@ const PLACEHOLDER = `fib-fnmodel.invalid/base@sha256:${'0'.repeat(64)}`;
 const classic = { env: { ...process.env, DOCKER_BUILDKIT: '0' } };
 const HOSTILE = 'x"\nRUN touch /pwned\n# \\\n$HOME $(KUBELESS_DEPS_FILE) `id` \'';
 const RUNTIME_ENV = 'a" \\ $HOME ${HOME} `id` \' \\';
+/** A function env value standing for a password: it reaches the install step and no image metadata. */
+const SECRET = `fib-secret-${randomBytes(12).toString('hex')}`;
 
 const images: string[] = [];
 const intermediates: string[] = [];
@@ -54,7 +58,7 @@ function fn(code: string) {
     apiVersion: 'kubeless.io/v1beta1', kind: 'Function', metadata: { name: 'hello', namespace: 'default' },
     spec: {
       handler: 'handler.hello', runtime: 'nodejs14', function: code, deps: '{"dependencies":{}}',
-      deployment: { spec: { template: { spec: { containers: [{ env: [{ name: 'EVIL', value: HOSTILE }, { name: 'NPM_REGISTRY', value: 'http://npm.test/' }] }] } } } },
+      deployment: { spec: { template: { spec: { containers: [{ env: [{ name: 'EVIL', value: HOSTILE }, { name: 'NPM_REGISTRY', value: 'http://npm.test/' }, { name: 'NPM_TOKEN', value: SECRET }] }] } } } },
     },
   };
 }
@@ -72,6 +76,8 @@ test.before(async () => {
     'COPY busybox /bin/busybox',
     'COPY marker /marker',
     'RUN ["/bin/busybox", "--install", "-s", "/bin"]',
+    // An image that holds /kubeless already, owned by root, and runs as another user.
+    'RUN ["/bin/busybox", "mkdir", "-m", "755", "/kubeless"]',
     `LABEL ${TEST_LABEL}=fnmodel-base`,
     // As Kubeless runtime images do.
     'USER 1000',
@@ -96,7 +102,7 @@ test('the Engine builds the generated context; hostile values arrive intact and 
   // $(VAR) references in the function's env are expanded as Kubernetes would; all else is literal.
   assert.is(await run(image, 'cat', '/kubeless/evil.txt'), HOSTILE.replace('$(KUBELESS_DEPS_FILE)', '/kubeless/package.json'));
   const installEnv = await run(image, 'cat', '/kubeless/install-env.txt');
-  for (const line of ['KUBELESS_INSTALL_VOLUME=/kubeless', 'KUBELESS_DEPS_FILE=/kubeless/package.json', 'NPM_REGISTRY=http://npm.test/']) {
+  for (const line of ['KUBELESS_INSTALL_VOLUME=/kubeless', 'KUBELESS_DEPS_FILE=/kubeless/package.json', 'NPM_REGISTRY=http://npm.test/', `NPM_TOKEN=${SECRET}`]) {
     assert.ok(installEnv.split('\n').includes(line), line);
   }
   assert.is((await exec('docker', ['run', '--rm', '--label', `${TEST_LABEL}=fnmodel`, '--network', 'none', image, 'ls', '/pwned'])).code === 0, false);
@@ -120,6 +126,14 @@ test('the Engine builds the generated context; hostile values arrive intact and 
     'x.test/note': 'say "hi" $USER \\',
   });
   assert.is(config.User, '1000', 'USER stays as the runtime image has it');
+  // Neither the image nor any stage the build left in the Engine (the deps stage's cache) names
+  // the function's env in its history or config.
+  for (const layer of [image, ...intermediates]) {
+    const metadata = await docker(['image', 'inspect', layer]) + await docker(['history', '--no-trunc', '--format', '{{.CreatedBy}}', layer]);
+    assert.not.match(metadata, SECRET, `history or config of ${layer}`);
+    assert.not.match(metadata, 'npm.test', `history or config of ${layer}`);
+  }
+  assert.ok(intermediates.length > 5, 'the stages were inspected');
 
   const owners = await run(image, 'stat', '-c', '%u:%g %a %n', '/kubeless', '/kubeless/handler.js', '/kubeless/package.json', '/kubeless/node_modules/dep/index.js');
   assert.equal(owners.trim().split('\n'), [
@@ -137,7 +151,7 @@ test('a code-only change reuses the cached dependency install', async () => {
   const plan = await resolveBuildPlan(fn("module.exports = { hello: () => 'v2' };\n"), { catalog });
   const image = `fib-fnmodel-fn:${id}-2`;
   const output = await build(image, (await createBuildContext(plan)).tar);
-  const runStep = output.slice(output.indexOf(' : RUN ["env"'));
+  const runStep = output.slice(output.indexOf(' : RUN ["sh"'));
   assert.match(runStep.slice(0, runStep.indexOf('Step ', 1)), /Using cache/, 'the install step came from the cache');
   assert.is(await run(image, 'cat', '/kubeless/node_modules/dep/index.js'), installed);
   assert.is(await run(image, 'cat', '/kubeless/handler.js'), "module.exports = { hello: () => 'v2' };\n");

@@ -5,6 +5,13 @@
 //   compile stage  (optional) FROM the compilation image: deps + code, then the compile command;
 //   final stage    FROM the runtime image by digest: the runtime env, /kubeless (owner 1000), labels.
 //
+// The steps that run a command get a fresh /kubeless that any user may write, as Kubeless's emptyDir
+// was: the image's own /kubeless may belong to root while its USER is not. Copying a context
+// directory onto "/" sets the owner and mode of an existing /kubeless too, where COPY into it would
+// not. A step's env (the function's env among it, e.g. a registry token) is a script in the build
+// context that the step runs, not part of the RUN instruction: the instruction is the image history
+// and the progress output, the script's layer stays in that stage and never reaches the image.
+//
 // No input can add an instruction: RUN and COPY use the JSON (exec) form, whose strings JSON
 // escapes completely and which the builder does not expand; ENV and LABEL values are written in
 // double quotes with "\", '"' and "$" escaped, and line breaks (which no Dockerfile quoting can
@@ -14,6 +21,15 @@ import { FUNCTION_UID, INSTALL_VOLUME, type BuildPlan } from './plan.ts';
 
 export const CONTEXT_FUNCTION_DIR = 'function';
 export const CONTEXT_DEPS_DIR = 'deps';
+/** Context dirs holding only `kubeless/`: copied onto "/" they give /kubeless its owner and mode. */
+export const CONTEXT_STEP_VOLUME_DIR = 'volume/step';
+export const CONTEXT_FINAL_VOLUME_DIR = 'volume/final';
+/** Mode of /kubeless while a step runs (any USER writes there) and in the function image. */
+export const STEP_VOLUME_MODE = 0o777;
+export const FINAL_VOLUME_MODE = 0o755;
+const CONTEXT_STEP_ENV_DIR = 'step-env';
+/** Where a step's env script lies in its stage; outside /kubeless, so no COPY --from takes it along. */
+const STEP_ENV_DIR = '/.function-image-builder';
 
 const PINNED_IMAGE = /^[a-z0-9.:[\]-]+(\/[a-z0-9._-]+)+@sha256:[0-9a-f]{64}$/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -42,13 +58,56 @@ function fromImage(image: string, stage?: string): string {
   return `FROM ${image}${stage === undefined ? '' : ` AS ${stage}`}`;
 }
 
-/** `env -- NAME=value ... sh -c <command>`: the step's env travels inside the JSON array. */
-function runStep(command: string, env: Record<string, string>): string {
+type StepName = 'installation' | 'compilation';
+
+/** A build-context file: the path in the context and its text. */
+export interface StepEnvScript {
+  path: string;
+  content: string;
+}
+
+/** A shell word that holds `value` literally (single quotes; a quote inside becomes '\''). */
+function shellWord(value: string): string {
+  return `'${value.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * The script a step runs: `exec env -- 'NAME=value' ... sh -c "$1"`, the command being its
+ * argument. `env` takes any name a Kubernetes env may have (dots, dashes), as `export` would not.
+ */
+export function stepEnvScript(step: StepName, env: Record<string, string>): StepEnvScript {
   const assignments = Object.entries(env).map(([name, value]) => {
-    if (name.includes('=') || name.startsWith('-') || name === '') throw new DockerfileError(`env name ${JSON.stringify(name)} cannot be passed to a build step`, { name });
-    return `${name}=${value}`;
+    if (name.includes('=') || name.startsWith('-') || name === '' || name.includes('\0')) throw new DockerfileError(`env name ${JSON.stringify(name)} cannot be passed to a build step`, { name });
+    if (value.includes('\0')) throw new DockerfileError(`env ${name} holds a NUL, which no environment can carry`, { name });
+    return shellWord(`${name}=${value}`);
   });
-  return `RUN ${execForm(['env', '--', ...assignments, 'sh', '-c', command])}`;
+  const content = [
+    `# The env of the ${step} step, written by function-image-builder: run by that step, never part of the function image.`,
+    `exec env -- ${assignments.join(' ')} sh -c "$1"`,
+    '',
+  ].join('\n');
+  return { path: `${CONTEXT_STEP_ENV_DIR}/${step}.sh`, content };
+}
+
+/** The scripts the plan's steps run, for the build context. */
+export function stepEnvScripts(plan: BuildPlan): StepEnvScript[] {
+  const scripts: StepEnvScript[] = [];
+  if (plan.phases.installation !== undefined) scripts.push(stepEnvScript('installation', plan.phases.installation.env));
+  if (plan.phases.compilation !== undefined) scripts.push(stepEnvScript('compilation', plan.phases.compilation.env));
+  return scripts;
+}
+
+/** A writable /kubeless and the step's env script: the first instructions of a stage that runs a command. */
+function stepSetup(step: StepName): string[] {
+  return [
+    `COPY --chown=${FUNCTION_UID}:${FUNCTION_UID} ${execForm([`${CONTEXT_STEP_VOLUME_DIR}/`, '/'])}`,
+    `COPY ${execForm([`${CONTEXT_STEP_ENV_DIR}/${step}.sh`, `${STEP_ENV_DIR}/${step}.sh`])}`,
+  ];
+}
+
+/** `sh <env script> <command>`: the instruction (and so the history) names the command, never a value of the env. */
+function runStep(step: StepName, command: string): string {
+  return `RUN ${execForm(['sh', `${STEP_ENV_DIR}/${step}.sh`, command])}`;
 }
 
 function envInstruction(env: Record<string, string>): string {
@@ -102,9 +161,10 @@ export function renderDockerfile(plan: BuildPlan, options: DockerfileOptions): s
     lines.push(
       '',
       fromImage(installation.image, 'deps'),
+      ...stepSetup('installation'),
       `COPY ${chown} ${execForm([`${CONTEXT_DEPS_DIR}/${depName}`, `${INSTALL_VOLUME}/${depName}`])}`,
       `WORKDIR ${INSTALL_VOLUME}`,
-      runStep(installation.command as string, installation.env),
+      runStep('installation', installation.command as string),
     );
   }
   const copyDeps = installation === undefined ? [] : [`COPY --from=deps ${chown} ${execForm([INSTALL_VOLUME, INSTALL_VOLUME])}`];
@@ -113,15 +173,16 @@ export function renderDockerfile(plan: BuildPlan, options: DockerfileOptions): s
     lines.push(
       '',
       fromImage(compilation.image, 'compile'),
+      ...stepSetup('compilation'),
       ...copyDeps,
       copyCode,
       `WORKDIR ${INSTALL_VOLUME}`,
-      runStep(compilation.command as string, compilation.env),
+      runStep('compilation', compilation.command as string),
     );
   }
   // The env is the same for every version of the function's code: set before the COPY steps it
   // stays cached, and a code-only change commits just the code layer and the tag label.
-  lines.push('', fromImage(runtime.image), envInstruction(runtime.env));
+  lines.push('', fromImage(runtime.image), envInstruction(runtime.env), `COPY ${chown} ${execForm([`${CONTEXT_FINAL_VOLUME_DIR}/`, '/'])}`);
   if (compilation !== undefined) {
     lines.push(`COPY --from=compile ${chown} ${execForm([INSTALL_VOLUME, INSTALL_VOLUME])}`);
   } else {

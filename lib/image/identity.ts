@@ -16,7 +16,7 @@ import type { RegistrySettings } from '../registry/transport.ts';
 import { resolveBuildPlan, type BuildPlan, type PlanPhase, type ResolvePlanOptions } from './plan.ts';
 import { registryDigestResolver } from './resolve-digest.ts';
 
-export const IDENTITY_FORMAT = 'function-image-builder/identity/v2';
+export const IDENTITY_FORMAT = 'function-image-builder/identity/v3';
 
 type Canonical = null | boolean | number | string | Canonical[] | { [key: string]: Canonical };
 
