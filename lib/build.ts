@@ -21,9 +21,10 @@ import { RegistryClient, type RegistryLogEvent } from './registry/client.ts';
 import { transportFor, type RegistrySettings } from './registry/transport.ts';
 import { parseRuntimeCatalog, type RuntimeCatalog } from './runtime/catalog.ts';
 import { defaultRuntimeCatalog } from './runtime/default-catalog.ts';
-import { DEFAULT_PLATFORM, planImages, resolveBuildPlan } from './image/plan.ts';
+import { DEFAULT_PLATFORM, planImages, resolveBuildPlan, type BuildPlan } from './image/plan.ts';
 import { planIdentity } from './image/identity.ts';
 import { createBuildContext } from './image/context.ts';
+import { redactor } from './redact.ts';
 import { LOCAL_REGISTRY_HOST, pullRepository, resolveTarget, type BuildTarget } from './target.ts';
 import { appendBuild } from './engine/append-build.ts';
 import { emptyCounts, type ByteCounts } from './engine/copy-blobs.ts';
@@ -404,6 +405,7 @@ export async function buildFunctionImage(fn: FunctionSpec | string | Buffer | ob
           onProgress: progress,
           signal: cancel,
           endpoint,
+          redact: functionEnvRedactor(spec, plan),
         });
         built = true;
         timings.buildMs = Date.now() - buildStarted;
@@ -468,6 +470,12 @@ export async function buildFunctionImage(fn: FunctionSpec | string | Buffer | ob
       inFlight.delete(key);
     }
   }
+}
+
+/** Hides the function's env values, as written and as the steps get them ($(VAR) expanded). */
+function functionEnvRedactor(spec: FunctionSpec, plan: BuildPlan) {
+  const values = spec.env.flatMap(({ name, value }) => [value, plan.phases.installation?.env[name], plan.phases.compilation?.env[name]]);
+  return redactor(values.filter((value): value is string => value !== undefined));
 }
 
 /** `work`, or the signal's reason as soon as it fires: a call waiting for another one's build stays cancellable. */

@@ -84,6 +84,21 @@ test('a failing install command: E_BUILD_FAILED (user) with the step and the tai
   assert.ok((error.details.outputTail as string[]).some((line) => line.includes('npm')), 'the tail holds npm output');
 });
 
+test('a function env value (a password) is in no progress line, log event or error, even when the install step prints it', async () => {
+  const secret = `fib-password-${Math.random().toString(36).slice(2)}`;
+  const catalog = structuredClone(rig.catalog);
+  const install = catalog.find((r) => r.ID === 'nodejs')!.versions[0]!.images.find((i) => i.phase === 'installation')!;
+  install.command = 'echo "logging in with $NPM_PASSWORD"; echo "bad password $NPM_PASSWORD" >&2; exit 3';
+  const fn = functionObject('env-leak', { handler: 'handler.hello', runtime: 'nodejs24', function: fixture('nodejs-deps/handler.js'), deps: fixture('nodejs-deps/package.json') }, { NPM_PASSWORD: secret });
+  const seen: unknown[] = [];
+  const error = await expectFailure('env-leak', fn, 'E_BUILD_FAILED', { catalog, onProgress: (event) => seen.push(event), log: (event) => seen.push(event) });
+  assert.is(error.kind, 'user', 'the install command failed on its own');
+  const shown = JSON.stringify({ seen, message: error.message, details: error.details });
+  assert.not.match(shown, secret);
+  assert.match(shown, 'logging in with ***', 'the line is shown, its value hidden');
+  assert.match(error.message, 'bad password ***');
+});
+
 test('a missing base image: by digest E_BASE_IMAGE_NOT_FOUND naming it, by tag the registry\'s E_REGISTRY_NOT_FOUND naming it', async () => {
   const missingByDigest = `${rig.source.host}/fib-${rig.scope.value}/missing@sha256:${'0'.repeat(64)}`;
   const catalog = structuredClone(rig.catalog);

@@ -6,6 +6,7 @@ import type Dockerode from 'dockerode';
 import { encodeRegistryConfig, type EngineAuth } from './auth.ts';
 import { aborted, deadline } from './deadline.ts';
 import { BaseImageError, BuildFailedError, DockerUnavailableError } from './errors.ts';
+import type { Redactor } from '../redact.ts';
 import type { ProgressListener } from './progress.ts';
 import { errorText, readMessages, type EngineMessage } from './stream.ts';
 
@@ -27,6 +28,8 @@ export interface BuildImageOptions {
   timeoutMs?: number;
   /** Where the daemon is, for messages. */
   endpoint?: string;
+  /** Applied to every line of output, instruction and daemon message before it is shown or kept. */
+  redact?: Redactor;
 }
 
 export interface BuiltImage {
@@ -57,9 +60,10 @@ export async function buildImage(docker: Dockerode, options: BuildImageOptions):
   let failure: EngineMessage | undefined;
 
   let container: string | undefined;
+  const redact = options.redact ?? ((text: string) => text);
   const line = (raw: string) => {
     // stderr of RUN steps arrives wrapped in colour codes.
-    const text = raw.replace(/\x1b\[[0-9;]*m/g, '');
+    const text = redact(raw.replace(/\x1b\[[0-9;]*m/g, ''));
     const running = /^ ---> Running in ([0-9a-f]+)$/.exec(text);
     if (running) container = running[1];
     const stepMatch = /^Step (\d+)\/(\d+) : (.*)$/.exec(text);
@@ -117,7 +121,7 @@ export async function buildImage(docker: Dockerode, options: BuildImageOptions):
     throw new DockerUnavailableError(`the build on ${endpoint} broke off: ${(error as Error).message}`, { cause: error, details: { endpoint, step: step?.instruction } });
   }
   if (partial.trim()) line(partial);
-  if (failure) throw buildFailure(failure, step);
+  if (failure) throw buildFailure(failure, step, redact);
   if (!imageId) {
     const built = output.map((l) => /^Successfully built ([0-9a-f]+)$/.exec(l)?.[1]).filter(Boolean).pop();
     if (!built) throw new BuildFailedError('infrastructure', `the build on ${endpoint} ended without reporting an image`, { details: { outputTail: output.slice(-TAIL_LINES) } });
@@ -145,8 +149,8 @@ async function awaitRemoval(docker: Dockerode, id: string): Promise<void> {
   await container.remove({ force: true }).catch(() => undefined);
 }
 
-function buildFailure(failure: EngineMessage, step: Step | undefined): Error {
-  const message = errorText(failure);
+function buildFailure(failure: EngineMessage, step: Step | undefined, redact: Redactor): Error {
+  const message = redact(errorText(failure));
   const tail = step?.output.slice(-TAIL_LINES) ?? [];
   const where = step ? `step ${step.step}/${step.steps} \`${clip(step.instruction)}\`` : 'the build';
   const details = { step: step?.instruction, stepNumber: step?.step, outputTail: tail, daemonMessage: message };
