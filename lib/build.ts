@@ -2,14 +2,16 @@
 //   parse → resolve (runtime images to digests) → identify (tag) → one registry request
 //   → tag exists: cached result, the Docker Engine is not even contacted
 //   → else build (Docker Engine) → push → local tag removed → { image, digest, reference, ... }
+import { randomBytes } from 'node:crypto';
 import type Dockerode from 'dockerode';
 import { connectDocker, dockerEndpointFromEnv } from './docker/connect.ts';
 import { buildImage } from './docker/build-image.ts';
-import { pushImage, removeImage } from './docker/push-image.ts';
+import { localImageId, pushImage, removeImage, tagImage } from './docker/push-image.ts';
 import { engineAuth, type EngineAuth } from './docker/auth.ts';
 import type { DockerProgress } from './docker/progress.ts';
-import { aborted, deadline } from './docker/deadline.ts';
-import { BuildAbortedError } from './docker/errors.ts';
+import { retryCleanup } from './docker/cleanup.ts';
+import { aborted, cleanupDeadline, deadline } from './docker/deadline.ts';
+import { BuildAbortedError, PushFailedError } from './docker/errors.ts';
 import { BuilderError } from './errors.ts';
 import type { ArchiveLimits } from './function/archive/limits.ts';
 import type { DownloadOptions } from './function/download.ts';
@@ -158,6 +160,16 @@ export interface BuildResult {
 }
 
 const DEFAULT_TIMEOUT_MS = 30 * 60_000;
+/**
+ * The end of the limit kept for cleanup (removing a failed step's container, the local tags):
+ * the work is cancelled this much earlier (at most a quarter of the limit), so that cleanup too ends
+ * by the limit even when the daemon freezes.
+ */
+const CLEANUP_RESERVE_MS = 5_000;
+/** Cleanup after the caller's signal fired, when there is no limit to end it. */
+const CLEANUP_AFTER_ABORT_MS = 10_000;
+/** Pushes retried when a concurrent call of another process untagged the shared name in between. */
+const PUSH_ATTEMPTS = 3;
 
 /**
  * The inputs give another tag than the one the caller waits for: a runtime image given by tag moved,
@@ -200,7 +212,8 @@ export async function buildFunctionImage(fn: FunctionSpec | string | Buffer | ob
 
   // One limit for everything from here on, so no step (a hung download, registry or daemon) can outlast it.
   const limitMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  const { signal: cancel, timedOut, clear: clearDeadline } = deadline(options.signal, limitMs);
+  const { signal: cancel, timedOut, clear: clearDeadline } = deadline(options.signal, limitMs - Math.min(CLEANUP_RESERVE_MS, Math.floor(limitMs / 4)));
+  const cleanup = cleanupDeadline(options.signal, limitMs, CLEANUP_AFTER_ABORT_MS);
   // Whatever a step throws once the signal fired (an AbortError, the signal's reason, a download's
   // "aborted"), the caller gets E_BUILD_ABORTED or E_BUILD_TIMEOUT.
   const typed = async <T>(work: Promise<T>): Promise<T> => {
@@ -252,6 +265,7 @@ export async function buildFunctionImage(fn: FunctionSpec | string | Buffer | ob
     return await typed(run());
   } finally {
     clearDeadline();
+    cleanup.dispose();
     await Promise.all([...clients.values()].map((c) => c.close()));
   }
 
@@ -357,15 +371,12 @@ export async function buildFunctionImage(fn: FunctionSpec | string | Buffer | ob
           return { ...finish(existing.digest, true, false), ...(engineName === 'registry' ? { bytes: emptyCounts() } : {}) };
         }
       } else {
-        const local = await (await engine()).getImage(image).inspect().catch((error: { statusCode?: number }) => {
-          if (error.statusCode === 404) return undefined;
-          throw error;
-        });
+        const local = await localImageId(await engine(), image, cancel);
         timings.checkMs = Date.now() - checkStarted;
         if (local) {
-          log({ event: 'cached', level: 'info', function: id, image, imageId: local.Id, local: true });
+          log({ event: 'cached', level: 'info', function: id, image, imageId: local, local: true });
           progress({ kind: 'phase', phase: 'done', message: `${image} exists in the local daemon already` });
-          return finish(local.Id, true, false);
+          return finish(local, true, false);
         }
       }
 
@@ -395,24 +406,32 @@ export async function buildFunctionImage(fn: FunctionSpec | string | Buffer | ob
         if (credential) registryAuths[host] = engineAuth(credential, host);
       }
       progress({ kind: 'phase', phase: 'build', message: `building ${image} on ${endpoint}` });
-      let built = false;
+      // A pushed image is built under a name of this call's own, so that whatever happens, this
+      // call removes its own image and only that: another process building the same function in
+      // the same daemon keeps its tag, and no untagged image or repo@digest reference is left.
+      // `image` itself names it only from just before the push until the cleanup.
+      const buildName = push ? `${target.repository}:${tag.slice(0, 32)}-build-${randomBytes(6).toString('hex')}` : image;
+      const cleanupFailed = (what: string, error: unknown) => log({ event: 'cleanup-failed', level: 'warn', function: id, what, message: String((error as Error)?.message ?? error) });
+      let imageId: string | undefined;
       try {
         const result = await buildImage(daemon, {
           context: context.tar,
-          tags: [image],
+          tags: [buildName],
           registryAuths,
           networkMode: options.networkMode,
           onProgress: progress,
           signal: cancel,
+          cleanupSignal: cleanup.signal,
+          onCleanupFailed: cleanupFailed,
           endpoint,
           redact: functionEnvRedactor(spec, plan),
         });
-        built = true;
+        imageId = result.imageId;
         timings.buildMs = Date.now() - buildStarted;
-        log({ event: 'built', level: 'info', function: id, image, imageId: result.imageId, ms: timings.buildMs });
+        log({ event: 'built', level: 'info', function: id, image, imageId, ms: timings.buildMs });
         if (!push) {
           progress({ kind: 'phase', phase: 'done', message: `built ${image} in the local daemon` });
-          return finish(result.imageId, false, false);
+          return finish(imageId, false, false);
         }
 
         const pushStarted = Date.now();
@@ -426,22 +445,41 @@ export async function buildFunctionImage(fn: FunctionSpec | string | Buffer | ob
         const credential = resolveCredentials(dockerConfig, target.host);
         log({ event: 'credentials', level: 'info', function: id, registry: target.host, purpose: 'push', key: credential?.key ?? null });
         progress({ kind: 'phase', phase: 'push', message: `pushing ${image}` });
-        const pushed = await pushImage(daemon, {
-          repository: target.repository,
-          tag,
-          auth: credential ? engineAuth(credential, target.host) : undefined,
-          credentialKey: credential?.key,
-          onProgress: progress,
-          signal: cancel,
-          endpoint,
-        });
+        let pushed;
+        for (let attempt = 1; ; attempt++) {
+          await tagImage(daemon, imageId, target.repository, tag, cancel, endpoint);
+          try {
+            pushed = await pushImage(daemon, {
+              repository: target.repository,
+              tag,
+              auth: credential ? engineAuth(credential, target.host) : undefined,
+              credentialKey: credential?.key,
+              onProgress: progress,
+              signal: cancel,
+              endpoint,
+            });
+            break;
+          } catch (error) {
+            // A concurrent call (another process, same daemon) removed `image` between our tag and our push.
+            const untagged = error instanceof PushFailedError && /does not exist locally/i.test(String(error.details.daemonMessage));
+            if (!untagged || attempt >= PUSH_ATTEMPTS) throw error;
+          }
+        }
         timings.pushMs = Date.now() - pushStarted;
         log({ event: 'pushed', level: 'info', function: id, image, digest: pushed.digest, ms: timings.pushMs });
         progress({ kind: 'phase', phase: 'done', message: `pushed ${target.repository}@${pushed.digest}` });
         return finish(pushed.digest, false, true);
       } finally {
         // The registry holds the result; a failed push must not leave a tag that looks like a result either.
-        if (push || !built) await removeImage(daemon, image).catch((error: unknown) => log({ event: 'cleanup-failed', level: 'warn', function: id, image, message: String(error) }));
+        if (push) {
+          // `image` only while it still names this call's image: another process may have moved it to its own.
+          let shared: string | undefined;
+          await retryCleanup(async (signal) => (shared = await localImageId(daemon, image, signal)), cleanup.signal).catch((error: unknown) => cleanupFailed(image, error));
+          if (shared !== undefined && shared === imageId) await removeImage(daemon, image, cleanup.signal).catch((error: unknown) => cleanupFailed(image, error));
+          await removeImage(daemon, buildName, cleanup.signal).catch((error: unknown) => cleanupFailed(buildName, error));
+        } else if (imageId === undefined) {
+          await removeImage(daemon, image, cleanup.signal).catch((error: unknown) => cleanupFailed(image, error));
+        }
       }
     };
     const key = `${push ? 'push' : 'local'} ${image}`;

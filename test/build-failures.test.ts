@@ -183,7 +183,7 @@ test('cancelled and timed-out builds: E_BUILD_ABORTED / E_BUILD_TIMEOUT, nothing
       if (event.kind === 'output' && event.line === 'slow-install-started') controller.abort();
     },
   });
-  const timedOut = await expectFailure('slow-install', fn, 'E_BUILD_TIMEOUT', { catalog, timeoutMs: 4_000 });
+  const timedOut = await expectFailure('slow-install', fn, 'E_BUILD_TIMEOUT', { catalog, timeoutMs: 10_000 });
   assert.is(timedOut.kind, 'infrastructure');
 });
 

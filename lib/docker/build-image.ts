@@ -4,7 +4,9 @@
 import type { Readable } from 'node:stream';
 import type Dockerode from 'dockerode';
 import { encodeRegistryConfig, type EngineAuth } from './auth.ts';
+import { removeContainer } from './cleanup.ts';
 import { aborted, deadline } from './deadline.ts';
+import { BuilderError } from '../errors.ts';
 import { BaseImageError, BuildFailedError, DockerUnavailableError } from './errors.ts';
 import type { Redactor } from '../redact.ts';
 import type { ProgressListener } from './progress.ts';
@@ -26,8 +28,15 @@ export interface BuildImageOptions {
   signal?: AbortSignal;
   /** Limit for the whole build; the request is cancelled when it passes. */
   timeoutMs?: number;
+  /**
+   * Bounds the removal of a step's container left by a failed or cancelled build (retried while
+   * the daemon does not answer). Default: 10 s from the failure.
+   */
+  cleanupSignal?: AbortSignal;
   /** Where the daemon is, for messages. */
   endpoint?: string;
+  /** Told about a leftover this build could not remove in time (`what` names it). */
+  onCleanupFailed?: (what: string, error: unknown) => void;
   /** Applied to every line of output, instruction and daemon message before it is shown or kept. */
   redact?: Redactor;
 }
@@ -41,6 +50,9 @@ export interface BuiltImage {
 }
 
 const OUTPUT_LIMIT = 5_000;
+const DEFAULT_CLEANUP_MS = 10_000;
+/** A shell reports a process killed by signal N as exit code 128 + N. */
+const SIGNAL_EXIT_BASE = 128;
 const TAIL_LINES = 25;
 
 interface Step {
@@ -66,6 +78,7 @@ export async function buildImage(docker: Dockerode, options: BuildImageOptions):
     const text = redact(raw.replace(/\x1b\[[0-9;]*m/g, ''));
     const running = /^ ---> Running in ([0-9a-f]+)$/.exec(text);
     if (running) container = running[1];
+    if (container && text === `Removing intermediate container ${container}`) container = undefined;
     const stepMatch = /^Step (\d+)\/(\d+) : (.*)$/.exec(text);
     if (stepMatch) {
       step = { step: Number(stepMatch[1]), steps: Number(stepMatch[2]), instruction: stepMatch[3] ?? '', output: [] };
@@ -107,46 +120,36 @@ export async function buildImage(docker: Dockerode, options: BuildImageOptions):
   if (options.networkMode) query.networkmode = options.networkMode;
 
   try {
-    const response = (await docker.buildImage(options.context as unknown as NodeJS.ReadableStream, query as Dockerode.ImageBuildOptions)) as unknown as Readable;
-    await readMessages(response, onMessage, signal);
+    try {
+      const response = (await docker.buildImage(options.context as unknown as NodeJS.ReadableStream, query as Dockerode.ImageBuildOptions)) as unknown as Readable;
+      await readMessages(response, onMessage, signal);
+    } catch (error) {
+      if (signal.aborted) throw aborted(timedOut(), options.timeoutMs, 'build', error);
+      const status = (error as { statusCode?: number }).statusCode;
+      if (status) {
+        throw new BuildFailedError('infrastructure', `${endpoint} rejected the build request (HTTP ${status}): ${(error as Error).message}`, { cause: error, details: { endpoint, status } });
+      }
+      throw new DockerUnavailableError(`the build on ${endpoint} broke off: ${(error as Error).message}`, { cause: error, details: { endpoint, step: step?.instruction } });
+    }
+    if (partial.trim()) line(partial);
+    if (failure) throw buildFailure(failure, step, redact);
   } catch (error) {
-    if (signal.aborted) {
-      if (container) await awaitRemoval(docker, container);
-      throw aborted(timedOut(), options.timeoutMs, 'build', error);
+    // A step's container outlives a build whose daemon died or restarted, or whose request was
+    // cancelled before the daemon noticed; the id is known from "Running in".
+    if (container) {
+      await removeContainer(docker, container, options.cleanupSignal ?? AbortSignal.timeout(DEFAULT_CLEANUP_MS)).catch((cleanupError: unknown) => {
+        if (error instanceof BuilderError) error.details.leftContainer = container;
+        options.onCleanupFailed?.(`container ${container}`, cleanupError);
+      });
     }
-    const status = (error as { statusCode?: number }).statusCode;
-    if (status) {
-      throw new BuildFailedError('infrastructure', `${endpoint} rejected the build request (HTTP ${status}): ${(error as Error).message}`, { cause: error, details: { endpoint, status } });
-    }
-    throw new DockerUnavailableError(`the build on ${endpoint} broke off: ${(error as Error).message}`, { cause: error, details: { endpoint, step: step?.instruction } });
+    throw error;
   }
-  if (partial.trim()) line(partial);
-  if (failure) throw buildFailure(failure, step, redact);
   if (!imageId) {
     const built = output.map((l) => /^Successfully built ([0-9a-f]+)$/.exec(l)?.[1]).filter(Boolean).pop();
     if (!built) throw new BuildFailedError('infrastructure', `the build on ${endpoint} ended without reporting an image`, { details: { outputTail: output.slice(-TAIL_LINES) } });
     imageId = built;
   }
   return { imageId, output, steps: step?.steps ?? 0 };
-}
-
-/**
- * A cancelled build's RUN container is killed and removed by the daemon a moment after the
- * connection closes; wait for that (and remove it ourselves if it lingers) so nothing outlives
- * the call.
- */
-async function awaitRemoval(docker: Dockerode, id: string): Promise<void> {
-  const container = docker.getContainer(id);
-  const until = Date.now() + 10_000;
-  while (Date.now() < until) {
-    try {
-      await container.inspect();
-    } catch {
-      return;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-  await container.remove({ force: true }).catch(() => undefined);
 }
 
 function buildFailure(failure: EngineMessage, step: Step | undefined, redact: Redactor): Error {
@@ -167,9 +170,18 @@ function buildFailure(failure: EngineMessage, step: Step | undefined, redact: Re
   }
   const shown = tail.length ? `\n--- last output of that step ---\n${tail.join('\n')}` : '';
   // A RUN step that exits non-zero reports its exit code; that is the function's own install or
-  // compile command failing, which will fail the same way on every retry.
-  if (failure.errorDetail?.code !== undefined && failure.errorDetail.code !== 0) {
-    return new BuildFailedError('user', `${where} failed with exit code ${failure.errorDetail.code}: ${message}${shown}`, { details: { ...details, exitCode: failure.errorDetail.code } });
+  // compile command failing, which will fail the same way on every retry. Past 128 the step was
+  // killed by a signal (137: SIGKILL, as when the daemon stops or restarts, or the kernel's OOM
+  // killer): nothing the function did, and a retry may pass.
+  const exitCode = failure.errorDetail?.code;
+  if (exitCode !== undefined && exitCode > SIGNAL_EXIT_BASE && exitCode <= SIGNAL_EXIT_BASE + 64) {
+    const signal = exitCode - SIGNAL_EXIT_BASE;
+    return new BuildFailedError('infrastructure', `${where} was killed by signal ${signal} (exit code ${exitCode}): the daemon stopped or restarted, or the step ran out of memory; retry: ${message}${shown}`, {
+      details: { ...details, exitCode, signal },
+    });
+  }
+  if (exitCode !== undefined && exitCode !== 0) {
+    return new BuildFailedError('user', `${where} failed with exit code ${exitCode}: ${message}${shown}`, { details: { ...details, exitCode } });
   }
   return new BuildFailedError('infrastructure', `${where} failed: ${message}${shown}`, { details });
 }

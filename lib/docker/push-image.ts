@@ -4,6 +4,7 @@
 import type { Readable } from 'node:stream';
 import type Dockerode from 'dockerode';
 import { encodeRegistryAuth, type EngineAuth } from './auth.ts';
+import { retryCleanup } from './cleanup.ts';
 import { aborted, deadline } from './deadline.ts';
 import { DockerUnavailableError, PushFailedError } from './errors.ts';
 import type { ProgressListener } from './progress.ts';
@@ -83,14 +84,47 @@ function pushFailure(failure: EngineMessage, name: string, repository: string, c
  * Removes a local tag (and the image, once no tag is left). A tag that is already gone is fine.
  * The untagged parent layers stay (noprune): they are the build cache of the function's next
  * version — the runtime env and the copied dependencies — as `docker build` leaves them too;
- * `docker image prune` reclaims them.
+ * `docker image prune` reclaims them. With `signal`, a daemon that does not answer is asked again
+ * until it fires (see retryCleanup).
  */
-export async function removeImage(docker: Dockerode, name: string): Promise<boolean> {
-  try {
-    await docker.getImage(name).remove({ noprune: true });
-    return true;
-  } catch (error) {
-    if ((error as { statusCode?: number }).statusCode === 404) return false;
-    throw error;
+export async function removeImage(docker: Dockerode, name: string, signal?: AbortSignal): Promise<boolean> {
+  let removed = false;
+  const remove = async (abortSignal?: AbortSignal) => {
+    await docker.getImage(name).remove({ noprune: true, ...(abortSignal ? { abortSignal } : {}) });
+    removed = true;
+  };
+  if (signal) await retryCleanup(remove, signal);
+  else {
+    try {
+      await remove();
+    } catch (error) {
+      if ((error as { statusCode?: number }).statusCode !== 404) throw error;
+    }
   }
+  return removed;
+}
+
+/** `repository:tag` now names `imageId` in the daemon. */
+export async function tagImage(docker: Dockerode, imageId: string, repository: string, tag: string, signal: AbortSignal, endpoint = 'the Docker Engine'): Promise<void> {
+  try {
+    await docker.getImage(imageId).tag({ repo: repository, tag, abortSignal: signal } as Dockerode.ImageTagOptions);
+  } catch (error) {
+    if (signal.aborted) throw error;
+    throw new DockerUnavailableError(`${endpoint} could not tag ${imageId} as ${repository}:${tag}: ${(error as Error).message}`, { cause: error, details: { endpoint, image: `${repository}:${tag}` } });
+  }
+}
+
+/** The image ID a local name points at, undefined when there is none. */
+export async function localImageId(docker: Dockerode, name: string, signal: AbortSignal): Promise<string | undefined> {
+  // dockerode's image.inspect() takes no abortSignal: dial the endpoint directly so a frozen daemon cannot hold the call.
+  const modem = docker.modem as unknown as { dial(options: object, callback: (error: unknown, data: unknown) => void): void };
+  return new Promise((resolve, reject) => {
+    modem.dial({ path: `/images/${name}/json`, method: 'GET', abortSignal: signal, statusCodes: { 200: true, 404: 'no such image', 500: 'server error' } }, (error, data) => {
+      if (error) {
+        if ((error as { statusCode?: number }).statusCode === 404) resolve(undefined);
+        else if (signal.aborted) reject(error);
+        else reject(new DockerUnavailableError(`the Docker Engine could not look up ${name}: ${(error as Error).message}`, { cause: error, details: { image: name } }));
+      } else resolve((data as { Id?: string }).Id);
+    });
+  });
 }

@@ -33,8 +33,12 @@ export interface RegistryHandle {
   dir: string;
   /** Lines the registry process printed, for diagnosing a failed test. */
   log: string[];
-  /** Process id of the registry. */
+  /** Process id of the registry (a new one after restart()). */
   pid: number;
+  /** SIGKILLs the registry process: connections drop, the port refuses, the storage stays. */
+  kill(): Promise<void>;
+  /** Starts the registry again on the same port and storage (after kill(), or killing it first). */
+  restart(): Promise<void>;
   /** basic: the htpasswd user; token: a user allowed pull, push and delete on every repository. */
   username?: string;
   password?: string;
@@ -220,32 +224,37 @@ export async function startRegistry(kind: RegistryKind = 'anonymous', options: R
     }
 
     writeFileSync(join(dir, 'config.yml'), config.join('\n') + '\n');
-    const child = spawn(REGISTRY_BINARY, ['serve', join(dir, 'config.yml')], { stdio: ['ignore', 'pipe', 'pipe'] });
     const log: string[] = [];
-    const collect = (chunk: Buffer) => log.push(...chunk.toString().split('\n').filter(Boolean));
-    child.stdout?.on('data', collect);
-    child.stderr?.on('data', collect);
-    children.add(child);
-    const exited = new Promise<void>((resolve) =>
-      child.once('exit', () => {
-        children.delete(child);
-        resolve();
-      }),
-    );
-    const spawned = new Promise<void>((resolve, reject) => {
-      child.once('spawn', resolve);
-      child.once('error', reject);
-    });
-    cleanups.push(() => kill(child, exited));
-    await spawned;
-
     const url = `${kind === 'tls' ? 'https' : 'http'}://${host}`;
-    await waitFor(`registry on ${url}`, async () => {
-      if (child.exitCode !== null) return true;
-      const status = await probe(`${url}/v2/`, { ca: extra.caPem });
-      return status === 200 || status === 401;
-    });
-    if (child.exitCode !== null) throw new Error(`registry (${kind}) exited with ${child.exitCode}: ${log.join('\n')}`);
+    // One registry process on the handle's port and storage; kill() and restart() replace it.
+    let current: { child: ChildProcess; exited: Promise<void> } | undefined;
+    const launch = async () => {
+      const child = spawn(REGISTRY_BINARY, ['serve', join(dir, 'config.yml')], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const collect = (chunk: Buffer) => log.push(...chunk.toString().split('\n').filter(Boolean));
+      child.stdout?.on('data', collect);
+      child.stderr?.on('data', collect);
+      children.add(child);
+      const exited = new Promise<void>((resolve) =>
+        child.once('exit', () => {
+          children.delete(child);
+          resolve();
+        }),
+      );
+      current = { child, exited };
+      await new Promise<void>((resolve, reject) => {
+        child.once('spawn', resolve);
+        child.once('error', reject);
+      });
+      await waitFor(`registry on ${url}`, async () => {
+        if (child.exitCode !== null) return true;
+        const status = await probe(`${url}/v2/`, { ca: extra.caPem });
+        return status === 200 || status === 401;
+      });
+      if (child.exitCode !== null) throw new Error(`registry (${kind}) exited with ${child.exitCode}: ${log.join('\n')}`);
+      return child;
+    };
+    cleanups.push(() => (current ? kill(current.child, current.exited) : undefined));
+    const child = await launch();
 
     let stopped: Promise<void> | undefined;
     const handle: RegistryHandle = {
@@ -257,6 +266,15 @@ export async function startRegistry(kind: RegistryKind = 'anonymous', options: R
       log,
       pid: child.pid!,
       ...extra,
+      async kill() {
+        if (!current) return;
+        current.child.kill('SIGKILL');
+        await current.exited;
+      },
+      async restart() {
+        if (current && current.child.exitCode === null && current.child.signalCode === null) await handle.kill();
+        handle.pid = (await launch()).pid!;
+      },
       stop() {
         stopped ??= (async () => {
           await runCleanups();
