@@ -1,6 +1,6 @@
 // The seam between the Job manifest and the in-cluster entrypoint, without a cluster: what
 // `job-manifest` prints is valid Kubernetes YAML naming the Job after the same tag `tag` computes, and
-// the ConfigMap it carries, written out as the kubelet mounts it, is exactly what `job` reads.
+// the input Secret it carries, written out as the kubelet mounts it, is exactly what `job` reads.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { Job } from 'kubernetes-models/batch/v1/Job';
-import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
+import { Secret } from 'kubernetes-models/v1/Secret';
 import { parseFunction } from '../lib/function/parse.ts';
 import { BuilderError } from '../lib/errors.ts';
 import { readJobInputs } from '../cli/mounted-inputs.ts';
@@ -64,27 +64,27 @@ function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: st
   });
 }
 
-test('job-manifest prints a valid ConfigMap and Job per Function, named after the tag that `tag` computes', async () => {
+test('job-manifest prints a valid input Secret and Job per Function, named after the tag that `tag` computes', async () => {
   const run = await cli(['job-manifest', 'functions.yaml', '--kubeless-config', 'kubeless-config.yaml', '--registry', 'registry.example.com/functions', '--docker-config', 'docker-config.json']);
   assert.is(run.code, 0, run.stderr);
   const documents = parseAllDocuments(run.stdout).map((d) => d.toJS());
-  assert.equal(documents.map((d) => d.kind), ['ConfigMap', 'Job', 'ConfigMap', 'Job']);
+  assert.equal(documents.map((d) => d.kind), ['Secret', 'Job', 'Secret', 'Job']);
   const tags = await cli(['tag', 'functions.yaml', '--docker-config', 'docker-config.json', '--json']);
   assert.is(tags.code, 0, tags.stderr);
   const expected = JSON.parse(tags.stdout) as { function: string; tag: string }[];
   for (const [index, { tag }] of expected.entries()) {
-    const configMap = documents[index * 2];
+    const input = documents[index * 2];
     const job = documents[index * 2 + 1];
-    new ConfigMap(configMap).validate();
+    new Secret(input).validate();
     new Job(job).validate();
     assert.is(job.metadata.annotations['function-image-builder.io/tag'], tag);
     assert.ok(job.metadata.name.endsWith(`-${tag.slice(0, 10)}`) && /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(job.metadata.name) && job.metadata.name.length <= 63, job.metadata.name);
-    assert.is(configMap.metadata.name, job.metadata.name);
+    assert.is(input.metadata.name, job.metadata.name);
     assert.is(job.metadata.namespace, 'team-a');
     assert.is(job.spec.template.spec.containers[0].image, 'registry.example.com/fib:1');
     assert.equal(job.spec.template.spec.imagePullSecrets, [{ name: 'fib-pull' }]);
-    assert.is(configMap.data['function-registry-tls-verify'], 'false');
-    assert.is(configMap.data['function-registry'], 'registry.example.com/functions');
+    assert.is(input.stringData['function-registry-tls-verify'], 'false');
+    assert.is(input.stringData['function-registry'], 'registry.example.com/functions');
   }
   // "hello.world" has a dot: cleaned, and a hash of the real name keeps it apart from "hello-world".
   assert.match(documents[1].metadata.name, /^build-hello-world-[0-9a-f]{8}-[0-9a-f]{10}$/);
@@ -120,13 +120,13 @@ test('a --kubeless-config file is checked as readBuilderConfig checks the Config
   assert.is(run.stdout, '');
 });
 
-test('the printed ConfigMap, mounted as the kubelet mounts it, is what the job entrypoint reads', async () => {
+test('the printed input Secret, mounted as the kubelet mounts it, is what the job entrypoint reads', async () => {
   const run = await cli(['job-manifest', 'functions.yaml', '--builder-image', 'fib:1', '--tls-verify=false', '--registry', 'r.example.com/x', '--docker-config', 'docker-config.json']);
   assert.is(run.code, 0, run.stderr);
-  const configMap = parseAllDocuments(run.stdout)[0]!.toJS();
+  const input = parseAllDocuments(run.stdout)[0]!.toJS();
   const mount = join(dir, 'mounted');
   mkdirSync(mount, { recursive: true });
-  for (const [key, value] of Object.entries<string>(configMap.data)) writeFileSync(join(mount, key), value);
+  for (const [key, value] of Object.entries<string>(input.stringData)) writeFileSync(join(mount, key), value);
   const inputs = readJobInputs({ BUILDER_CONFIG_DIR: mount, BUILDER_SECRET_DIR: join(dir, 'no-secret') });
   assert.equal(parseFunction(inputs.function), parseFunction(FUNCTION.split('---')[0]!));
   assert.is(inputs.registry, 'r.example.com/x');

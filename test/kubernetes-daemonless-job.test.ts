@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { Job } from 'kubernetes-models/batch/v1/Job';
-import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
+import { Secret } from 'kubernetes-models/v1/Secret';
 import { main } from '../cli/main.ts';
 import { DEFAULT_JOB_SETTINGS, type BuilderConfig } from '../lib/kubernetes/config.ts';
 import { defaultRuntimeCatalog } from '../lib/runtime/default-catalog.ts';
@@ -70,9 +70,9 @@ function jobFor(steps: JobSteps | undefined, overrides: Partial<BuilderConfig> =
 }
 
 test('engine registry: the Job validates, mounts no Docker socket anywhere, and runs deps-file, install, code, compile, then build, sharing /kubeless', () => {
-  const { job, configMap } = jobFor({ installation: { image: INSTALL_IMAGE, command: '/kubeless-npm-install.sh' }, compilation: { image: COMPILE_IMAGE, command: 'go build -o server .' } });
+  const { job, input } = jobFor({ installation: { image: INSTALL_IMAGE, command: '/kubeless-npm-install.sh' }, compilation: { image: COMPILE_IMAGE, command: 'go build -o server .' } });
   new Job(job as never).validate();
-  new ConfigMap(configMap as never).validate();
+  new Secret(input as never).validate();
   const pod = job.spec!.template.spec!;
   assert.not.ok(JSON.stringify(job).includes('docker.sock'), 'no Docker socket');
   assert.ok(pod.volumes!.every((volume) => volume.hostPath === undefined), 'no hostPath volume');

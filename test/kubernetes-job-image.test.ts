@@ -1,6 +1,6 @@
 // The Job image of Dockerfile.builder, built here on the rig's offline Node image, run two ways:
 //  - exactly as a kubelet runs the build Job's pod (docker run with the Docker socket, the registry
-//    Secret and the build ConfigMap mounted where the manifest says, host network only to reach the
+//    Secret and the build input Secret mounted where the manifest says, host network only to reach the
 //    rig's loopback registry): a working function image is pushed and the termination message written;
 //    a bad Function exits 2, an unreachable registry 3; a TLS registry whose CA the Job does not have
 //    is used with function-registry-tls-verify "false", and refused without it;
@@ -117,12 +117,12 @@ interface PodRun {
 
 /**
  * Runs the builder image as the kubelet runs the Job's pod: each volumeMount of the manifest backed by
- * a temp dir holding the ConfigMap's or Secret's keys, or by the hostPath itself.
+ * a temp dir holding the Secret's keys, or by the hostPath itself.
  */
 async function runLikeKubelet(fn: Record<string, unknown> | string, options: { config?: BuilderConfig; secret?: string } = {}): Promise<PodRun> {
   const settings = options.config ?? config();
   const tag = await scheduledTag(fn, settings);
-  const { job, configMap } = buildJobManifest({ name: 'direct', namespace: 'default', source: fn, tag }, settings);
+  const { job, input } = buildJobManifest({ name: 'direct', namespace: 'default', source: fn, tag }, settings);
   const pod = job.spec!.template.spec!;
   const container = pod.containers[0]!;
   const dir = mkdtempSync(join(tmpdir(), 'fib-k8s-pod-'));
@@ -130,9 +130,9 @@ async function runLikeKubelet(fn: Record<string, unknown> | string, options: { c
   const sources = new Map<string, string>();
   for (const volume of pod.volumes!) {
     const path = join(dir, volume.name);
-    if (volume.configMap) {
+    if (volume.secret?.secretName === input.metadata!.name) {
       mkdirSync(path);
-      for (const [key, value] of Object.entries(configMap.data!)) writeFileSync(join(path, key), value);
+      for (const [key, value] of Object.entries(input.stringData!)) writeFileSync(join(path, key), value, { mode: volume.secret!.defaultMode });
       sources.set(volume.name, path);
     } else if (volume.secret) {
       mkdirSync(path);
@@ -275,7 +275,7 @@ test('function-registry-tls-verify "false": the Job pushes to a TLS registry who
   assert.match(verifying.termination.error.message, tls.host);
   const run = await runLikeKubelet(fn, { config: tlsConfig(false) });
   assert.is(run.code, 0, run.raw);
-  assert.ok(run.log.some((line) => line.event === 'inputs' && line.tlsVerify === false && line.sources.tlsVerify.endsWith('/function-registry-tls-verify')), 'read from the mounted ConfigMap');
+  assert.ok(run.log.some((line) => line.event === 'inputs' && line.tlsVerify === false && line.sources.tlsVerify.endsWith('/function-registry-tls-verify')), 'read from the mounted input Secret');
   assert.match(run.termination.image, `${tls.host}/functions/k8s-tls:`);
   assert.is(run.termination.cached, false);
   tlsPushed = run.termination;

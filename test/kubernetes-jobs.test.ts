@@ -90,15 +90,15 @@ function jobDeletes(name: string): number {
 
 const isComplete = (name: string) => async () => api.get('jobs', 'default', name)?.status?.conditions?.some((c: { type: string }) => c.type === 'Complete') === true;
 
-test('a fresh Job runs to completion; its result comes from the termination message; the ConfigMap is owned by the Job', async () => {
+test('a fresh Job runs to completion; its result comes from the termination message; the input Secret is owned by the Job', async () => {
   const m = manifests(succeed());
   const outcome = await runBuildJob(api.kubeConfig, m, { stallMs: 5_000 });
   assert.equal(outcome.result, RESULT);
   assert.is(outcome.created, true);
   assert.is(outcome.job, m.job.metadata!.name);
   const job = api.get('jobs', 'default', outcome.job)!;
-  const configMap = api.get('configmaps', 'default', outcome.job)!;
-  assert.equal(configMap.metadata.ownerReferences.map((o: { uid: string }) => o.uid), [job.metadata.uid]);
+  const input = api.get('secrets', 'default', outcome.job)!;
+  assert.equal(input.metadata.ownerReferences.map((o: { uid: string }) => o.uid), [job.metadata.uid]);
   assert.is(jobsNamed(outcome.job), 1);
 });
 
@@ -158,9 +158,9 @@ test('a Job that failed for good is replaced on the next call, which then succee
   const deletes = api.requests.filter((r) => r.method === 'DELETE' && r.path.endsWith(`/jobs/${outcome.job}`));
   assert.is(deletes.length, 1);
   assert.match(deletes[0]!.query, 'propagationPolicy=Background');
-  // The new Job's ConfigMap survived the garbage collection of the old Job's dependents.
+  // The new Job's input Secret survived the garbage collection of the old Job's dependents.
   await new Promise((r) => setTimeout(r, 200));
-  assert.equal(api.get('configmaps', 'default', outcome.job)?.metadata.ownerReferences.map((o: { uid: string }) => o.uid), [job.metadata.uid]);
+  assert.equal(api.get('secrets', 'default', outcome.job)?.metadata.ownerReferences.map((o: { uid: string }) => o.uid), [job.metadata.uid]);
 });
 
 test('a Complete Job whose image the registry no longer has is run again, not trusted', async () => {
@@ -212,28 +212,28 @@ test('a call that starts after the Job completed joins it, while the first calle
   assert.is(podsOfJob(name), 1);
 });
 
-test('a Job whose ConfigMap was never written (its creator died in between) is repaired by the next call, long before its deadline', async () => {
+test('a Job whose input Secret was never written (its creator died in between) is repaired by the next call, long before its deadline', async () => {
   const m = manifests(succeed());
   const job = api.create('jobs', structuredClone(m.job));
-  assert.is(api.get('configmaps', 'default', job.metadata.name), undefined);
+  assert.is(api.get('secrets', 'default', job.metadata.name), undefined);
   const started = Date.now();
   const outcome = await runBuildJob(api.kubeConfig, m, { stallMs: 5_000, signal: AbortSignal.timeout(20_000) });
   assert.equal(outcome.result, RESULT);
   assert.is(outcome.created, false);
   assert.ok(Date.now() - started < 20_000, 'the deadline is 60 s away');
-  assert.equal(api.get('configmaps', 'default', job.metadata.name)?.metadata.ownerReferences.map((o: { uid: string }) => o.uid), [job.metadata.uid]);
+  assert.equal(api.get('secrets', 'default', job.metadata.name)?.metadata.ownerReferences.map((o: { uid: string }) => o.uid), [job.metadata.uid]);
   assert.is(podsOfJob(job.metadata.name), 1);
 });
 
-test('a Job whose ConfigMap cannot be written is deleted again, so it holds nothing until its deadline', async () => {
+test('a Job whose input Secret cannot be written is deleted again, so it holds nothing until its deadline', async () => {
   const m = manifests(succeed());
   const name = m.job.metadata!.name!;
-  m.configMap.metadata!.name = ''; // the API server refuses it (422)
+  m.input.metadata!.name = ''; // the API server refuses it (422)
   try {
     await runBuildJob(api.kubeConfig, m, { stallMs: 5_000 });
-    assert.unreachable('the Job ran without its ConfigMap');
+    assert.unreachable('the Job ran without its input');
   } catch (error) {
-    assert.match((error as Error).message, `ConfigMap default/${name}`);
+    assert.match((error as Error).message, `Secret default/${name}`);
   }
   assert.is(jobDeletes(name), 1);
   assert.is(api.get('jobs', 'default', name), undefined);

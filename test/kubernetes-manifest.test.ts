@@ -1,9 +1,9 @@
-// Build Jobs, their ConfigMaps and Deployment patches, checked against the Kubernetes OpenAPI schemas
+// Build Jobs, their input Secrets and Deployment patches, checked against the Kubernetes OpenAPI schemas
 // (kubernetes-models) and against the name rules the API server enforces beyond the schemas.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Job } from 'kubernetes-models/batch/v1/Job';
-import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
+import { Secret } from 'kubernetes-models/v1/Secret';
 import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import { DEFAULT_JOB_SETTINGS, type BuilderConfig } from '../lib/kubernetes/config.ts';
 import { defaultRuntimeCatalog } from '../lib/runtime/default-catalog.ts';
@@ -67,23 +67,23 @@ const NAMES = [
   'a'.repeat(45) + '.b',
 ];
 
-test('Jobs and ConfigMaps validate and have valid names and labels, for names of every length and odd characters', () => {
+test('Jobs and their input Secrets validate and have valid names and labels, for names of every length and odd characters', () => {
   const seen = new Map<string, string>();
   for (const name of NAMES) {
-    const { job, configMap } = buildJobManifest(fn(name, { uid: 'f00d-uid' }), config());
+    const { job, input } = buildJobManifest(fn(name, { uid: 'f00d-uid' }), config());
     new Job(job as never).validate();
-    new ConfigMap(configMap as never).validate();
+    new Secret(input as never).validate();
     const jobName = job.metadata!.name!;
     assert.ok(DNS1123_LABEL.test(jobName) && jobName.length <= 63, `job name ${jobName} for ${JSON.stringify(name)}`);
     assert.ok(jobName.startsWith('build-') && jobName.endsWith(`-${TAG.slice(0, 10)}`), jobName);
     assert.is(seen.get(jobName), undefined, `${JSON.stringify(name)} and ${JSON.stringify(seen.get(jobName))} got the same Job name`);
     seen.set(jobName, name);
-    assert.is(configMap.metadata!.name, jobName);
-    for (const labels of [job.metadata!.labels!, job.spec!.template.metadata!.labels!, configMap.metadata!.labels!]) {
+    assert.is(input.metadata!.name, jobName);
+    for (const labels of [job.metadata!.labels!, job.spec!.template.metadata!.labels!, input.metadata!.labels!]) {
       assert.is(labels['created-by'], 'kubeless');
       for (const value of Object.values(labels)) assert.ok(LABEL_VALUE.test(value) && value.length <= 63, `label value ${value}`);
     }
-    for (const key of Object.keys(configMap.data!)) assert.ok(CONFIG_MAP_KEY.test(key), key);
+    for (const key of Object.keys(input.stringData!)) assert.ok(CONFIG_MAP_KEY.test(key), key);
   }
 });
 
@@ -95,8 +95,8 @@ test('a Kubeless-style name is kept exactly: build-<function>-<tag[0:10]>, funct
 });
 
 test("the scheduler's tag reaches the Job in its build inputs (the Job builds that tag or fails)", () => {
-  const { configMap } = buildJobManifest(fn('hello'), config());
-  assert.is(configMap.data!.tag, TAG);
+  const { input } = buildJobManifest(fn('hello'), config());
+  assert.is(input.stringData!.tag, TAG);
 });
 
 test('the Job fails fast on the user-error exit code, retries infrastructure failures, and is bounded in time', () => {
@@ -114,11 +114,12 @@ test('the Job fails fast on the user-error exit code, retries infrastructure fai
   assert.ok(pod.containers[0]!.resources!.limits!.memory && pod.containers[0]!.resources!.requests!.cpu);
 });
 
-test('the pod mounts the build ConfigMap, the registry Secret and the Docker socket', () => {
-  const { job, configMap } = buildJobManifest(fn('hello'), config({ job: { ...DEFAULT_JOB_SETTINGS, dockerSocket: '/run/docker.sock' } }));
+test('the pod mounts the build input Secret, the registry Secret and the Docker socket', () => {
+  const { job, input } = buildJobManifest(fn('hello'), config({ job: { ...DEFAULT_JOB_SETTINGS, dockerSocket: '/run/docker.sock' } }));
   const pod = job.spec!.template.spec!;
   const volumes = Object.fromEntries(pod.volumes!.map((v) => [v.name, v]));
-  assert.is(volumes['build-config']!.configMap!.name, configMap.metadata!.name);
+  assert.is(volumes['build-config']!.secret!.secretName, input.metadata!.name);
+  assert.is(volumes['build-config']!.secret!.defaultMode, 0o400);
   assert.is(volumes['registry-secret']!.secret!.secretName, 'kubeless-registry-credentials');
   assert.equal(volumes['docker-socket']!.hostPath, { path: '/run/docker.sock', type: 'Socket' });
   const mounts = Object.fromEntries(pod.containers[0]!.volumeMounts!.map((m) => [m.name, m.mountPath]));
@@ -130,11 +131,11 @@ test('the pod mounts the build ConfigMap, the registry Secret and the Docker soc
   assert.equal(pod.imagePullSecrets, [{ name: 'builder-pull' }]);
   assert.is(pod.containers[0]!.image, 'registry.example.com/function-image-builder:0.1.0');
   assert.equal(pod.containers[0]!.args, ['job']);
-  // The ConfigMap mirrors kubeless-config's keys and carries the Function itself.
-  assert.is(configMap.data!['function-registry-tls-verify'], 'false');
-  assert.is(configMap.data!['function-registry'], '127.0.0.1:5000/functions');
-  assert.is(configMap.data!['runtime-images'], '[{"ID":"nodejs"}]');
-  assert.is(JSON.parse(configMap.data!['function.json']!).metadata.name, 'hello');
+  // The input mirrors kubeless-config's keys and carries the Function itself.
+  assert.is(input.stringData!['function-registry-tls-verify'], 'false');
+  assert.is(input.stringData!['function-registry'], '127.0.0.1:5000/functions');
+  assert.is(input.stringData!['runtime-images'], '[{"ID":"nodejs"}]');
+  assert.is(JSON.parse(input.stringData!['function.json']!).metadata.name, 'hello');
 });
 
 test('owned by the Function when its uid is known and it lives in the Job namespace; no pull secret when none is set', () => {
@@ -152,7 +153,18 @@ test('owned by the Function when its uid is known and it lives in the Job namesp
   new Job(noPull as never).validate();
 });
 
-test('a Function too large for a ConfigMap is refused with a user error naming it', () => {
+test('the Function, env values included, travels in a Secret: no ConfigMap in the manifests', () => {
+  const password = 'fib-manifest-password-5d1f';
+  const source = { apiVersion: 'kubeless.io/v1beta1', kind: 'Function', metadata: { name: 'env', namespace: 'default' }, spec: { handler: 'h.f', runtime: 'nodejs24', function: 'x',
+    deployment: { spec: { template: { spec: { containers: [{ env: [{ name: 'DB_PASSWORD', value: password }] }] } } } } } };
+  const manifests = buildJobManifest(fn('env', { source }), config());
+  assert.is(manifests.input.kind, 'Secret');
+  assert.match(manifests.input.stringData!['function.json']!, password, 'the Job still gets the whole Function');
+  assert.not.match(JSON.stringify(manifests.job), password);
+  assert.not.match(JSON.stringify(manifests), /"kind":"ConfigMap"|"configMap"/);
+});
+
+test('a Function too large for a Secret is refused with a user error naming it', () => {
   try {
     buildJobManifest(fn('big', { source: 'x'.repeat(1024 * 1024 + 1) }), config());
     assert.unreachable('accepted');

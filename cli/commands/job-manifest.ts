@@ -1,4 +1,4 @@
-// function-image-builder job-manifest <file>: the ConfigMap and Job that build a Function in a
+// function-image-builder job-manifest <file>: the input Secret and Job that build a Function in a
 // cluster, as YAML for `kubectl apply -f -` — what scheduleBuild() creates, for people and scripts.
 import { parse as parseYaml, stringify } from 'yaml';
 import { BuilderError, EXIT_OK } from '../../lib/errors.ts';
@@ -16,8 +16,8 @@ import { InputFileError, readDockerConfigFlag, parseCommandLine, readFunctionInp
 
 const usage = `usage: function-image-builder job-manifest <file|-> [options]
 
-Prints, for each Kubeless Function in <file> (YAML or JSON; "-" reads stdin), the ConfigMap and the
-batch/v1 Job that build its image in the cluster, ready for "kubectl apply -f -". The Job is named
+Prints, for each Kubeless Function in <file> (YAML or JSON; "-" reads stdin), the Secret holding the
+build input (the Function, whose env may hold passwords, and the settings) and the batch/v1 Job that build its image in the cluster, ready for "kubectl apply -f -". The Job is named
 build-<function>-<tag[0:10]>; the tag is computed here (runtime images given by tag are resolved at
 their registry).
 
@@ -36,7 +36,7 @@ options:
   --allow-private-addresses the Job (and the tag computed here) may fetch url sources from loopback,
                             link-local and private addresses
   --secret NAME             registry Secret the Job mounts (default ${REGISTRY_SECRET_NAME})
-  --namespace NS            namespace of the Job, its ConfigMap and the Secret (default: the function's)
+  --namespace NS            namespace of the Job, its input and the registry Secret (default: the function's)
   --docker-config FILE      credentials for resolving runtime image tags here (default: docker's config)
   --docker-socket PATH      the Docker Engine socket on the nodes (default ${DEFAULT_JOB_SETTINGS.dockerSocket})
   --engine docker|registry  docker (default): the Job builds with the node's Docker Engine; registry: no
@@ -45,8 +45,8 @@ options:
   --deadline SECONDS        activeDeadlineSeconds (default ${DEFAULT_JOB_SETTINGS.activeDeadlineSeconds})
   --ttl SECONDS             ttlSecondsAfterFinished (default ${DEFAULT_JOB_SETTINGS.ttlSecondsAfterFinished})
 
-The ConfigMap is not owned by the Job here (its uid is not known before it exists); delete both with
-  kubectl delete job,configmap -l created-by=kubeless,function=<name>`;
+The input Secret is not owned by the Job here (its uid is not known before it exists); delete both with
+  kubectl delete job,secret -l created-by=kubeless,function=<name>`;
 
 function readSettingsFile(io: CommandIO, path: string): Record<string, string> {
   const text = readText(io, path, 'the kubeless-config file');
@@ -123,7 +123,7 @@ async function run(args: string[], io: CommandIO): Promise<number> {
 
   const documents: string[] = [];
   for (const { value } of functionObjects(await readFunctionInput(io, positionals[0]!))) {
-    // Validated here; the object itself goes into the ConfigMap, as the cluster would hold it.
+    // Validated here; the object itself goes into the input Secret, as the cluster would hold it.
     const object = value as object;
     const fn = parseFunction(object);
     const config: BuilderConfig = { ...settingsConfig, registrySecret: { ...settingsConfig.registrySecret, namespace: values.namespace ?? fn.namespace } };
@@ -141,14 +141,14 @@ async function run(args: string[], io: CommandIO): Promise<number> {
       signal: io.signal,
     });
     const tag = planIdentity(plan);
-    const { configMap, job } = buildJobManifest(
+    const { input, job } = buildJobManifest(
       { name: fn.name, namespace: fn.namespace, uid: fn.uid, source: object, tag, image: target ? `${target.repository}:${tag}` : undefined, steps: jobSteps(plan) },
       config,
     );
-    documents.push(stringify(configMap, { aliasDuplicateObjects: false }), stringify(job, { aliasDuplicateObjects: false }));
+    documents.push(stringify(input, { aliasDuplicateObjects: false }), stringify(job, { aliasDuplicateObjects: false }));
   }
   io.stdout.write(documents.map((doc) => `---\n${doc}`).join(''));
   return EXIT_OK;
 }
 
-export const command: Command = { summary: 'print the ConfigMap and Job YAML that build a Function in a cluster', usage, run };
+export const command: Command = { summary: 'print the input Secret and Job YAML that build a Function in a cluster', usage, run };

@@ -29,7 +29,7 @@ export function daemonlessJobManifests(manifests: JobManifests, steps: JobSteps,
   const inputMounts = (build.volumeMounts ?? []).filter((mount) => !socketMounts.has(mount.name));
   build.volumeMounts = inputMounts;
   build.env = [...(build.env ?? []).filter((env) => env.name !== JOB_ENV.engine), { name: JOB_ENV.engine, value: 'registry' }];
-  if (!hasSteps(steps)) return { configMap: manifests.configMap, job };
+  if (!hasSteps(steps)) return { input: manifests.input, job };
 
   // Kubernetes makes an emptyDir writable for every user, so the step images keep their own users.
   pod.volumes.push({ name: INSTALL_VOLUME, emptyDir: {} }, { name: STEPS_VOLUME, emptyDir: { medium: 'Memory', sizeLimit: '4Mi' } });
@@ -82,5 +82,5 @@ export function daemonlessJobManifests(manifests: JobManifests, steps: JobSteps,
   const policy = job.spec!.podFailurePolicy;
   // After the rule that ignores disruptions: an evicted pod is retried whatever its steps exited with.
   if (policy) policy.rules = [...policy.rules, ...rules];
-  return { configMap: manifests.configMap, job };
+  return { input: manifests.input, job };
 }

@@ -1,7 +1,7 @@
 // Running one build Job to its end: create it (or join the one already running for the same tag),
 // wait for it through a watch that survives drops, 410 Gone and silence, and read its outcome from
 // the pod's termination message.
-import { BatchV1Api, CoreV1Api, Watch, type KubeConfig, type V1ConfigMap, type V1Job, type V1ContainerStatus, type V1OwnerReference, type V1Pod } from '@kubernetes/client-node';
+import { BatchV1Api, CoreV1Api, Watch, type KubeConfig, type V1ContainerStatus, type V1Job, type V1OwnerReference, type V1Pod, type V1Secret } from '@kubernetes/client-node';
 import { sleep } from '../sleep.ts';
 import { BuilderError, EXIT_USER_ERROR, type ErrorKind } from '../errors.ts';
 import { BUILD_CONTAINER_NAME, STEP_CONTAINER_NAMES, type JobFailure, type JobResult } from './contract.ts';
@@ -81,25 +81,25 @@ export async function runBuildJob(kubeConfig: KubeConfig, manifests: JobManifest
   const deleteJob = (job: V1Job) =>
     batch.deleteNamespacedJob({ name, namespace, propagationPolicy: 'Background', body: { propagationPolicy: 'Background', preconditions: { uid: job.metadata!.uid! } } });
 
-  /** The ConfigMap with this call's data, owned by the Job so that it goes when the Job goes. */
-  async function upsertConfigMap(job: V1Job): Promise<void> {
-    const desired: V1ConfigMap = { ...manifests.configMap, metadata: { ...manifests.configMap.metadata, ownerReferences: [ownerOf(job)] } };
+  /** The input Secret with this call's data, owned by the Job so that it goes when the Job goes. */
+  async function upsertInput(job: V1Job): Promise<void> {
+    const desired: V1Secret = { ...manifests.input, metadata: { ...manifests.input.metadata, ownerReferences: [ownerOf(job)] } };
     for (let attempt = 0; attempt < MAX_ENSURE_ATTEMPTS; attempt++) {
       try {
-        await core.createNamespacedConfigMap({ namespace, body: desired });
+        await core.createNamespacedSecret({ namespace, body: desired });
         return;
       } catch (error) {
-        if (statusOf(error) !== 409) throw kubernetesError(error, `create ConfigMap ${namespace}/${name}`);
+        if (statusOf(error) !== 409) throw kubernetesError(error, `create Secret ${namespace}/${name}`);
       }
-      let existing: V1ConfigMap;
+      let existing: V1Secret;
       try {
-        existing = await core.readNamespacedConfigMap({ name, namespace });
+        existing = await core.readNamespacedSecret({ name, namespace });
       } catch (error) {
         if (statusOf(error) === 404) continue; // collected meanwhile: create it again
-        throw kubernetesError(error, `read ConfigMap ${namespace}/${name}`);
+        throw kubernetesError(error, `read Secret ${namespace}/${name}`);
       }
       try {
-        await core.replaceNamespacedConfigMap({
+        await core.replaceNamespacedSecret({
           name,
           namespace,
           body: { ...desired, metadata: { ...desired.metadata, resourceVersion: existing.metadata?.resourceVersion } },
@@ -107,29 +107,29 @@ export async function runBuildJob(kubeConfig: KubeConfig, manifests: JobManifest
         return;
       } catch (error) {
         const status = statusOf(error);
-        if (status !== 409 && status !== 404) throw kubernetesError(error, `update ConfigMap ${namespace}/${name}`);
+        if (status !== 409 && status !== 404) throw kubernetesError(error, `update Secret ${namespace}/${name}`);
       }
     }
-    throw new BuilderError('E_KUBERNETES_CONFLICT', 'infrastructure', `could not write ConfigMap ${namespace}/${name}: it kept changing under concurrent updates`, {
-      details: { configMap: `${namespace}/${name}` },
+    throw new BuilderError('E_KUBERNETES_CONFLICT', 'infrastructure', `could not write Secret ${namespace}/${name} (the build input): it kept changing under concurrent updates`, {
+      details: { secret: `${namespace}/${name}` },
     });
   }
 
   /**
-   * A joined Job's pod cannot start without its ConfigMap: write it when it is missing, or still
+   * A joined Job's pod cannot start without its input Secret: write it when it is missing, or still
    * owned by an earlier Job (its creator failed or died between the two writes, or the garbage
    * collector is about to take the earlier Job's). Otherwise every caller would wait on the
    * pod's failed mount until the deadline.
    */
-  async function ensureConfigMap(job: V1Job): Promise<void> {
+  async function ensureInput(job: V1Job): Promise<void> {
     try {
-      const existing = await core.readNamespacedConfigMap({ name, namespace });
+      const existing = await core.readNamespacedSecret({ name, namespace });
       if (existing.metadata?.ownerReferences?.some((owner) => owner.uid === job.metadata?.uid)) return;
     } catch (error) {
-      if (statusOf(error) !== 404) throw kubernetesError(error, `read ConfigMap ${namespace}/${name}`);
+      if (statusOf(error) !== 404) throw kubernetesError(error, `read Secret ${namespace}/${name}`);
     }
-    log({ event: 'configmap-restored', job: name, namespace, uid: job.metadata?.uid });
-    await upsertConfigMap(job);
+    log({ event: 'input-restored', job: name, namespace, uid: job.metadata?.uid });
+    await upsertInput(job);
   }
 
   /**
@@ -148,9 +148,9 @@ export async function runBuildJob(kubeConfig: KubeConfig, manifests: JobManifest
         created = true;
         log({ event: 'job-created', job: name, namespace, uid: job.metadata?.uid });
         try {
-          await upsertConfigMap(job);
+          await upsertInput(job);
         } catch (error) {
-          // A Job left without its ConfigMap holds the tag until its deadline: take it back.
+          // A Job left without its input holds the tag until its deadline: take it back.
           await deleteJob(job).catch(() => undefined);
           throw error;
         }
@@ -171,7 +171,7 @@ export async function runBuildJob(kubeConfig: KubeConfig, manifests: JobManifest
       }
       const state = finished(existing);
       if (state === undefined) {
-        await ensureConfigMap(existing);
+        await ensureInput(existing);
         log({ event: 'job-joined', job: name, namespace, uid: existing.metadata?.uid });
         return { job: existing };
       }

@@ -1,5 +1,8 @@
-// The build Job and the ConfigMap it reads, as plain objects ready for the API or `kubectl apply`.
-import type { V1ConfigMap, V1Job, V1OwnerReference, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
+// The build Job and the Secret holding its input (the Function and the settings), as plain objects
+// ready for the API or `kubectl apply`. A Secret, not a ConfigMap: the Function carries its env,
+// whose plain values may be passwords, and ConfigMaps are readable by whoever may read the
+// namespace's configuration (and shown by `kubectl describe`).
+import type { V1Job, V1OwnerReference, V1Secret, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
 import { EXIT_USER_ERROR } from '../errors.ts';
 import { functionId } from '../function/spec.ts';
 import { formatPrivateAddressAllowance } from '../function/address.ts';
@@ -22,8 +25,8 @@ export const LABEL_FUNCTION = 'function';
 export const ANNOTATION_FUNCTION = 'function-image-builder.io/function';
 export const ANNOTATION_TAG = 'function-image-builder.io/tag';
 export const ANNOTATION_IMAGE = 'function-image-builder.io/image';
-/** etcd refuses objects past about 1.5 MB; a ConfigMap's data is limited to 1 MiB. */
-export const CONFIG_MAP_MAX_BYTES = 1024 * 1024;
+/** etcd refuses objects past about 1.5 MB; a Secret's data is limited to 1 MiB. */
+export const BUILD_INPUT_MAX_BYTES = 1024 * 1024;
 
 export interface JobFunction {
   name: string;
@@ -41,7 +44,8 @@ export interface JobFunction {
 }
 
 export interface JobManifests {
-  configMap: V1ConfigMap;
+  /** The Secret the Job mounts at JOB_CONFIG_DIR: the Function and the build settings. */
+  input: V1Secret;
   job: V1Job;
 }
 
@@ -54,7 +58,7 @@ export function functionLabels(name: string): Record<string, string> {
   return { [LABEL_CREATED_BY]: 'kubeless', [LABEL_FUNCTION]: labelValue(name) };
 }
 
-export function buildConfigMapData(fn: JobFunction, config: BuilderConfig): Record<string, string> {
+export function buildInputData(fn: JobFunction, config: BuilderConfig): Record<string, string> {
   const data: Record<string, string> = {
     [CONFIG_KEYS.function]: typeof fn.source === 'string' ? fn.source : `${JSON.stringify(fn.source, null, 2)}\n`,
     [CONFIG_KEYS.tlsVerify]: String(config.tlsVerify),
@@ -65,11 +69,11 @@ export function buildConfigMapData(fn: JobFunction, config: BuilderConfig): Reco
   if (config.jobConfigText.registrySettings !== undefined) data[CONFIG_KEYS.registrySettings] = config.jobConfigText.registrySettings;
   if (config.allowPrivateAddresses) data[CONFIG_KEYS.allowPrivateAddresses] = formatPrivateAddressAllowance(config.allowPrivateAddresses);
   const bytes = Object.entries(data).reduce((sum, [key, value]) => sum + Buffer.byteLength(key) + Buffer.byteLength(value), 0);
-  if (bytes > CONFIG_MAP_MAX_BYTES) {
+  if (bytes > BUILD_INPUT_MAX_BYTES) {
     throw new BuilderError(
       'E_FUNCTION_TOO_LARGE',
       'user',
-      `function ${functionId(fn)}: the Function and the build settings take ${bytes} bytes, more than a ConfigMap holds (${CONFIG_MAP_MAX_BYTES}); ship the source as a url with a checksum instead of inline`,
+      `function ${functionId(fn)}: the Function and the build settings take ${bytes} bytes, more than a Secret holds (${BUILD_INPUT_MAX_BYTES}); ship the source as a url with a checksum instead of inline`,
       { details: { function: fn.name, namespace: fn.namespace, bytes } },
     );
   }
@@ -90,15 +94,16 @@ export function buildJobManifest(fn: JobFunction, config: BuilderConfig): JobMan
       ? [{ apiVersion: 'kubeless.io/v1beta1', kind: 'Function', name: fn.name, uid: fn.uid, controller: true, blockOwnerDeletion: false }]
       : [];
 
-  const configMap: V1ConfigMap = {
+  const input: V1Secret = {
     apiVersion: 'v1',
-    kind: 'ConfigMap',
+    kind: 'Secret',
+    type: 'Opaque',
     metadata: { name, namespace, labels: { ...labels }, annotations: { ...annotations } },
-    data: buildConfigMapData(fn, config),
+    stringData: buildInputData(fn, config),
   };
 
   const volumes: V1Volume[] = [
-    { name: 'build-config', configMap: { name, defaultMode: 0o444 } },
+    { name: 'build-config', secret: { secretName: name, defaultMode: 0o400 } },
     { name: 'registry-secret', secret: { secretName: config.registrySecret.name, defaultMode: 0o400 } },
     { name: 'docker-socket', hostPath: { path: config.job.dockerSocket, type: 'Socket' } },
   ];
@@ -147,7 +152,7 @@ export function buildJobManifest(fn: JobFunction, config: BuilderConfig): JobMan
       },
     },
   };
-  return config.engine === 'registry' ? daemonlessJobManifests({ configMap, job }, stepsFor(fn), config) : { configMap, job };
+  return config.engine === 'registry' ? daemonlessJobManifests({ input, job }, stepsFor(fn), config) : { input, job };
 }
 
 function stepsFor(fn: JobFunction): JobSteps {

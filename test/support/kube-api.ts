@@ -211,11 +211,7 @@ export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeAp
     object.apiVersion = apiVersionOf(kind);
     object.kind = kindName(kind);
     object.metadata = { ...object.metadata, name, namespace, uid: randomUUID(), creationTimestamp: new Date().toISOString(), generation: 1 };
-    if (kind === 'secrets' && object.stringData) {
-      object.data = { ...object.data };
-      for (const [k, v] of Object.entries(object.stringData as Record<string, string>)) object.data[k] = Buffer.from(v).toString('base64');
-      delete object.stringData;
-    }
+    if (kind === 'secrets') foldStringData(object);
     if (kind === 'jobs') object.status = {};
     put(kind, object, 'ADDED');
     if (kind === 'jobs') startJob(object);
@@ -666,6 +662,7 @@ export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeAp
         const next: Obj = { ...clone(body), apiVersion: apiVersionOf(kind), kind: kindName(kind) };
         next.metadata = { ...next.metadata, name, namespace, uid: existing.metadata.uid, creationTimestamp: existing.metadata.creationTimestamp };
         if (kind === 'jobs') next.status = existing.status;
+        if (kind === 'secrets') foldStringData(next);
         return respond(res, 200, put(kind, next, 'MODIFIED'));
       }
       if (method === 'PATCH' && name !== undefined) {
@@ -724,8 +721,7 @@ export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeAp
       const next: Obj = { ...clone(existing), ...clone(object), metadata: existing.metadata };
       if (kind === 'secrets' && object.stringData) {
         next.data = {};
-        for (const [k, v] of Object.entries(object.stringData as Record<string, string>)) next.data[k] = Buffer.from(v).toString('base64');
-        delete next.stringData;
+        foldStringData(next);
       }
       return clone(put(kind, next, 'MODIFIED'));
     },
@@ -775,3 +771,10 @@ export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeAp
   };
 }
 
+/** What the API server does with a written Secret: stringData goes into data (base64) over what data held, and is not stored. */
+function foldStringData(secret: Record<string, any>): void {
+  if (!secret.stringData) return;
+  secret.data = { ...secret.data };
+  for (const [k, v] of Object.entries(secret.stringData as Record<string, string>)) secret.data[k] = Buffer.from(v).toString('base64');
+  delete secret.stringData;
+}
