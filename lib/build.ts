@@ -323,6 +323,7 @@ export async function buildFunctionImage(fn: FunctionSpec | string | Buffer | ob
       installedDir: options.installedDir,
       runInstall,
       networkMode: options.networkMode,
+      redact: functionEnvRedactor(spec, plan),
       signal: cancel,
       log,
       progress,

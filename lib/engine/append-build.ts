@@ -23,6 +23,7 @@ import { installOnDocker } from './install.ts';
 import { codeLayerEntries, directoryEntries } from './kubeless-layers.ts';
 import { buildLayer, type LayerEntry } from './layer.ts';
 import { imageIndex } from './manifest.ts';
+import type { Redactor } from '../redact.ts';
 
 type Log = (event: { event: string; level: 'debug' | 'info' | 'warn'; [field: string]: unknown }) => void;
 
@@ -47,6 +48,8 @@ export interface AppendBuildOptions {
   networkMode?: string | undefined;
   /** false: do not look for a recorded deps layer in the target (an output without a registry has none). Default true. */
   reuseRecordedDeps?: boolean | undefined;
+  /** Hides the function's env values in the install step's output. */
+  redact?: Redactor | undefined;
   signal: AbortSignal;
   log: Log;
   progress: (event: BuildProgress) => void;
@@ -136,6 +139,7 @@ async function depsLayer(options: AppendBuildOptions, source: MaterialisedSource
     onProgress: options.progress,
     signal: options.signal,
     endpoint: daemon.endpoint,
+    redact: options.redact,
     log: (event) => log({ ...event, function: fn }),
   });
   return { layer: await fromEntries(entries), record: key };

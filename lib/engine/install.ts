@@ -4,6 +4,7 @@
 // becomes the deps layer. Used only when no recorded deps layer and no installedDir can stand in.
 import type Dockerode from 'dockerode';
 import { ensureImage, runStep } from '../docker/run-step.ts';
+import type { Redactor } from '../redact.ts';
 import type { EngineAuth } from '../docker/auth.ts';
 import type { ProgressListener } from '../docker/progress.ts';
 import type { MaterialisedSource } from '../function/source.ts';
@@ -19,6 +20,7 @@ export interface InstallOptions {
   onProgress?: ProgressListener | undefined;
   signal?: AbortSignal | undefined;
   endpoint?: string | undefined;
+  redact?: Redactor | undefined;
   log?: (event: { event: string; level: 'debug' | 'info' | 'warn'; [field: string]: unknown }) => void;
 }
 
@@ -69,6 +71,7 @@ async function step(docker: Dockerode, name: string, phase: PlanPhase, files: La
     onProgress: options.onProgress,
     signal: options.signal,
     endpoint: options.endpoint,
+    redact: options.redact,
   });
   try {
     const result = await tarStreamEntries(run.output);

@@ -11,6 +11,7 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawnRigProcess, type RigProcess } from './child-process.ts';
 import { exec } from './docker.ts';
 import { RIG_TEMP_PREFIX } from './leftovers.ts';
 import { waitFor } from './net.ts';
@@ -34,11 +35,6 @@ export interface OwnDockerd {
   stop(): Promise<void>;
 }
 
-interface Running {
-  child: ChildProcess;
-  exited: Promise<void>;
-}
-
 const bridges = new Set<string>();
 const children = new Set<ChildProcess>();
 process.on('exit', () => {
@@ -48,22 +44,7 @@ process.on('exit', () => {
   }
 });
 
-function launch(command: string, args: string[], log: string[]): Running {
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  const collect = (chunk: Buffer) => log.push(...chunk.toString().split('\n').filter(Boolean).slice(-200));
-  child.stdout?.on('data', collect);
-  child.stderr?.on('data', collect);
-  children.add(child);
-  const exited = new Promise<void>((resolve) =>
-    child.once('exit', () => {
-      children.delete(child);
-      resolve();
-    }),
-  );
-  return { child, exited };
-}
-
-async function terminate(running: Running | undefined, signal: NodeJS.Signals): Promise<void> {
+async function terminate(running: RigProcess | undefined, signal: NodeJS.Signals): Promise<void> {
   if (!running || running.child.exitCode !== null || running.child.signalCode !== null) return;
   running.child.kill('SIGCONT');
   running.child.kill(signal);
@@ -93,8 +74,8 @@ export async function startOwnDockerd(): Promise<OwnDockerd> {
   const host = `unix://${socket}`;
   const bridge = `fib${randomBytes(4).toString('hex')}`;
   const log: string[] = [];
-  let containerd: Running | undefined;
-  let dockerd: Running | undefined;
+  let containerd: RigProcess | undefined;
+  let dockerd: RigProcess | undefined;
 
   const docker = async (args: string[], options: { input?: string | Buffer } = {}) => {
     const result = await exec('docker', ['-H', host, ...args], { env: { ...process.env, DOCKER_BUILDKIT: '0' }, timeoutMs: 300_000, ...options });
@@ -103,7 +84,7 @@ export async function startOwnDockerd(): Promise<OwnDockerd> {
   };
 
   const start = async () => {
-    dockerd = launch('dockerd', [
+    dockerd = spawnRigProcess('dockerd', [
       '--data-root', join(dir, 'data'),
       '--exec-root', join(dir, 'exec'),
       '--pidfile', join(dir, 'dockerd.pid'),
@@ -114,7 +95,7 @@ export async function startOwnDockerd(): Promise<OwnDockerd> {
       '--ip-masq=false',
       '--ip-forward=false',
       '--storage-driver', 'overlay2',
-    ], log);
+    ], log, children);
     const started = dockerd.child;
     await waitFor(`dockerd on ${host}`, async () => {
       if (started.exitCode !== null) return true;
@@ -164,7 +145,7 @@ export async function startOwnDockerd(): Promise<OwnDockerd> {
       `  address = ${JSON.stringify(join(dir, 'containerd-debug.sock'))}`,
       '',
     ].join('\n'));
-    containerd = launch('containerd', ['--config', join(dir, 'containerd.toml')], log);
+    containerd = spawnRigProcess('containerd', ['--config', join(dir, 'containerd.toml')], log, children);
     const started = containerd.child;
     await waitFor('containerd', async () => started.exitCode !== null || readdirSync(dir).includes('containerd.sock'), 30_000);
     if (started.exitCode !== null) throw new Error(`containerd exited with ${started.exitCode}: ${log.slice(-20).join('\n')}`);

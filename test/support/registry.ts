@@ -4,7 +4,7 @@
 //   basic      plain HTTP, htpasswd (bcrypt) Basic auth, user and password made per run
 //   tls        HTTPS with a CA and server certificate made per run (anonymous otherwise)
 //   token      plain HTTP, Bearer tokens from a token server in this process (see token-server.ts)
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
@@ -12,6 +12,7 @@ import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeCa, makeLeaf } from './certs.ts';
+import { spawnRigProcess, type RigProcess } from './child-process.ts';
 import { exec } from './docker.ts';
 import { freePort, waitFor } from './net.ts';
 import { startTokenServer, type TokenKeyReference, type TokenServer, type TokenUser } from './token-server.ts';
@@ -227,20 +228,10 @@ export async function startRegistry(kind: RegistryKind = 'anonymous', options: R
     const log: string[] = [];
     const url = `${kind === 'tls' ? 'https' : 'http'}://${host}`;
     // One registry process on the handle's port and storage; kill() and restart() replace it.
-    let current: { child: ChildProcess; exited: Promise<void> } | undefined;
+    let current: RigProcess | undefined;
     const launch = async () => {
-      const child = spawn(REGISTRY_BINARY, ['serve', join(dir, 'config.yml')], { stdio: ['ignore', 'pipe', 'pipe'] });
-      const collect = (chunk: Buffer) => log.push(...chunk.toString().split('\n').filter(Boolean));
-      child.stdout?.on('data', collect);
-      child.stderr?.on('data', collect);
-      children.add(child);
-      const exited = new Promise<void>((resolve) =>
-        child.once('exit', () => {
-          children.delete(child);
-          resolve();
-        }),
-      );
-      current = { child, exited };
+      current = spawnRigProcess(REGISTRY_BINARY, ['serve', join(dir, 'config.yml')], log, children);
+      const { child } = current;
       await new Promise<void>((resolve, reject) => {
         child.once('spawn', resolve);
         child.once('error', reject);
