@@ -290,6 +290,7 @@ export async function buildFunctionImage(fn: FunctionSpec | string | Buffer | ob
     if (options.expectedTag !== undefined && options.expectedTag !== tag) throw new TagMismatchError(id, options.expectedTag, tag, planImages(plan));
     for (const warning of plan.warnings) if (!spec.warnings.includes(warning)) log({ event: 'plan-warning', level: 'warn', function: id, message: warning });
     const image = `${target.repository}:${tag}`;
+    const redact = functionEnvRedactor(spec, plan);
     timings.resolveMs = Date.now() - started;
     log({ event: 'identified', level: 'info', function: id, image, tag });
 
@@ -323,7 +324,7 @@ export async function buildFunctionImage(fn: FunctionSpec | string | Buffer | ob
       installedDir: options.installedDir,
       runInstall,
       networkMode: options.networkMode,
-      redact: functionEnvRedactor(spec, plan),
+      redact,
       signal: cancel,
       log,
       progress,
@@ -425,7 +426,7 @@ export async function buildFunctionImage(fn: FunctionSpec | string | Buffer | ob
           cleanupSignal: cleanup.signal,
           onCleanupFailed: cleanupFailed,
           endpoint,
-          redact: functionEnvRedactor(spec, plan),
+          redact,
         });
         imageId = result.imageId;
         timings.buildMs = Date.now() - buildStarted;
@@ -478,9 +479,8 @@ export async function buildFunctionImage(fn: FunctionSpec | string | Buffer | ob
           await retryCleanup(async (signal) => (shared = await localImageId(daemon, image, signal)), cleanup.signal).catch((error: unknown) => cleanupFailed(image, error));
           if (shared !== undefined && shared === imageId) await removeImage(daemon, image, cleanup.signal).catch((error: unknown) => cleanupFailed(image, error));
           await removeImage(daemon, buildName, cleanup.signal).catch((error: unknown) => cleanupFailed(buildName, error));
-        } else if (imageId === undefined) {
-          await removeImage(daemon, image, cleanup.signal).catch((error: unknown) => cleanupFailed(image, error));
         }
+        // Without a push, a failed build tagged nothing; `image` could only be another call's result.
       }
     };
     const key = `${push ? 'push' : 'local'} ${image}`;

@@ -84,6 +84,21 @@ test('a failing install command: E_BUILD_FAILED (user) with the step and the tai
   assert.ok((error.details.outputTail as string[]).some((line) => line.includes('npm')), 'the tail holds npm output');
 });
 
+test('an install step killed by a signal (exit code 137, as under a daemon restart or the OOM killer) is an infrastructure error on both engines; exit 1 stays a user error', async () => {
+  const catalog = structuredClone(rig.catalog);
+  const install = catalog.find((r) => r.ID === 'nodejs')!.versions[0]!.images.find((i) => i.phase === 'installation')!;
+  install.command = 'echo about to be killed; kill -9 $$';
+  const fn = functionObject('killed-step', { handler: 'handler.hello', runtime: 'nodejs24', function: fixture('nodejs-deps/handler.js'), deps: fixture('nodejs-deps/package.json') });
+  for (const engine of ['docker', 'registry'] as const) {
+    const killed = await expectFailure('killed-step', fn, 'E_BUILD_FAILED', { catalog, engine });
+    assert.is(killed.kind, 'infrastructure', `${engine}: ${killed.message}`);
+    assert.is(killed.details.exitCode, 137);
+  }
+  install.command = 'echo failing on purpose; exit 1';
+  const failed = await expectFailure('killed-step', fn, 'E_BUILD_FAILED', { catalog });
+  assert.is(failed.kind, 'user');
+});
+
 test('a function env value (a password) is in no progress line, log event or error, even when the install step prints it', async () => {
   const secret = `fib-password-${Math.random().toString(36).slice(2)}`;
   const catalog = structuredClone(rig.catalog);

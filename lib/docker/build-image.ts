@@ -7,7 +7,7 @@ import { encodeRegistryConfig, type EngineAuth } from './auth.ts';
 import { removeContainer } from './cleanup.ts';
 import { aborted, deadline } from './deadline.ts';
 import { BuilderError } from '../errors.ts';
-import { BaseImageError, BuildFailedError, DockerUnavailableError } from './errors.ts';
+import { BaseImageError, BuildFailedError, DockerUnavailableError, killedBySignal } from './errors.ts';
 import type { Redactor } from '../redact.ts';
 import type { ProgressListener } from './progress.ts';
 import { errorText, readMessages, type EngineMessage } from './stream.ts';
@@ -51,8 +51,6 @@ export interface BuiltImage {
 
 const OUTPUT_LIMIT = 5_000;
 const DEFAULT_CLEANUP_MS = 10_000;
-/** A shell reports a process killed by signal N as exit code 128 + N. */
-const SIGNAL_EXIT_BASE = 128;
 const TAIL_LINES = 25;
 
 interface Step {
@@ -170,12 +168,10 @@ function buildFailure(failure: EngineMessage, step: Step | undefined, redact: Re
   }
   const shown = tail.length ? `\n--- last output of that step ---\n${tail.join('\n')}` : '';
   // A RUN step that exits non-zero reports its exit code; that is the function's own install or
-  // compile command failing, which will fail the same way on every retry. Past 128 the step was
-  // killed by a signal (137: SIGKILL, as when the daemon stops or restarts, or the kernel's OOM
-  // killer): nothing the function did, and a retry may pass.
+  // compile command failing, which will fail the same way on every retry, unless a signal killed it.
   const exitCode = failure.errorDetail?.code;
-  if (exitCode !== undefined && exitCode > SIGNAL_EXIT_BASE && exitCode <= SIGNAL_EXIT_BASE + 64) {
-    const signal = exitCode - SIGNAL_EXIT_BASE;
+  const signal = killedBySignal(exitCode);
+  if (signal !== undefined) {
     return new BuildFailedError('infrastructure', `${where} was killed by signal ${signal} (exit code ${exitCode}): the daemon stopped or restarted, or the step ran out of memory; retry: ${message}${shown}`, {
       details: { ...details, exitCode, signal },
     });

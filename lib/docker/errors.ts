@@ -44,3 +44,12 @@ export class BuildAbortedError extends BuilderError {
     super(code, 'infrastructure', message, options);
   }
 }
+
+/**
+ * The signal that killed a step, from its exit code (a shell reports signal N as 128 + N): 9 when
+ * the daemon stopped or restarted under it or the kernel's OOM killer took it. Such a failure is not
+ * the function's command failing, so it is an infrastructure error; undefined for a normal exit.
+ */
+export function killedBySignal(exitCode: number | undefined): number | undefined {
+  return exitCode !== undefined && exitCode > 128 && exitCode <= 128 + 64 ? exitCode - 128 : undefined;
+}

@@ -6,7 +6,7 @@
 import type { Readable } from 'node:stream';
 import type Dockerode from 'dockerode';
 import type { EngineAuth } from './auth.ts';
-import { BaseImageError, BuildFailedError, DockerUnavailableError } from './errors.ts';
+import { BaseImageError, BuildFailedError, DockerUnavailableError, killedBySignal } from './errors.ts';
 import type { Redactor } from '../redact.ts';
 import type { ProgressListener } from './progress.ts';
 import { errorText, readMessages, type EngineMessage } from './stream.ts';
@@ -91,8 +91,10 @@ export async function runStep(docker: Dockerode, options: RunStepOptions): Promi
     if (status !== 0) {
       const logs = (await container.logs({ stdout: true, stderr: true, follow: false })) as unknown as Buffer;
       const tail = (options.redact ?? ((text: string) => text))(demultiplex(logs)).split('\n').filter(Boolean).slice(-TAIL_LINES);
-      // The function's own install or compile command failed: it fails the same way on a retry.
-      throw new BuildFailedError('user', `the ${options.step} step \`${options.command}\` in ${options.image} exited with code ${status} on ${endpoint}${tail.length ? `\n--- last output of that step ---\n${tail.join('\n')}` : ''}`, {
+      // The function's own install or compile command failed: it fails the same way on a retry,
+      // unless a signal killed it (the daemon restarting, the OOM killer).
+      const signal = killedBySignal(status);
+      throw new BuildFailedError(signal === undefined ? 'user' : 'infrastructure', `the ${options.step} step \`${options.command}\` in ${options.image} exited with code ${status} on ${endpoint}${tail.length ? `\n--- last output of that step ---\n${tail.join('\n')}` : ''}`, {
         details: { step: options.step, image: options.image, exitCode: status, outputTail: tail },
       });
     }
