@@ -87,7 +87,9 @@ test('a failing install command: E_BUILD_FAILED (user) with the step and the tai
 test('an install step killed by a signal (exit code 137, as under a daemon restart or the OOM killer) is an infrastructure error on both engines; exit 1 stays a user error', async () => {
   const catalog = structuredClone(rig.catalog);
   const install = catalog.find((r) => r.ID === 'nodejs')!.versions[0]!.images.find((i) => i.phase === 'installation')!;
-  install.command = 'echo about to be killed; kill -9 $$';
+  // A child shell, waited for (not exec'd into): the step's own shell is PID 1 of its container, which
+  // a SIGKILL from inside the container cannot stop.
+  install.command = "echo about to be killed; sh -c 'kill -9 $$'; exit $?";
   const fn = functionObject('killed-step', { handler: 'handler.hello', runtime: 'nodejs24', function: fixture('nodejs-deps/handler.js'), deps: fixture('nodejs-deps/package.json') });
   for (const engine of ['docker', 'registry'] as const) {
     const killed = await expectFailure('killed-step', fn, 'E_BUILD_FAILED', { catalog, engine });
