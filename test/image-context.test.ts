@@ -117,7 +117,7 @@ test('with deps: the deps stage copies only the deps file and installs before an
   assert.is(lines[3], 'COPY --chown=1000:1000 ["deps/package.json","/kubeless/package.json"]');
   assert.is(lines[4], 'WORKDIR /kubeless');
   // The step's env is in the script, never in the instruction (the image history).
-  assert.equal(JSON.parse(lines[5]!.slice('RUN '.length)), ['sh', '/.function-image-builder/installation.sh', '/kubeless-npm-install.sh']);
+  assert.equal(JSON.parse(lines[5]!.slice('RUN '.length)), ['sh', '/.function-image-builder/installation.sh', 'sh', '-c', '/kubeless-npm-install.sh']);
   assert.not.match(dockerfile, 'npm.test');
   assert.is(lines[6], `FROM registry.test/runtime@${DIGEST('b')}`);
   assert.is(lines[7], 'ENV NODE_PATH="/kubeless/node_modules"     FUNC_HANDLER="hello"     MOD_NAME="handler"     FUNC_TIMEOUT="180"     FUNC_RUNTIME="nodejs14"     FUNC_MEMORY_LIMIT="0"     FUNC_PORT="8080"     KUBELESS_INSTALL_VOLUME="/kubeless"');
@@ -128,7 +128,7 @@ test('with deps: the deps stage copies only the deps file and installs before an
     assert.ok(lines[11]!.includes(label), label);
   }
   const script = (await readTar(tar)).find((e) => e.name === 'step-env/installation.sh')?.content;
-  assert.match(String(script), `exec env -- 'NPM_REGISTRY=http://npm.test/' 'KUBELESS_INSTALL_VOLUME=/kubeless' 'KUBELESS_DEPS_FILE=/kubeless/package.json' sh -c "$1"`);
+  assert.match(String(script), `exec env -- 'NPM_REGISTRY=http://npm.test/' \\\n  'KUBELESS_INSTALL_VOLUME=/kubeless' \\\n  'KUBELESS_DEPS_FILE=/kubeless/package.json' "$@"`);
   assert.not.match(dockerfile, /USER|ENTRYPOINT|CMD|syntax=|--mount|<</);
 });
 
@@ -145,8 +145,8 @@ test('a compilation phase gets deps and code, KUBELESS_FUNC_NAME, and the final 
   const lines = instructions(dockerfile);
   assert.is(lines[0], `FROM registry.test/go-init@${DIGEST('c')} AS compile`);
   assert.is(lines[1], 'COPY --chown=1000:1000 ["volume/step/","/"]');
-  assert.equal(JSON.parse(lines[5]!.slice('RUN '.length)), ['sh', '/.function-image-builder/compilation.sh', '/compile-function.sh']);
-  assert.match(String((await readTar(tar)).find((e) => e.name === 'step-env/compilation.sh')?.content), `'KUBELESS_FUNC_NAME=Hello' sh -c "$1"`);
+  assert.equal(JSON.parse(lines[5]!.slice('RUN '.length)), ['sh', '/.function-image-builder/compilation.sh', 'sh', '-c', '/compile-function.sh']);
+  assert.match(String((await readTar(tar)).find((e) => e.name === 'step-env/compilation.sh')?.content), `'KUBELESS_FUNC_NAME=Hello' "$@"`);
   assert.is(lines[8], 'COPY --chown=1000:1000 ["volume/final/","/"]');
   assert.is(lines[9], 'COPY --from=compile --chown=1000:1000 ["/kubeless","/kubeless"]');
   // No installation phase: the deps file travels with the code.
@@ -173,7 +173,7 @@ test('hostile values stay inert: every one lands inside one JSON string or one q
   const dir = mkdtempSync(join(tmpdir(), 'fib-step-env-'));
   try {
     writeFileSync(join(dir, 'installation.sh'), script);
-    const printed = execFileSync('sh', [join(dir, 'installation.sh'), 'printf %s "$EVIL"; printf "\\n%s" "$KUBELESS_DEPS_FILE"'], { encoding: 'utf8', env: {} });
+    const printed = execFileSync('sh', [join(dir, 'installation.sh'), 'sh', '-c', 'printf %s "$EVIL"; printf "\\n%s" "$KUBELESS_DEPS_FILE"'], { encoding: 'utf8', env: {} });
     assert.is(printed, `${hostileEnv}\n/kubeless/package.json`);
     assert.match(script, `'A.B-c=/kubeless'`);
   } finally {

@@ -18,6 +18,7 @@
 // hold) are refused; image references and paths are checked against strict patterns first.
 import { BuilderError } from '../errors.ts';
 import { FUNCTION_UID, INSTALL_VOLUME, type BuildPlan } from './plan.ts';
+import { stepEnvScript, type StepPhase } from './step-env.ts';
 
 export const CONTEXT_FUNCTION_DIR = 'function';
 export const CONTEXT_DEPS_DIR = 'deps';
@@ -58,56 +59,33 @@ function fromImage(image: string, stage?: string): string {
   return `FROM ${image}${stage === undefined ? '' : ` AS ${stage}`}`;
 }
 
-type StepName = 'installation' | 'compilation';
-
 /** A build-context file: the path in the context and its text. */
 export interface StepEnvScript {
   path: string;
   content: string;
 }
 
-/** A shell word that holds `value` literally (single quotes; a quote inside becomes '\''). */
-function shellWord(value: string): string {
-  return `'${value.replace(/'/g, `'\\''`)}'`;
-}
-
-/**
- * The script a step runs: `exec env -- 'NAME=value' ... sh -c "$1"`, the command being its
- * argument. `env` takes any name a Kubernetes env may have (dots, dashes), as `export` would not.
- */
-export function stepEnvScript(step: StepName, env: Record<string, string>): StepEnvScript {
-  const assignments = Object.entries(env).map(([name, value]) => {
-    if (name.includes('=') || name.startsWith('-') || name === '' || name.includes('\0')) throw new DockerfileError(`env name ${JSON.stringify(name)} cannot be passed to a build step`, { name });
-    if (value.includes('\0')) throw new DockerfileError(`env ${name} holds a NUL, which no environment can carry`, { name });
-    return shellWord(`${name}=${value}`);
-  });
-  const content = [
-    `# The env of the ${step} step, written by function-image-builder: run by that step, never part of the function image.`,
-    `exec env -- ${assignments.join(' ')} sh -c "$1"`,
-    '',
-  ].join('\n');
-  return { path: `${CONTEXT_STEP_ENV_DIR}/${step}.sh`, content };
-}
-
 /** The scripts the plan's steps run, for the build context. */
 export function stepEnvScripts(plan: BuildPlan): StepEnvScript[] {
   const scripts: StepEnvScript[] = [];
-  if (plan.phases.installation !== undefined) scripts.push(stepEnvScript('installation', plan.phases.installation.env));
-  if (plan.phases.compilation !== undefined) scripts.push(stepEnvScript('compilation', plan.phases.compilation.env));
+  for (const phase of ['installation', 'compilation'] as const) {
+    const planned = plan.phases[phase];
+    if (planned !== undefined) scripts.push({ path: `${CONTEXT_STEP_ENV_DIR}/${phase}.sh`, content: stepEnvScript(phase, planned.env) });
+  }
   return scripts;
 }
 
 /** A writable /kubeless and the step's env script: the first instructions of a stage that runs a command. */
-function stepSetup(step: StepName): string[] {
+function stepSetup(step: StepPhase): string[] {
   return [
     `COPY --chown=${FUNCTION_UID}:${FUNCTION_UID} ${execForm([`${CONTEXT_STEP_VOLUME_DIR}/`, '/'])}`,
     `COPY ${execForm([`${CONTEXT_STEP_ENV_DIR}/${step}.sh`, `${STEP_ENV_DIR}/${step}.sh`])}`,
   ];
 }
 
-/** `sh <env script> <command>`: the instruction (and so the history) names the command, never a value of the env. */
-function runStep(step: StepName, command: string): string {
-  return `RUN ${execForm(['sh', `${STEP_ENV_DIR}/${step}.sh`, command])}`;
+/** `sh <env script> sh -c <command>`: the instruction (and so the history) names the command, never a value of the env. */
+function runStep(step: StepPhase, command: string): string {
+  return `RUN ${execForm(['sh', `${STEP_ENV_DIR}/${step}.sh`, 'sh', '-c', command])}`;
 }
 
 function envInstruction(env: Record<string, string>): string {

@@ -5,11 +5,11 @@
 // written into the Job's spec. The builder's `job-sources` init container, which reads the Function
 // from the Job's input, writes it as a script into an in-memory emptyDir; the step container runs
 // `sh <script> sh -c <command>`, and the script execs the command under `env -- NAME=value ...`.
-import { BuilderError } from '../errors.ts';
 import type { BuildPlan } from '../image/plan.ts';
+import type { StepPhase } from '../image/step-env.ts';
 import { JOB_STEPS_DIR } from './contract.ts';
 
-export type StepPhase = 'installation' | 'compilation';
+export { stepEnvScript, type StepPhase } from '../image/step-env.ts';
 
 export interface JobStep {
   /** The phase image, pinned by digest. */
@@ -45,25 +45,4 @@ export function stepScriptPath(phase: StepPhase, dir: string = JOB_STEPS_DIR): s
 /** The step container's command: the env script, then the catalog command under `sh -c`. */
 export function stepCommand(phase: StepPhase, step: JobStep): string[] {
   return ['sh', stepScriptPath(phase), 'sh', '-c', step.command];
-}
-
-/** `'text'` for sh: single quotes hold everything literally except a single quote itself. */
-function shellQuote(value: string): string {
-  return `'${value.replace(/'/g, `'\\''`)}'`;
-}
-
-/**
- * A POSIX sh script that runs its arguments with `env` added to the container's own, in order (later
- * names win, as in the Dockerfile engine's RUN step). Values are quoted, never expanded.
- */
-export function stepEnvScript(phase: StepPhase, env: Record<string, string>): string {
-  const assignments = Object.entries(env).map(([name, value]) => {
-    if (name === '' || name.includes('=') || name.startsWith('-') || /[\0\r\n]/.test(name) || value.includes('\0')) {
-      throw new BuilderError('E_STEP_ENV_INVALID', 'user', `env ${JSON.stringify(name)} of the ${phase} step cannot be passed to a process: a name needs no "=", leading "-" or line break, a value no NUL`, {
-        details: { phase, name },
-      });
-    }
-    return shellQuote(`${name}=${value}`);
-  });
-  return ['# Written by function-image-builder job-sources: the env of the build step, then the step itself.', `exec env -- ${assignments.join(' \\\n  ')} "$@"`, ''].join('\n');
 }
