@@ -65,7 +65,7 @@ function readFile(path: string, what: string): string | undefined {
   }
 }
 
-/** A setting from its environment variable, else from the ConfigMap file; with where it came from. */
+/** A setting from its environment variable, else from the mounted build input's file; with where it came from. */
 function setting(env: Env, variable: string, configDir: string, key: string): { value: string; source: string } | undefined {
   const fromEnv = env[variable];
   if (fromEnv !== undefined && fromEnv !== '') return { value: fromEnv, source: `env ${variable}` };
@@ -126,7 +126,7 @@ export function readJobInputs(env: Env): JobInputs {
   }
   if (fn === undefined) {
     throw new JobInputError(
-      `no Function to build: mount it at ${functionFile} (the build ConfigMap's "${CONFIG_KEYS.function}") or set ${JOB_ENV.function}`,
+      `no Function to build: mount it at ${functionFile} (the build input Secret's "${CONFIG_KEYS.function}") or set ${JOB_ENV.function}`,
       { configDir },
     );
   }

@@ -53,8 +53,8 @@ test('the binding gives the ClusterRole to the ServiceAccount, and the role allo
   const needed: [string, string, string][] = [
     ['', 'configmaps', 'get'],
     ['', 'secrets', 'get'],
-    ['', 'configmaps', 'create'],
-    ['', 'configmaps', 'update'],
+    ['', 'secrets', 'create'],
+    ['', 'secrets', 'update'],
     ['batch', 'jobs', 'create'],
     ['batch', 'jobs', 'get'],
     ['batch', 'jobs', 'list'],
@@ -68,10 +68,12 @@ test('the binding gives the ClusterRole to the ServiceAccount, and the role allo
   const allows = (group: string, resource: string, verb: string) =>
     (role.rules as Obj[]).some((rule) => rule.apiGroups.includes(group) && rule.resources.includes(resource) && rule.verbs.includes(verb));
   for (const [group, resource, verb] of needed) assert.ok(allows(group, resource, verb), `the ClusterRole does not allow ${verb} ${group || 'core'}/${resource}`);
-  // Nothing beyond that: no wildcard, no writes to Secrets.
+  // Nothing beyond that: no wildcard; Secrets (the build inputs) are written, never listed or deleted;
+  // ConfigMaps only read.
   for (const rule of role.rules as Obj[]) {
     assert.not.ok([...rule.verbs, ...rule.resources, ...rule.apiGroups].includes('*'), `wildcard in ${JSON.stringify(rule)}`);
-    if (rule.resources.includes('secrets')) assert.equal(rule.verbs, ['get']);
+    if (rule.resources.includes('secrets')) assert.equal(rule.verbs, ['get', 'create', 'update']);
+    if (rule.resources.includes('configmaps')) assert.equal(rule.verbs, ['get']);
   }
 });
 

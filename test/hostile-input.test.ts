@@ -281,7 +281,7 @@ test('the Job refuses a loopback url source unless function-url-allow-private-ad
   }
 });
 
-test('job-manifest carries function-url-allow-private-addresses from kubeless-config (or the flag) into the build ConfigMap', async () => {
+test('job-manifest carries function-url-allow-private-addresses from kubeless-config (or the flag) into the build input Secret', async () => {
   const fn = writeInput('manifest-fn.yaml', fnYaml('manifest', { function: 'module.exports = {}' }));
   const config = (value: string) => writeInput(`kubeless-config-${value.length}.yaml`, stringify({
     apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'kubeless-config', namespace: 'kubeless' },

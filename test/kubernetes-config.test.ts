@@ -2,7 +2,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readBuilderConfig } from '../lib/kubernetes/config.ts';
-import { buildConfigMapData } from '../lib/kubernetes/manifest.ts';
+import { buildInputData } from '../lib/kubernetes/manifest.ts';
 import { BuilderError } from '../lib/errors.ts';
 import { DEFAULT_RUNTIME_IMAGES } from '../lib/runtime/default-catalog.ts';
 import { parseRuntimeCatalog } from '../lib/runtime/catalog.ts';
@@ -97,7 +97,7 @@ test('the registry comes from the options, else from function-registry in kubele
   assert.equal(fromConfig.registries, {});
 });
 
-test('function-url-allow-private-addresses: none by default, true or a list of ranges, anything else E_CONFIG_INVALID; the build ConfigMap carries it', async () => {
+test('function-url-allow-private-addresses: none by default, true or a list of ranges, anything else E_CONFIG_INVALID; the build input carries it', async () => {
   assert.is((await readBuilderConfig(api.kubeConfig, { namespace: 'team-a' })).allowPrivateAddresses, false);
   const read = async (value: string) => {
     const name = `private-${Buffer.from(value).toString('hex').slice(0, 40)}`;
@@ -107,7 +107,7 @@ test('function-url-allow-private-addresses: none by default, true or a list of r
   assert.is((await read('TRUE')).allowPrivateAddresses, true);
   const ranges = await read(' 10.20.0.0/16, fd00::/8 ');
   assert.equal(ranges.allowPrivateAddresses, ['10.20.0.0/16', 'fd00::/8']);
-  assert.is(buildConfigMapData({ name: 'f', namespace: 'team-a', source: {}, tag: 't' }, ranges)['function-url-allow-private-addresses'], '10.20.0.0/16,fd00::/8');
+  assert.is(buildInputData({ name: 'f', namespace: 'team-a', source: {}, tag: 't' }, ranges)['function-url-allow-private-addresses'], '10.20.0.0/16,fd00::/8');
   const bad = await rejection(read('everything'));
   assert.is(bad.code, 'E_CONFIG_INVALID');
   assert.match(bad.message, '"function-url-allow-private-addresses" must be "true", "false" or a comma-separated list');

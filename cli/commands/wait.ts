@@ -25,7 +25,7 @@ options:
                            registry Secret (BUILDER_SECRET_DIR, /etc/function-image-builder/registry-secret)
 
 Settings also come from BUILDER_REGISTRY_TLS_VERIFY and BUILDER_REGISTRY_SETTINGS or the files of the
-build ConfigMap, as for the job command. Logs one JSON object per line on stdout.`;
+build input Secret, as for the job command. Logs one JSON object per line on stdout.`;
 
 /** The image did not appear before the deadline: the build may still be running, so it is worth a retry. */
 export class WaitTimeoutError extends BuilderError {

@@ -34,7 +34,7 @@ export interface DeploymentPatchOptions {
     registrySecret?: string | undefined;
     tlsVerify?: boolean | undefined;
     /**
-     * Per-registry CA, plain HTTP or TLS settings for the check (the build ConfigMap's
+     * Per-registry CA, plain HTTP or TLS settings for the check (the build input's
      * `registry-settings`), given to the container as its JSON in BUILDER_REGISTRY_SETTINGS: without
      * them the check of a registry with a private CA or over plain HTTP fails and the pod never starts.
      */

@@ -1,4 +1,4 @@
-// The build ConfigMap's `registry-settings` key. Kept apart from the API client code so that the
+// The build input's `registry-settings` key. Kept apart from the API client code so that the
 // in-cluster commands can read it without loading @kubernetes/client-node.
 import { BuilderError } from '../errors.ts';
 import type { DockerConfig } from '../registry/credentials.ts';
