@@ -16,8 +16,7 @@ import { parseReference } from '../lib/image/reference.ts';
 import { rejectsWith } from './support/errors.ts';
 import { startFaultProxy, type FaultAnswer, type FaultProxy } from './support/fault-proxy.ts';
 import { callBuiltFunction, functionObject, registryTags, scopeContainers, startPipelineRig, type PipelineRig } from './support/pipeline.ts';
-import { REGISTRY_BINARY, startRegistry, type RegistryHandle } from './support/registry.ts';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { startRegistry, type RegistryHandle } from './support/registry.ts';
 import type { IncomingMessage } from 'node:http';
 
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'functions', 'runtimes');
@@ -163,29 +162,26 @@ test('faults: a 500 on a blob upload and a connection dropped mid-upload are ret
 
 test('faults: the target registry restarted mid-upload: the copy starts again and the image is whole', async () => {
   const registry = await startRegistry('anonymous');
-  let replacement: ChildProcess | undefined;
-  let restarted = false;
+  let restarting: Promise<void> | undefined;
   // The first chunk of a streamed layer kills the registry and starts it again on the same port and
   // storage, as a restart of its pod would; the request in flight gets no answer.
   const proxy = await startFaultProxy(registry.url, {
     intercept: (req) => {
-      if (restarted || req.method !== 'PATCH') return undefined;
-      restarted = true;
-      process.kill(registry.pid, 'SIGKILL');
-      replacement = spawn(REGISTRY_BINARY, ['serve', join(registry.dir, 'config.yml')], { stdio: 'ignore' });
+      if (restarting || req.method !== 'PATCH') return undefined;
+      restarting = registry.restart();
       return { status: 0, reset: true };
     },
   });
   try {
     const log: BuildLogEvent[] = [];
     const result = await buildFunctionImage(nodeFn('restart'), options(`${proxy.host}/restart`, { log: (e) => log.push(e) }));
-    assert.ok(restarted, 'the registry was restarted during an upload');
+    assert.ok(restarting, 'the registry was restarted during an upload');
     assert.ok(log.some((e) => e.event === 'blob-retry'), 'the interrupted blob was sent again');
     const answer = await callBuiltFunction(result.reference.replace(proxy.host, registry.host), registry, 'restart');
     assert.is(answer.text, 'got 7 characters: restart');
   } finally {
     await proxy.stop();
-    replacement?.kill('SIGKILL');
+    await restarting?.catch(() => undefined);
     await registry.stop();
   }
 });
