@@ -19,7 +19,7 @@ import { functionObject, registryTags } from './support/pipeline.ts';
 import { startOwnDockerd, type OwnDockerd } from './support/own-dockerd.ts';
 import { startRegistry, type RegistryHandle } from './support/registry.ts';
 
-const CLI = join(import.meta.dirname, '..', 'job', 'cli.ts');
+const CLI = join(import.meta.dirname, '..', 'cli', 'main.ts');
 const STARTED = 'fault-install-started';
 
 let daemon: OwnDockerd;

@@ -21,7 +21,7 @@ import { functionObject, startPipelineRig, type PipelineRig } from './support/pi
 import { dockerClientConfig } from './support/registry.ts';
 
 const ROOT = join(import.meta.dirname, '..');
-const CLI = join(ROOT, 'job', 'cli.ts');
+const CLI = join(ROOT, 'cli', 'main.ts');
 const FIXTURES = join(ROOT, 'fixtures', 'functions', 'runtimes');
 const ENV_SECRET = `fib-env-secret-${Math.random().toString(36).slice(2, 12)}`;
 

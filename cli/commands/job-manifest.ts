@@ -17,7 +17,8 @@ import { InputFileError, readDockerConfigFlag, parseCommandLine, readFunctionInp
 const usage = `usage: function-image-builder job-manifest <file|-> [options]
 
 Prints, for each Kubeless Function in <file> (YAML or JSON; "-" reads stdin), the Secret holding the
-build input (the Function, whose env may hold passwords, and the settings) and the batch/v1 Job that build its image in the cluster, ready for "kubectl apply -f -". The Job is named
+build input (the Function, whose env may hold passwords, and the settings) and the batch/v1 Job that
+build its image in the cluster, ready for "kubectl apply -f -". The Job is named
 build-<function>-<tag[0:10]>; the tag is computed here (runtime images given by tag are resolved at
 their registry).
 

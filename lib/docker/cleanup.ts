@@ -4,6 +4,7 @@
 // call's own limit), so a daemon that comes back in time is cleaned and a frozen one cannot hold
 // the call past its limit.
 import type Dockerode from 'dockerode';
+import { sleep } from '../sleep.ts';
 
 const FIRST_RETRY_MS = 200;
 const MAX_RETRY_MS = 2_000;
@@ -25,16 +26,10 @@ export async function retryCleanup(attempt: (signal: AbortSignal) => Promise<unk
       // daemon is restarting or unreachable. Anything else will not change by waiting.
       const transient = status === undefined || status === 409 || status >= 500;
       if (!transient || signal.aborted) throw error;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, delay);
-        signal.addEventListener('abort', done, { once: true });
-        function done() {
-          clearTimeout(timer);
-          signal.removeEventListener('abort', done);
-          resolve();
-        }
+      // Past the limit the last failure is what the caller hears about, not the limit itself.
+      await sleep(delay, signal).catch(() => {
+        throw error;
       });
-      if (signal.aborted) throw error;
       delay = Math.min(delay * 2, MAX_RETRY_MS);
     }
   }
