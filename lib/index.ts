@@ -1,5 +1,5 @@
 // The public API of function-image-builder, by name. Everything else under lib/ is internal and may
-// change in any release. test/public-api.test.ts pins this list: adding an export is a deliberate
+// change in any release. test/unit/public-api.test.ts pins this list: adding an export is a deliberate
 // change. The controller side (Kubernetes) is the `function-image-builder/kubernetes` subpath, so
 // importing this module never loads @kubernetes/client-node.
 

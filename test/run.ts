@@ -1,4 +1,6 @@
 // Runs every uvu test file (test/**/*.test.ts), one process, files in name order, the leftovers check last.
+// test/unit/ holds tests that start no real component (seconds: `npm run test:unit`); test/e2e/ the
+// ones against the Docker Engine, registries and the test API server's kubelet (`npm run test:e2e`).
 // `npm test -- registry docker` runs only the files whose path contains one of the words.
 // Ends with the line CI reads: "N passed, N failed".
 import { readdirSync, readFileSync } from 'node:fs';

@@ -1,6 +1,6 @@
 // The controller side of the public API (`function-image-builder/kubernetes`): read kubeless-config,
 // schedule a build (cache check, Job, wait), the build Job's manifests and the Deployment patch.
-// test/public-api.test.ts pins this list.
+// test/unit/public-api.test.ts pins this list.
 export { readBuilderConfig, dockerConfigFromSecret, DEFAULT_JOB_SETTINGS, KUBELESS_CONFIG_NAME, KUBELESS_NAMESPACE, REGISTRY_SECRET_NAME } from './config.ts';
 export type { BuilderConfig, ReadBuilderConfigOptions, JobSettings, RegistrySecretRef } from './config.ts';
 export { scheduleBuild } from './schedule.ts';

@@ -7,7 +7,7 @@
 // Local cache: each image is tagged fib-runtime/<image>:<hash of every input>, so a second call in
 // this process, or a test process that overlaps this one, finds it and builds nothing. The images
 // carry TEST_LABEL=runtime-image, so they count as leftovers of the run that built them: at the end of
-// a run test/leftovers.test.ts removes them all (removeRuntimeImages()) before it checks, unless
+// a run test/e2e/leftovers.test.ts removes them all (removeRuntimeImages()) before it checks, unless
 // another test run on the machine may still be using them. Tags of superseded inputs are pruned on
 // rebuild.
 //
