@@ -1,6 +1,6 @@
 # The function-image-builder Job image: `function-image-builder job` builds the Function mounted into
 # the pod and pushes its image; `function-image-builder wait <image>` is the init container that makes
-# a function's pod wait for its image. See README.md ("The Job image") for building and pushing it.
+# a function's pod wait for its image. See docs/kubernetes.md ("The Job image") for building and pushing it.
 #
 #   npm ci
 #   docker build -f Dockerfile.builder -t <registry>/function-image-builder:<version> .

@@ -7,7 +7,7 @@
 //   builds  50 distinct small functions and 50 calls for one same function, all at once, on the Docker
 //           Engine; the same function must be built once. Baseline: one such build alone.
 // Peak RSS is the worker's high-water mark (getrusage maxrss): at start, after the builds (which run
-// first), after the checks. This process runs the rig (registries, runtime images) and prints the tables for README.md.
+// first), after the checks. This process runs the rig (registries, runtime images) and prints the tables for README.md and docs/performance.md.
 // BENCH_LOAD_CHECKS and BENCH_LOAD_BUILDS scale the two parts down on a busy machine.
 import { spawn } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';

@@ -1,5 +1,5 @@
 // What the in-cluster commands (`job`, `wait`) read: environment variables and the files the build
-// Job mounts (lib/kubernetes/contract.ts names them; README.md "The Job's contract" documents them).
+// Job mounts (lib/kubernetes/contract.ts names them; docs/kubernetes.md "The Job's contract" documents them).
 // Every value has one source, an environment variable winning over the mounted file of the same
 // meaning, and every source is reported so the log says where each setting came from.
 import { existsSync, readFileSync, statSync } from 'node:fs';

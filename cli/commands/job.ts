@@ -14,7 +14,7 @@ import { createJsonLog, libraryLog, progressLog, type JsonLog } from '../json-lo
 const usage = `usage: function-image-builder job
 
 The build Job's entrypoint. Takes no arguments: everything comes from the environment and the files
-the Job mounts (README.md, "The Job's contract"):
+the Job mounts (docs/kubernetes.md, "The Job's contract"):
   BUILDER_FUNCTION / BUILDER_FUNCTION_FILE   the Function (default /etc/function-image-builder/build/function.json)
   BUILDER_CONFIG_DIR                         the build input Secret (default /etc/function-image-builder/build):
                                              function-registry, function-registry-tls-verify,
