@@ -6,7 +6,8 @@ import { buildFunctionImage } from '../../lib/build.ts';
 import { BuilderError, EXIT_OK, exitCodeFor } from '../../lib/errors.ts';
 import { parseFunction } from '../../lib/function/parse.ts';
 import { functionId } from '../../lib/function/spec.ts';
-import { JOB_ENV, TERMINATION_LOG_PATH, TERMINATION_MESSAGE_MAX, type JobFailure, type JobResult } from '../../lib/kubernetes/contract.ts';
+import { JOB_ENV, TERMINATION_LOG_PATH } from '../../lib/kubernetes/contract.ts';
+import { encodeTerminationMessage, type JobFailure, type JobResult } from '../../lib/kubernetes/termination-message.ts';
 import { UsageError, type Command, type CommandIO } from '../command.ts';
 import { readJobInputs, targetOf } from '../mounted-inputs.ts';
 import { createJsonLog, libraryLog, progressLog, type JsonLog } from '../json-log.ts';
@@ -37,22 +38,9 @@ Logs one JSON object per line on stdout. Writes {"image","digest","reference","c
 termination log, or {"error":{"code","kind","message"}} on failure.
 Exit codes: 0 built or found, 2 user error (retrying cannot help), 3 infrastructure failure.`;
 
-/** The termination message, cut to what the kubelet keeps. */
-export function terminationMessage(outcome: JobResult | JobFailure): string {
-  let text = JSON.stringify(outcome);
-  if (Buffer.byteLength(text) <= TERMINATION_MESSAGE_MAX || !('error' in outcome)) return text;
-  const { code, kind, message } = outcome.error;
-  let room = message.length;
-  while (Buffer.byteLength(text) > TERMINATION_MESSAGE_MAX && room > 0) {
-    room = Math.floor(room * 0.8);
-    text = JSON.stringify({ error: { code, kind, message: `${message.slice(0, room)}…` } });
-  }
-  return text;
-}
-
 function writeTermination(path: string, outcome: JobResult | JobFailure, log: JsonLog): void {
   try {
-    writeFileSync(path, terminationMessage(outcome));
+    writeFileSync(path, encodeTerminationMessage(outcome));
   } catch (error) {
     // The log still has the outcome; a missing termination file must not turn success into failure.
     log('warn', 'termination-log-unwritable', { path, message: (error as Error).message });

@@ -16,8 +16,6 @@ export const JOB_INSTALL_DIR = INSTALL_VOLUME;
 /** Daemonless Job: an in-memory emptyDir holding each step's env (it may carry the function's secrets). */
 export const JOB_STEPS_DIR = '/etc/function-image-builder/steps';
 export const TERMINATION_LOG_PATH = '/dev/termination-log';
-/** The kubelet keeps at most this many bytes of a termination message. */
-export const TERMINATION_MESSAGE_MAX = 4096;
 
 /** Keys of the build ConfigMap; the settings use the names of the kubeless-config keys they mirror. */
 export const CONFIG_KEYS = {
@@ -75,16 +73,3 @@ export const STEP_CONTAINER_NAMES = {
   code: 'code',
   compilation: 'compile',
 } as const;
-
-/** What the Job writes to its termination message on success. */
-export interface JobResult {
-  image: string;
-  digest: string;
-  reference: string;
-  cached: boolean;
-}
-
-/** What the Job writes to its termination message on failure. */
-export interface JobFailure {
-  error: { code: string; kind: string; message: string };
-}

@@ -11,6 +11,6 @@ export { buildJobManifest } from './manifest.ts';
 export type { JobFunction, JobManifests } from './manifest.ts';
 export { functionDeploymentPatch } from './deployment.ts';
 export type { DeploymentPatchOptions, ImageResult } from './deployment.ts';
-export type { JobResult, JobFailure } from './contract.ts';
+export type { JobResult, JobFailure } from './termination-message.ts';
 export { pruneFunctionImages, DEFAULT_KEEP } from './prune.ts';
 export type { PruneOptions, PruneReport, PrunedRepository, PrunedImage, KeepReason } from './prune.ts';
