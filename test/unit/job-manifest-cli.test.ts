@@ -13,7 +13,6 @@ import { Secret } from 'kubernetes-models/v1/Secret';
 import { parseFunction } from '../../lib/function/parse.ts';
 import { BuilderError } from '../../lib/errors.ts';
 import { readJobInputs } from '../../cli/mounted-inputs.ts';
-import { encodeTerminationMessage } from '../../lib/kubernetes/termination-message.ts';
 
 const CLI = resolve(import.meta.dirname, '..', '..', 'cli', 'main.ts');
 let dir: string;
@@ -177,16 +176,6 @@ test('missing or malformed inputs are user errors that name the file or variable
   const settings = error({ BUILDER_FUNCTION: 'x', BUILDER_REGISTRY_SETTINGS: '{"h": {"verify": false}}' });
   assert.is(settings.code, 'E_CONFIG_INVALID');
   assert.match(settings.message, 'unknown settings "verify"');
-});
-
-test('the termination message fits the kubelet limit and stays JSON', () => {
-  const long = encodeTerminationMessage({ error: { code: 'E_BUILD_FAILED', kind: 'user', message: 'npm ERR! '.repeat(2000) } });
-  assert.ok(Buffer.byteLength(long) <= 4096, String(Buffer.byteLength(long)));
-  const parsed = JSON.parse(long);
-  assert.is(parsed.error.code, 'E_BUILD_FAILED');
-  assert.ok(parsed.error.message.endsWith('…'));
-  const ok = { image: 'h/r:t', digest: `sha256:${'a'.repeat(64)}`, reference: `h/r@sha256:${'a'.repeat(64)}`, cached: true };
-  assert.equal(JSON.parse(encodeTerminationMessage(ok)), ok);
 });
 
 test.run();
