@@ -25,6 +25,7 @@ import { codeLayerEntries, directoryEntries } from './kubeless-layers.ts';
 import { buildLayer, type LayerEntry } from './layer.ts';
 import { imageIndex } from './manifest.ts';
 import type { Redactor } from '../redact.ts';
+import { openUploadSessions, type UploadSessions } from './upload-sessions.ts';
 
 type Log = (event: { event: string; level: 'debug' | 'info' | 'warn'; [field: string]: unknown }) => void;
 
@@ -148,6 +149,18 @@ async function depsLayer(options: AppendBuildOptions, source: MaterialisedSource
 
 /** Assembles, copies the blobs and pushes the manifest(s); the tag goes last. */
 export async function appendBuild(options: AppendBuildOptions): Promise<AppendBuildResult> {
+  const { target, log } = options;
+  // The code layer and the config are new blobs in (nearly) every build: their upload sessions are
+  // opened while the image is assembled. Only after the tag's HEAD missed, so a redeploy stays one request.
+  const sessions = openUploadSessions(options.client(target.host), target.path, 2, log);
+  try {
+    return await appendAndPush(options, sessions);
+  } finally {
+    await sessions.release();
+  }
+}
+
+async function appendAndPush(options: AppendBuildOptions, sessions: UploadSessions): Promise<AppendBuildResult> {
   const { target, tag, log } = options;
   const buildStarted = Date.now();
   const { images, bases, index, afterPush } = await assembleFunctionImages(options);
@@ -155,6 +168,7 @@ export async function appendBuild(options: AppendBuildOptions): Promise<AppendBu
   const pushStarted = Date.now();
   const client = options.client(target.host);
   const copying = {
+    sessions,
     target: client,
     source: options.client,
     signal: options.signal,

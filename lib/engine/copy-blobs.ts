@@ -17,6 +17,7 @@ import { BuilderError } from '../errors.ts';
 import { RegistryError } from '../registry/errors.ts';
 import type { Descriptor } from '../registry/manifest.ts';
 import type { AssembledBlob } from './assemble.ts';
+import type { UploadSessions } from './upload-sessions.ts';
 
 export interface ByteCounts {
   /** Bytes sent to the target registry. */
@@ -42,6 +43,8 @@ export interface CopyBlobsOptions {
   concurrency?: number;
   /** true: ask the registry about every blob, trusting neither the source repository nor what this process saw. */
   verify?: boolean;
+  /** Upload sessions opened beforehand, for the blobs made by this build. */
+  sessions?: UploadSessions | undefined;
 }
 
 const SMALL_BLOB = 256 * 1024;
@@ -118,7 +121,8 @@ async function copyBlob(blob: AssembledBlob, options: CopyBlobsOptions): Promise
     // A small blob made by this build (code layer, config) is nearly always new: sending it costs
     // what asking first would, so it is sent without the HEAD.
     if (source.data.length > SMALL_BLOB && (await target.blobExists(repository, digest))) return 'skipped';
-    await target.pushBlob(repository, source.data, { digest, skipExisting: false });
+    const uploadUrl = await options.sessions?.take();
+    await target.pushBlob(repository, source.data, { digest, skipExisting: false, ...(uploadUrl === undefined ? {} : { uploadUrl }) });
     return 'uploaded';
   }
   if (await target.blobExists(repository, digest)) return 'skipped';
