@@ -6,12 +6,12 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildFunctionImage, type BuildFunctionOptions, type BuildLogEvent } from '../lib/build.ts';
-import { startFaultProxy, type FaultProxy, type ProxiedRequest } from './support/fault-proxy.ts';
-import { callBuiltFunction, functionObject, startPipelineRig, type PipelineRig } from './support/pipeline.ts';
-import type { RegistryHandle } from './support/registry.ts';
+import { buildFunctionImage, type BuildFunctionOptions, type BuildLogEvent } from '../../lib/build.ts';
+import { startFaultProxy, type FaultProxy, type ProxiedRequest } from '../support/fault-proxy.ts';
+import { callBuiltFunction, functionObject, startPipelineRig, type PipelineRig } from '../support/pipeline.ts';
+import type { RegistryHandle } from '../support/registry.ts';
 
-const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'functions', 'runtimes');
+const FIXTURES = join(import.meta.dirname, '..', '..', 'fixtures', 'functions', 'runtimes');
 const fixture = (path: string) => readFileSync(join(FIXTURES, path), 'utf8');
 const NO_DAEMON = { DOCKER_HOST: 'unix:///nonexistent/docker.sock' };
 
