@@ -8,17 +8,20 @@
 //   (c) a fresh function (new deps, nothing cached but the base images)
 //   (d) (b) with the registry engine: the deps layer is found by content, only the code layer moves
 //   (e) a fresh function without deps, registry engine against docker build + push
-// For (d) and (e) the bytes the registry engine uploaded are reported too.
+// For (d) and (e) the bytes the registry engine uploaded are reported too, and (d) against its floor:
+// the fewest requests that publish it, sent with undici directly (bench/registry-floor.ts).
 // Not part of `npm test`: it takes a few minutes and measures rather than checks.
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir, totalmem } from 'node:os';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { buildFunctionImage, type BuildTimings } from '../lib/build.ts';
+import { parseReference } from '../lib/image/reference.ts';
 import { docker, exec } from '../test/support/docker.ts';
 import { functionObject, startPipelineRig, type PipelineRig } from '../test/support/pipeline.ts';
 import { dockerClientConfig } from '../test/support/registry.ts';
 import { startFaultProxy } from '../test/support/fault-proxy.ts';
+import { closeFloor, floorBuild, type FloorInput } from './registry-floor.ts';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'functions', 'runtimes', 'nodejs-deps');
@@ -82,6 +85,7 @@ function handWrittenNoDepsDockerfile(rig: PipelineRig): string {
 }
 
 async function main(): Promise<void> {
+  const loadAtStart = loadavg();
   const rig = await startPipelineRig('bench', ['anonymous']);
   const work = mkdtempSync(join(tmpdir(), 'fib-bench-'));
   const sourceConfig = dockerClientConfig(rig.source);
@@ -109,7 +113,22 @@ async function main(): Promise<void> {
     const spec = deps === undefined ? { handler: 'handler.text', runtime: 'nodejs24', function: handler } : { handler: 'handler.hello', runtime: 'nodejs24', function: handler, deps };
     const result = await buildFunctionImage(functionObject(name, spec), { ...options, registry: `${registry}/bench-registry`, engine: 'registry' });
     if (result.cached || !result.bytes) throw new Error(`${name} was not built by the registry engine`);
-    return result.bytes;
+    return { ...result, bytes: result.bytes };
+  };
+
+  /** What the floor of (d) needs, read from the registries once (d) was built. */
+  const floorInput = async (digest: string): Promise<FloorInput> => {
+    const target = rig.targets.anonymous!.url;
+    const runtime = parseReference(rig.catalog.find((r) => r.ID === 'nodejs')!.versions[0]!.images.find((image) => image.phase === 'runtime')!.image);
+    const tags = ((await (await fetch(`${target}/v2/bench-registry/bench-app/tags/list`)).json()) as { tags: string[] }).tags;
+    const accept = 'application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json';
+    const response = await fetch(`${target}/v2/bench-registry/bench-app/manifests/${digest}`, { headers: { accept } });
+    return {
+      source: { origin: rig.source.url, repository: runtime.repository, tag: runtime.tag ?? 'latest', basic: `${rig.source.username}:${rig.source.password}` },
+      target: { origin: target, repository: 'bench-registry/bench-app' },
+      depsTag: tags.find((tag) => tag.startsWith('deps-'))!,
+      manifest: { bytes: Buffer.from(await response.arrayBuffer()), mediaType: response.headers.get('content-type')! },
+    };
   };
 
   const stages: BuildTimings[] = [];
@@ -121,6 +140,7 @@ async function main(): Promise<void> {
     e: { ours: [], cli: [] },
   };
   const uploaded: Record<'d' | 'e', number[]> = { d: [], e: [] };
+  const floor: number[] = [];
   let redeployRequests = 0;
   try {
     // The function that is redeployed and changed: built once by both sides first (not measured).
@@ -153,12 +173,18 @@ async function main(): Promise<void> {
 
       // (d) the same code-only change with the registry engine (the CLI side as in (b)).
       const registryHandler = code(`registry change ${run} ${nonce}`);
-      samples.d.ours.push(await timed(async () => uploaded.d.push((await viaRegistry('bench-app', registryHandler, deps)).uploaded)));
+      let changed = '';
+      samples.d.ours.push(await timed(async () => {
+        const result = await viaRegistry('bench-app', registryHandler, deps);
+        uploaded.d.push(result.bytes.uploaded);
+        changed = result.digest;
+      }));
+      floor.push(await floorBuild(await floorInput(changed)));
       samples.d.cli.push(await timed(() => cliBuildPush('bench-app', `d${run}`, registryHandler, deps)));
 
       // (e) a fresh function without deps.
       const noDeps = `${NODEPS_HANDLER}\n// ${nonce}\n`;
-      samples.e.ours.push(await timed(async () => uploaded.e.push((await viaRegistry(`bench-nodeps-${nonce}`, noDeps, undefined)).uploaded)));
+      samples.e.ours.push(await timed(async () => uploaded.e.push((await viaRegistry(`bench-nodeps-${nonce}`, noDeps, undefined)).bytes.uploaded)));
       samples.e.cli.push(await timed(() => cliBuildPush(`bench-nodeps-${nonce}`, 'v1', noDeps, undefined)));
 
       // An unchanged redeploy with the registry engine is still one request (the HEAD of its tag),
@@ -176,6 +202,7 @@ async function main(): Promise<void> {
   } finally {
     sourceConfig.cleanup();
     await proxy.stop();
+    await closeFloor();
     rmSync(work, { recursive: true, force: true });
     await rig.stop();
   }
@@ -205,6 +232,9 @@ async function main(): Promise<void> {
   lines.push('', `(b) by stage, medians: resolve ${stage('resolveMs')}, registry check ${stage('checkMs')}, build ${stage('buildMs')}, push ${stage('pushMs')}.`);
   const kib = (values: number[]) => `${(median(values) / 1024).toFixed(1)} KiB`;
   lines.push(`Registry engine, bytes uploaded (median): (d) ${kib(uploaded.d)}, (e) ${kib(uploaded.e)}; unchanged redeploy: at most ${redeployRequests} registry request(s).`);
+  lines.push(`(d) floor, the same requests sent with undici directly (bench/registry-floor.ts): ${seconds(median(floor))}; the registry engine takes ${(median(samples.d.ours) / median(floor)).toFixed(1)}× the floor, the docker CLI ${(median(samples.d.cli) / median(floor)).toFixed(1)}×.`);
+  const load = (values: number[]) => values.map((l) => l.toFixed(2)).join(', ');
+  lines.push(`Load average (1, 5, 15 min): ${load(loadAtStart)} at the start, ${load(loadavg())} at the end (2 cores, shared).`);
   console.log(lines.join('\n'));
 }
 

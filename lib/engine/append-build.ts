@@ -16,7 +16,8 @@ import type { BuildTarget } from '../target.ts';
 import { assembleImage, memoryLayer, type AppendLayer, type AssembledImage } from './assemble.ts';
 import { readBaseImages, type BaseImage } from './base.ts';
 import { mirrorBases } from './mirror-base.ts';
-import { addCounts, copyBlobs, type ByteCounts } from './copy-blobs.ts';
+import { addCounts, copyBlobs, forgetSeenBlobs, type ByteCounts } from './copy-blobs.ts';
+import { RegistryError } from '../registry/errors.ts';
 import { DEPS_LAYER_HISTORY, depsKey, findDepsLayer, recordDepsLayer } from './deps.ts';
 import { EngineError } from './errors.ts';
 import { installOnDocker } from './install.ts';
@@ -24,6 +25,7 @@ import { codeLayerEntries, directoryEntries } from './kubeless-layers.ts';
 import { buildLayer, type LayerEntry } from './layer.ts';
 import { imageIndex } from './manifest.ts';
 import type { Redactor } from '../redact.ts';
+import { openUploadSessions, type UploadSessions } from './upload-sessions.ts';
 
 type Log = (event: { event: string; level: 'debug' | 'info' | 'warn'; [field: string]: unknown }) => void;
 
@@ -147,6 +149,18 @@ async function depsLayer(options: AppendBuildOptions, source: MaterialisedSource
 
 /** Assembles, copies the blobs and pushes the manifest(s); the tag goes last. */
 export async function appendBuild(options: AppendBuildOptions): Promise<AppendBuildResult> {
+  const { target, log } = options;
+  // The code layer and the config are new blobs in (nearly) every build: their upload sessions are
+  // opened while the image is assembled. Only after the tag's HEAD missed, so a redeploy stays one request.
+  const sessions = openUploadSessions(options.client(target.host), target.path, 2, log);
+  try {
+    return await appendAndPush(options, sessions);
+  } finally {
+    await sessions.release();
+  }
+}
+
+async function appendAndPush(options: AppendBuildOptions, sessions: UploadSessions): Promise<AppendBuildResult> {
   const { target, tag, log } = options;
   const buildStarted = Date.now();
   const { images, bases, index, afterPush } = await assembleFunctionImages(options);
@@ -154,6 +168,7 @@ export async function appendBuild(options: AppendBuildOptions): Promise<AppendBu
   const pushStarted = Date.now();
   const client = options.client(target.host);
   const copying = {
+    sessions,
     target: client,
     source: options.client,
     signal: options.signal,
@@ -162,25 +177,43 @@ export async function appendBuild(options: AppendBuildOptions): Promise<AppendBu
   };
   options.progress({ kind: 'phase', phase: 'push', message: `pushing ${target.repository}:${tag}` });
   const mirrored = await mirrorBases(images, bases, { ...copying, targetPath: target.path });
+  const blobs = images.flatMap((image) => [...image.layers, image.config]);
+  const copyAll = (verify: boolean) => copyBlobs(blobs, { ...copying, repository: target.path, verify });
   // Another build of the same tag may finish meanwhile: asked beside the blob copy, which its result
   // does not need; the blobs sent are harmless, and its image stays the tag's.
-  const [raced, copied] = await Promise.all([client.manifestExists(target.path, tag), copyBlobs(images.flatMap((image) => [...image.layers, image.config]), { ...copying, repository: target.path })]);
-  const bytes = addCounts(mirrored, copied);
+  const [raced, copied] = await Promise.all([client.manifestExists(target.path, tag), copyAll(false)]);
+  let bytes = addCounts(mirrored, copied);
   if (raced) return { digest: raced.digest, bytes, buildMs, pushMs: Date.now() - pushStarted, raced: true, images };
-  let digest: string;
-  if (index === undefined) {
-    const image = images[0] as AssembledImage;
-    digest = (await client.putManifest(target.path, tag, image.manifest.bytes, image.manifest.mediaType)).digest;
-  } else {
+  const putManifests = async (): Promise<string> => {
+    if (index === undefined) {
+      const image = images[0] as AssembledImage;
+      return (await client.putManifest(target.path, tag, image.manifest.bytes, image.manifest.mediaType)).digest;
+    }
     const entries: Descriptor[] = [];
     for (const image of images) {
       await client.putManifest(target.path, image.manifest.digest, image.manifest.bytes, image.manifest.mediaType);
       entries.push({ mediaType: image.manifest.mediaType, digest: image.manifest.digest, size: image.manifest.bytes.length, platform: parsePlatform(image.platform) });
     }
     const list = imageIndex(index, entries);
-    digest = (await client.putManifest(target.path, tag, list.bytes, list.mediaType)).digest;
+    return (await client.putManifest(target.path, tag, list.bytes, list.mediaType)).digest;
+  };
+  let digest: string;
+  try {
+    digest = await putManifests();
+  } catch (error) {
+    // A blob taken as present without asking is gone (garbage collected since): ask about every one.
+    if (!namesMissingBlob(error)) throw error;
+    log({ event: 'blob-missing', level: 'warn', image: `${target.repository}:${tag}`, message: (error as Error).message });
+    forgetSeenBlobs(client.registry, target.path);
+    bytes = addCounts(mirrored, await copyAll(true));
+    digest = await putManifests();
   }
   await afterPush();
   log({ event: 'appended', level: 'info', image: `${target.repository}:${tag}`, digest, bytes });
   return { digest, bytes, buildMs, pushMs: Date.now() - pushStarted, raced: false, images };
+}
+
+/** The registry refused a manifest because a blob it names is not in the repository. */
+function namesMissingBlob(error: unknown): boolean {
+  return error instanceof RegistryError && error.registryErrors.some((entry) => entry.code === 'MANIFEST_BLOB_UNKNOWN' || entry.code === 'BLOB_UNKNOWN');
 }

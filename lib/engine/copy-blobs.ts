@@ -3,6 +3,11 @@
 //   in another repository of the same registry → cross-repository mount (no bytes move);
 //   elsewhere                               → streamed from the source registry (its own credentials
 //                                             and TLS) into the target in chunks, never to disk.
+// Known without asking: a blob whose source is the target repository itself (a deps layer recorded
+// there: the record's manifest names it, so the registry holds it), and a blob this process already
+// put into or found in the target repository. Those cost no request, which is most of a code-only
+// change. A registry that lost one since (garbage collection after a prune) refuses the manifest that
+// names it; the caller then copies again with `verify` (append-build.ts).
 // A blob whose copy fails for an infrastructure reason (a registry restarted, a 5xx, a broken
 // connection) is tried again from the start with a new upload session; a mount the registry refuses
 // falls back to streaming. Blobs go first; the caller pushes the manifest only when all are in.
@@ -12,6 +17,7 @@ import { BuilderError } from '../errors.ts';
 import { RegistryError } from '../registry/errors.ts';
 import type { Descriptor } from '../registry/manifest.ts';
 import type { AssembledBlob } from './assemble.ts';
+import type { UploadSessions } from './upload-sessions.ts';
 
 export interface ByteCounts {
   /** Bytes sent to the target registry. */
@@ -35,9 +41,31 @@ export interface CopyBlobsOptions {
   signal?: AbortSignal | undefined;
   /** Blobs copied at once. Default 8: most are a HEAD or a mount, one round trip each. */
   concurrency?: number;
+  /** true: ask the registry about every blob, trusting neither the source repository nor what this process saw. */
+  verify?: boolean;
+  /** Upload sessions opened beforehand, for the blobs made by this build. */
+  sessions?: UploadSessions | undefined;
 }
 
 const SMALL_BLOB = 256 * 1024;
+
+/** `registry/repository@digest` of blobs this process saw in a repository, oldest first; bounded. */
+const seen = new Set<string>();
+const SEEN_ENTRIES = 100_000;
+const seenKey = (registry: string, repository: string, digest: string) => `${registry}/${repository}@${digest}`;
+
+function remember(registry: string, repository: string, digest: string): void {
+  const key = seenKey(registry, repository, digest);
+  seen.delete(key);
+  seen.add(key);
+  if (seen.size > SEEN_ENTRIES) seen.delete(seen.values().next().value as string);
+}
+
+/** Forgets what this process saw in `repository`: the registry said a blob is missing there. */
+export function forgetSeenBlobs(registry: string, repository: string): void {
+  const prefix = `${registry}/${repository}@`;
+  for (const key of seen) if (key.startsWith(prefix)) seen.delete(key);
+}
 
 export const emptyCounts = (): ByteCounts => ({ uploaded: 0, mounted: 0, skipped: 0 });
 
@@ -52,6 +80,7 @@ export async function copyBlobs(blobs: AssembledBlob[], options: CopyBlobsOption
     while (next < unique.length) {
       const blob = unique[next++] as AssembledBlob;
       const outcome = await copyWithRetry(blob, options);
+      remember(options.target.registry, options.repository, blob.descriptor.digest);
       counts[outcome] += blob.descriptor.size;
       options.onBlob?.(blob.descriptor, outcome);
     }
@@ -84,11 +113,16 @@ async function copyBlob(blob: AssembledBlob, options: CopyBlobsOptions): Promise
   const { target, repository } = options;
   const { digest } = blob.descriptor;
   const source = blob.source;
+  if (!options.verify) {
+    const inTarget = source.kind === 'registry' && source.registry === target.registry && source.repository === repository;
+    if (inTarget || seen.has(seenKey(target.registry, repository, digest))) return 'skipped';
+  }
   if (source.kind === 'bytes') {
     // A small blob made by this build (code layer, config) is nearly always new: sending it costs
     // what asking first would, so it is sent without the HEAD.
     if (source.data.length > SMALL_BLOB && (await target.blobExists(repository, digest))) return 'skipped';
-    await target.pushBlob(repository, source.data, { digest, skipExisting: false });
+    const uploadUrl = await options.sessions?.take();
+    await target.pushBlob(repository, source.data, { digest, skipExisting: false, ...(uploadUrl === undefined ? {} : { uploadUrl }) });
     return 'uploaded';
   }
   if (await target.blobExists(repository, digest)) return 'skipped';

@@ -70,6 +70,8 @@ export interface PushBlobOptions {
   mountFrom?: string;
   /** HEAD the blob first and skip the upload when it is there. Default true. */
   skipExisting?: boolean;
+  /** An upload session opened beforehand (startUpload), used instead of opening one. */
+  uploadUrl?: string;
 }
 
 export interface PushBlobResult {
@@ -532,6 +534,17 @@ export class RegistryClient {
     });
   }
 
+  /** Ends an upload session that will not be used (DELETE), so the registry can drop it now. */
+  cancelUpload(uploadUrl: string): Promise<void> {
+    return this.#guard(async () => {
+      const url = new URL(uploadUrl);
+      const repo = /^\/v2\/(.+)\/blobs\/uploads\//.exec(url.pathname)?.[1];
+      const context = this.#context('cancel upload', repo);
+      const response = await this.#call({ method: 'DELETE', target: url, scopes: repo ? [`repository:${repo}:pull,push`] : [], context, expect: [204, 200, 202], notFoundOk: true });
+      await response.body.dump();
+    });
+  }
+
   async #startUpload(repo: string, context: RegistryErrorContext): Promise<URL> {
     // Opening a session twice only leaves an unused one behind, so a retry is harmless.
     const response = await this.#call({ method: 'POST', target: `/v2/${repo}/blobs/uploads/`, scopes: [`repository:${repo}:pull,push`], context, expect: [202], idempotent: true });
@@ -579,6 +592,8 @@ export class RegistryClient {
           return { digest, size, outcome: 'mounted' };
         }
         uploadUrl = new URL(mount.uploadUrl);
+      } else if (options.uploadUrl !== undefined) {
+        uploadUrl = new URL(options.uploadUrl);
       } else {
         uploadUrl = await this.#startUpload(repo, context);
       }
