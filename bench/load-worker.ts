@@ -8,6 +8,7 @@ import { RegistryClient } from '../lib/registry/client.ts';
 import { MANIFEST_ACCEPT } from '../lib/registry/manifest.ts';
 import { closeRegistryConnections } from '../lib/registry/transport.ts';
 import { parseRuntimeCatalog } from '../lib/runtime/catalog.ts';
+import { parseFunction } from '../lib/function/parse.ts';
 
 export interface LoadInput {
   checks: number;
@@ -88,7 +89,7 @@ async function checks(input: LoadInput): Promise<LoadOutput['checks']> {
   await closeRegistryConnections();
 
   const check = async (fn: object) => {
-    const result = await buildFunctionImage(fn, { registry: `${input.checkRegistry.host}/load`, catalog });
+    const result = await buildFunctionImage(parseFunction(fn), { registry: `${input.checkRegistry.host}/load`, catalog });
     if (!result.cached) throw new Error(`${result.function} was not found as built`);
   };
   const head = (agent: Agent) => async (url: string) => {
@@ -123,16 +124,16 @@ async function checks(input: LoadInput): Promise<LoadOutput['checks']> {
 async function builds(input: LoadInput): Promise<NonNullable<LoadOutput['builds']>> {
   const options = { registry: input.buildRegistry, catalog: input.buildCatalog as object, dockerConfig: input.dockerConfig };
   // Baseline: one build alone, after a first one (base layers in the daemon, as for every build after the first).
-  await buildFunctionImage(loadFunction(`load-warm-${input.nonce}`), options);
+  await buildFunctionImage(parseFunction(loadFunction(`load-warm-${input.nonce}`)), options);
   const aloneStarted = performance.now();
-  await buildFunctionImage(loadFunction(`load-alone-${input.nonce}`), options);
+  await buildFunctionImage(parseFunction(loadFunction(`load-alone-${input.nonce}`)), options);
   const aloneMs = performance.now() - aloneStarted;
   const rssAfterAloneMb = peakRssMb();
 
   const distinct = Array.from({ length: input.builds }, (_, i) => loadFunction(`load-${input.nonce}-${i}`));
   const same = loadFunction(`load-same-${input.nonce}`);
   const started = performance.now();
-  const results: BuildResult[] = await Promise.all([...distinct.map((fn) => buildFunctionImage(fn, options)), ...distinct.map(() => buildFunctionImage(same, options))]);
+  const results: BuildResult[] = await Promise.all([...distinct.map((fn) => buildFunctionImage(parseFunction(fn), options)), ...distinct.map(() => buildFunctionImage(parseFunction(same), options))]);
   const wallMs = performance.now() - started;
   if (results.slice(0, input.builds).some((r) => !r.pushed)) throw new Error('a distinct function was not built');
   const sameResults = results.slice(input.builds);

@@ -22,6 +22,7 @@ import { functionObject, startPipelineRig, type PipelineRig } from '../test/supp
 import { dockerClientConfig } from '../test/support/registry.ts';
 import { startFaultProxy } from '../test/support/fault-proxy.ts';
 import { closeFloor, floorBuild, type FloorInput } from './registry-floor.ts';
+import { parseFunction } from '../lib/function/parse.ts';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'functions', 'runtimes', 'nodejs-deps');
@@ -107,11 +108,11 @@ async function main(): Promise<void> {
     await docker(['--config', sourceConfig.dir, 'push', image]);
   };
   const ours = (name: string, handler: string, deps: string) =>
-    buildFunctionImage(functionObject(name, { handler: 'handler.hello', runtime: 'nodejs24', function: handler, deps }), options);
+    buildFunctionImage(parseFunction(functionObject(name, { handler: 'handler.hello', runtime: 'nodejs24', function: handler, deps })), options);
 
   const viaRegistry = async (name: string, handler: string, deps: string | undefined) => {
     const spec = deps === undefined ? { handler: 'handler.text', runtime: 'nodejs24', function: handler } : { handler: 'handler.hello', runtime: 'nodejs24', function: handler, deps };
-    const result = await buildFunctionImage(functionObject(name, spec), { ...options, registry: `${registry}/bench-registry`, engine: 'registry' });
+    const result = await buildFunctionImage(parseFunction(functionObject(name, spec)), { ...options, registry: `${registry}/bench-registry`, engine: 'registry' });
     if (result.cached || !result.bytes) throw new Error(`${name} was not built by the registry engine`);
     return { ...result, bytes: result.bytes };
   };
@@ -190,7 +191,7 @@ async function main(): Promise<void> {
       // An unchanged redeploy with the registry engine is still one request (the HEAD of its tag),
       // counted by a proxy in front of the same registry.
       const before = proxy.requests.length;
-      const again = await buildFunctionImage(functionObject('bench-app', { handler: 'handler.hello', runtime: 'nodejs24', function: registryHandler, deps }), {
+      const again = await buildFunctionImage(parseFunction(functionObject('bench-app', { handler: 'handler.hello', runtime: 'nodejs24', function: registryHandler, deps })), {
         ...options,
         registry: `${proxy.host}/bench-registry`,
         engine: 'registry',

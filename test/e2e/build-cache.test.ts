@@ -14,6 +14,7 @@ import { parseRuntimeCatalog } from '../../lib/runtime/catalog.ts';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.ts';
 import { freePort } from '../support/net.ts';
 import { callBuiltFunction, functionObject, LOOPBACK_SOURCES, startPipelineRig, type PipelineRig } from '../support/pipeline.ts';
+import { parseFunction } from '../../lib/function/parse.ts';
 
 const FIXTURES = join(import.meta.dirname, '..', '..', 'fixtures', 'functions', 'runtimes');
 const fixture = (path: string) => readFileSync(join(FIXTURES, path), 'utf8');
@@ -62,7 +63,7 @@ const withDeps = (code = fixture('nodejs-deps/handler.js'), deps = fixture('node
 
 test('the second build of the same Function is cached: one registry request, the daemon never contacted', async () => {
   const events: BuildProgress[] = [];
-  const first = await buildFunctionImage(withDeps(), options({ onProgress: (e) => events.push(e) }));
+  const first = await buildFunctionImage(parseFunction(withDeps()), options({ onProgress: (e) => events.push(e) }));
   assert.is(first.cached, false);
   const install = stepOutput(events, 'kubeless-npm-install.sh');
   assert.ok(install, 'the build has an install step');
@@ -73,7 +74,7 @@ test('the second build of the same Function is cached: one registry request, the
 
   proxy.requests.length = 0;
   const closed = await freePort();
-  const second = await buildFunctionImage(withDeps(), options({ docker: { DOCKER_HOST: `tcp://127.0.0.1:${closed}` } }));
+  const second = await buildFunctionImage(parseFunction(withDeps()), options({ docker: { DOCKER_HOST: `tcp://127.0.0.1:${closed}` } }));
   assert.is(second.cached, true);
   assert.is(second.pushed, false);
   assert.is(second.tag, first.tag);
@@ -87,9 +88,9 @@ test('the second build of the same Function is cached: one registry request, the
 });
 
 test('a code-only change builds a new tag without re-running the dependency install (build output says "Using cache")', async () => {
-  const first = await buildFunctionImage(withDeps(), options());
+  const first = await buildFunctionImage(parseFunction(withDeps()), options());
   const events: BuildProgress[] = [];
-  const changed = await buildFunctionImage(withDeps(fixture('nodejs-deps/handler.js').replace('return greet', 'return  greet')), options({ onProgress: (e) => events.push(e) }));
+  const changed = await buildFunctionImage(parseFunction(withDeps(fixture('nodejs-deps/handler.js').replace('return greet', 'return  greet'))), options({ onProgress: (e) => events.push(e) }));
   assert.is(changed.cached, false);
   assert.is.not(changed.tag, first.tag);
   const install = stepOutput(events, 'kubeless-npm-install.sh');
@@ -104,7 +105,7 @@ test('a code-only change builds a new tag without re-running the dependency inst
   const depsEvents: BuildProgress[] = [];
   const deps = JSON.parse(fixture('nodejs-deps/package.json')) as Record<string, unknown>;
   deps.description = 'changed';
-  const depsChanged = await buildFunctionImage(withDeps(undefined, JSON.stringify(deps, null, 2)), options({ onProgress: (e) => depsEvents.push(e) }));
+  const depsChanged = await buildFunctionImage(parseFunction(withDeps(undefined, JSON.stringify(deps, null, 2))), options({ onProgress: (e) => depsEvents.push(e) }));
   assert.is(depsChanged.cached, false);
   const reinstall = stepOutput(depsEvents, 'kubeless-npm-install.sh');
   assert.ok(reinstall!.some((line) => line.startsWith('kubeless-npm-install: registry')), reinstall!.join('\n'));
@@ -138,7 +139,7 @@ test('every input that changes the image gives a new tag; the build uses the tag
   const tags = new Map<string, string>();
   for (const [what, spec] of Object.entries(variants)) {
     const fn = functionObject('variant-fn', spec);
-    const result = await buildFunctionImage(fn, options({ catalog }));
+    const result = await buildFunctionImage(parseFunction(fn), options({ catalog }));
     assert.is(result.cached, false, `${what}: a new image`);
     const computed = await functionImageTag(fn, { catalog: parseRuntimeCatalog(catalog), dockerConfig: parseDockerConfig(rig.dockerConfigJson), registries: rig.registries });
     assert.is(result.tag, computed, `${what}: the build's tag is functionImageTag()`);
@@ -163,9 +164,9 @@ test('a url source with a checksum is identified without downloading it', async 
   const fn = functionObject('identify-only', { handler: 'handler.text', runtime: 'nodejs24', 'function-content-type': 'url', function: url, checksum: sha256(content) });
   await functionImageTag(fn, { catalog: parseRuntimeCatalog(rig.catalog), dockerConfig: parseDockerConfig(rig.dockerConfigJson) });
   assert.is(rig.files.hits.get(path) ?? 0, 0);
-  const built = await buildFunctionImage(fn, options());
+  const built = await buildFunctionImage(parseFunction(fn), options());
   assert.is(rig.files.hits.get(path), 1, 'downloaded once, to build');
-  const again = await buildFunctionImage(fn, options());
+  const again = await buildFunctionImage(parseFunction(fn), options());
   assert.is(again.cached, true);
   assert.is(again.digest, built.digest);
   assert.is(rig.files.hits.get(path), 1, 'not downloaded for the cached answer');
@@ -174,7 +175,7 @@ test('a url source with a checksum is identified without downloading it', async 
 test('two builds of one new Function at once produce one image: one build, one push, one digest', async () => {
   const fn = () => functionObject('concurrent-fn', { handler: 'handler.text', runtime: 'nodejs24', function: fixture('nodejs/handler.js') + '\n// concurrent\n' });
   const events: BuildProgress[][] = [[], []];
-  const [a, b] = await Promise.all(events.map((list) => buildFunctionImage(fn(), options({ onProgress: (e) => list.push(e) }))));
+  const [a, b] = await Promise.all(events.map((list) => buildFunctionImage(parseFunction(fn()), options({ onProgress: (e) => list.push(e) }))));
   assert.is(a!.tag, b!.tag);
   assert.is(a!.digest, b!.digest);
   assert.equal([a!.pushed, b!.pushed].sort(), [false, true], 'exactly one call pushed');

@@ -16,6 +16,7 @@ import { dockerTlsEndpoint } from '../support/docker-tls.ts';
 import { freePort } from '../support/net.ts';
 import { callBuiltFunction, functionObject, hasLocalImage, LOOPBACK_SOURCES, remoteOnlyCatalog, startPipelineRig, type PipelineRig } from '../support/pipeline.ts';
 import type { RegistryHandle } from '../support/registry.ts';
+import { parseFunction } from '../../lib/function/parse.ts';
 
 const FIXTURES = join(import.meta.dirname, '..', '..', 'fixtures', 'functions', 'runtimes');
 const fixture = (path: string) => readFileSync(join(FIXTURES, path), 'utf8');
@@ -37,7 +38,7 @@ function options(target: RegistryHandle, extra: BuildFunctionOptions = {}): Buil
 
 /** Builds, checks the result and the daemon, then pulls the image back and calls the function. */
 async function buildAndCall(name: string, fn: Record<string, unknown>, target: RegistryHandle, body: string, expected: string, extra: BuildFunctionOptions = {}): Promise<BuildResult> {
-  const result = await buildFunctionImage(fn, options(target, extra));
+  const result = await buildFunctionImage(parseFunction(fn), options(target, extra));
   assert.is(result.cached, false);
   assert.is(result.pushed, true);
   assert.match(result.tag, /^[0-9a-f]{64}$/);
@@ -205,10 +206,8 @@ test('a handler whose module has a directory (lib/handler) is refused before any
     { name: 'package.json', content: fixture('nodejs-deps/package.json') },
   ]));
   const fn = functionObject('node-tgz-dir', { handler: 'lib/handler.hello', runtime: 'nodejs24', 'function-content-type': 'base64+compressedtar+deps', function: tgz.toString('base64') });
-  await buildFunctionImage(fn, options(rig.targets.anonymous!)).then(
-    () => assert.unreachable('a handler with a path was accepted'),
-    (error: { code?: string }) => assert.is(error.code, 'E_FUNCTION_INVALID'),
-  );
+  // Refused by the parse, which every caller of buildFunctionImage does first.
+  assert.throws(() => parseFunction(fn), (error: { code?: string }) => error.code === 'E_FUNCTION_INVALID');
 });
 
 /** The credentials the build handed the Docker Engine (the `credentials` log events with a purpose). */
@@ -271,18 +270,18 @@ test('push: false builds into the local daemon only (minikube workflow) and find
   // Two entries: the config does not say which registry is meant, so the image gets a local-only name.
   const twoEntries = JSON.parse(rig.dockerConfigJson) as { auths: Record<string, unknown> };
   twoEntries.auths['registry.example.com'] = { username: 'someone', password: 'x' };
-  const local = await buildFunctionImage(fn, { catalog: rig.catalog, dockerConfig: twoEntries, registries: rig.registries, push: false });
+  const local = await buildFunctionImage(parseFunction(fn), { catalog: rig.catalog, dockerConfig: twoEntries, registries: rig.registries, push: false });
   assert.is(local.pushed, false);
   assert.is(local.cached, false);
   assert.is(local.image, `kubeless.local/node-local:${local.tag}`);
   assert.is(local.reference, local.image);
   assert.match(local.digest, /^sha256:/);
   assert.ok(await hasLocalImage(local.image));
-  const again = await buildFunctionImage(fn, { catalog: rig.catalog, dockerConfig: twoEntries, registries: rig.registries, push: false });
+  const again = await buildFunctionImage(parseFunction(fn), { catalog: rig.catalog, dockerConfig: twoEntries, registries: rig.registries, push: false });
   assert.is(again.cached, true);
   assert.is(again.digest, local.digest);
   // With a registry named, the local name is the one a Deployment would use.
-  const named = await buildFunctionImage(fn, { ...options(rig.targets.anonymous!), push: false });
+  const named = await buildFunctionImage(parseFunction(fn), { ...options(rig.targets.anonymous!), push: false });
   assert.is(named.image, `${rig.targets.anonymous!.host}/functions/node-local:${local.tag}`);
   assert.is(named.digest, local.digest, 'same content, same image');
 });
@@ -291,7 +290,7 @@ test('a prebuilt Function (containers[0].image) is returned as is: no registry, 
   const closed = await freePort();
   const fn = functionObject('prebuilt', { handler: 'handler.text', runtime: 'nodejs24', function: 'x' });
   (fn.spec as Record<string, unknown>).deployment = { spec: { template: { spec: { containers: [{ image: 'example.com/team/prebuilt@sha256:' + 'a'.repeat(64) }] } } } };
-  const result = await buildFunctionImage(fn, { registry: `127.0.0.1:${closed}/nowhere`, catalog: rig.catalog, docker: { DOCKER_HOST: `tcp://127.0.0.1:${closed}` } });
+  const result = await buildFunctionImage(parseFunction(fn), { registry: `127.0.0.1:${closed}/nowhere`, catalog: rig.catalog, docker: { DOCKER_HOST: `tcp://127.0.0.1:${closed}` } });
   assert.is(result.prebuilt, true);
   assert.is(result.reference, 'example.com/team/prebuilt@sha256:' + 'a'.repeat(64));
   assert.is(result.digest, 'sha256:' + 'a'.repeat(64));
@@ -302,7 +301,7 @@ test('the Kubeless default target: no registry given, the docker config\'s only 
   const config = parseDockerConfig(rig.dockerConfigJson);
   assert.is(config.entries.length, 1);
   const fn = functionObject('node-default-target', { handler: 'handler.text', runtime: 'nodejs24', function: fixture('nodejs/handler.js').replace('got', 'received') });
-  const result = await buildFunctionImage(fn, { catalog: rig.catalog, dockerConfig: config });
+  const result = await buildFunctionImage(parseFunction(fn), { catalog: rig.catalog, dockerConfig: config });
   assert.is(result.image, `${source.host}/${source.username}/node-default-target:${result.tag}`);
   const answer = await callBuiltFunction(result.reference, source, 'abc');
   assert.is(answer.text, 'received 3 characters: abc');

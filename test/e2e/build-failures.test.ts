@@ -18,6 +18,7 @@ import { startFaultProxy } from '../support/fault-proxy.ts';
 import { freePort } from '../support/net.ts';
 import { functionObject, LOOPBACK_SOURCES, registryTags, scopeContainers, startPipelineRig, type PipelineRig } from '../support/pipeline.ts';
 import { dockerConfigJsonFor, startRegistry, type RegistryHandle } from '../support/registry.ts';
+import { parseFunction } from '../../lib/function/parse.ts';
 
 const FIXTURES = join(import.meta.dirname, '..', '..', 'fixtures', 'functions', 'runtimes');
 const fixture = (path: string) => readFileSync(join(FIXTURES, path), 'utf8');
@@ -52,7 +53,7 @@ async function expectFailure(name: string, fn: Record<string, unknown>, code: st
   process.env.TMPDIR = temp;
   let caught: unknown;
   try {
-    await buildFunctionImage(fn, { registry: `${target.host}/failures`, catalog: rig.catalog, dockerConfig: rig.dockerConfigJson, ...extra });
+    await buildFunctionImage(parseFunction(fn), { registry: `${target.host}/failures`, catalog: rig.catalog, dockerConfig: rig.dockerConfigJson, ...extra });
   } catch (error) {
     caught = error;
   } finally {

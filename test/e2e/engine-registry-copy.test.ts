@@ -18,6 +18,7 @@ import { startFaultProxy, type FaultAnswer, type FaultProxy } from '../support/f
 import { callBuiltFunction, functionObject, registryTags, scopeContainers, startPipelineRig, type PipelineRig } from '../support/pipeline.ts';
 import { startRegistry, type RegistryHandle } from '../support/registry.ts';
 import type { IncomingMessage } from 'node:http';
+import { parseFunction } from '../../lib/function/parse.ts';
 
 const FIXTURES = join(import.meta.dirname, '..', '..', 'fixtures', 'functions', 'runtimes');
 const fixture = (path: string) => readFileSync(join(FIXTURES, path), 'utf8');
@@ -67,18 +68,18 @@ const nodeFn = (name: string, text = 'text') => functionObject(name, { runtime: 
 
 test('a base in another credentialed registry crosses once; a second function on it moves no base bytes', async () => {
   const readsBefore = baseLayerReads().length;
-  const first = await buildFunctionImage(nodeFn('copy-one'), options(`${target.host}/copy`));
+  const first = await buildFunctionImage(parseFunction(nodeFn('copy-one')), options(`${target.host}/copy`));
   assert.ok(first.bytes!.uploaded >= baseBytes(), `uploaded ${first.bytes!.uploaded} holds the base's ${baseBytes()} bytes`);
   assert.is(baseLayerReads().length - readsBefore, baseLayers.size, 'each base layer was read from the base registry once');
 
-  const second = await buildFunctionImage(nodeFn('copy-two'), options(`${target.host}/copy`));
+  const second = await buildFunctionImage(parseFunction(nodeFn('copy-two')), options(`${target.host}/copy`));
   assert.is(baseLayerReads().length - readsBefore, baseLayers.size, 'no base layer was read again');
   assert.ok(second.bytes!.uploaded < 64 * 1024, `the second function sent only its code and config (${second.bytes!.uploaded} bytes)`);
   assert.ok(second.bytes!.mounted >= baseBytes(), 'its base layers were mounted in the target registry');
   const answer = await callBuiltFunction(second.reference, target, 'two');
   assert.is(answer.text, 'got 3 characters: two');
 
-  const again = await buildFunctionImage(nodeFn('copy-two'), options(`${target.host}/copy`));
+  const again = await buildFunctionImage(parseFunction(nodeFn('copy-two')), options(`${target.host}/copy`));
   assert.is(again.cached, true);
   assert.equal(again.bytes, { uploaded: 0, mounted: 0, skipped: 0 });
 });
@@ -86,7 +87,7 @@ test('a base in another credentialed registry crosses once; a second function on
 test('a base in the target registry itself is mounted: no base byte moves', async () => {
   const source = rig.source;
   const fn = functionObject('mount-one', { runtime: 'nodejs24', handler: 'handler.text', function: fixture('nodejs/handler.js') });
-  const result = await buildFunctionImage(fn, { ...options(`${source.host}/mounted`), catalog: rig.catalog, dockerConfig: rig.dockerConfigJson });
+  const result = await buildFunctionImage(parseFunction(fn), { ...options(`${source.host}/mounted`), catalog: rig.catalog, dockerConfig: rig.dockerConfigJson });
   assert.ok(result.bytes!.mounted >= baseBytes());
   assert.ok(result.bytes!.uploaded < 64 * 1024, `only code and config were sent (${result.bytes!.uploaded} bytes)`);
   const answer = await callBuiltFunction(result.reference, source, 'mnt');
@@ -98,13 +99,13 @@ test('installed deps are reused by content: a code-only change needs no Docker E
   const code = fixture('nodejs-deps/handler.js');
   const fn = (source: string) => functionObject('deps-reuse', { runtime: 'nodejs24', handler: 'handler.hello', function: source, deps });
   const log: BuildLogEvent[] = [];
-  const first = await buildFunctionImage(fn(code), options(`${target.host}/deps`, { log: (e) => log.push(e) }));
+  const first = await buildFunctionImage(parseFunction(fn(code)), options(`${target.host}/deps`, { log: (e) => log.push(e) }));
   assert.ok(log.some((e) => e.event === 'install-step'), 'the first build installs');
   assert.ok((await registryTags(target, 'deps/deps-reuse')).some((t) => t.startsWith('deps-')), 'the deps layer is recorded in the target repository');
 
   log.length = 0;
   const changed = `${code}\n// a code-only change\n`;
-  const second = await buildFunctionImage(fn(changed), options(`${target.host}/deps`, { docker: NO_DAEMON, runInstall: false, log: (e) => log.push(e) }));
+  const second = await buildFunctionImage(parseFunction(fn(changed)), options(`${target.host}/deps`, { docker: NO_DAEMON, runInstall: false, log: (e) => log.push(e) }));
   assert.is.not(second.digest, first.digest);
   assert.not.ok(log.some((e) => e.event === 'install-step'));
   assert.ok(log.some((e) => e.event === 'deps-reused'));
@@ -115,9 +116,9 @@ test('installed deps are reused by content: a code-only change needs no Docker E
 
 test('deps that were never installed: E_INSTALL_REQUIRED with runInstall false, E_INSTALL_NO_DOCKER without a daemon; nothing pushed', async () => {
   const fn = functionObject('deps-new', { runtime: 'nodejs24', handler: 'handler.hello', function: fixture('nodejs-deps/handler.js'), deps: fixture('nodejs-deps/package.json') });
-  const required = await rejectsWith(buildFunctionImage(fn, options(`${target.host}/fresh`, { runInstall: false })), 'E_INSTALL_REQUIRED');
+  const required = await rejectsWith(buildFunctionImage(parseFunction(fn), options(`${target.host}/fresh`, { runInstall: false })), 'E_INSTALL_REQUIRED');
   assert.match(required.message, 'package.json');
-  const noDocker = await rejectsWith(buildFunctionImage(fn, options(`${target.host}/fresh`, { docker: NO_DAEMON })), 'E_INSTALL_NO_DOCKER');
+  const noDocker = await rejectsWith(buildFunctionImage(parseFunction(fn), options(`${target.host}/fresh`, { docker: NO_DAEMON })), 'E_INSTALL_NO_DOCKER');
   assert.match(noDocker.message, '--engine docker');
   assert.match(noDocker.message, 'Job');
   assert.equal(await registryTags(target, 'fresh/deps-new'), []);
@@ -126,7 +127,7 @@ test('deps that were never installed: E_INSTALL_REQUIRED with runInstall false, 
 test('a failing install command: E_BUILD_FAILED naming the step with its output, no container left, nothing pushed', async () => {
   const deps = JSON.stringify({ name: 'broken', version: '1.0.0', private: true, dependencies: { 'fib-missing': 'file:/offline-packages/fib-missing-9.9.9.tgz' } });
   const fn = functionObject('deps-broken', { runtime: 'nodejs24', handler: 'handler.hello', function: fixture('nodejs-deps/handler.js'), deps });
-  const error = await rejectsWith(buildFunctionImage(fn, options(`${target.host}/broken`)), 'E_BUILD_FAILED');
+  const error = await rejectsWith(buildFunctionImage(parseFunction(fn), options(`${target.host}/broken`)), 'E_BUILD_FAILED');
   assert.is(error.kind, 'user');
   assert.match(error.message, 'install step');
   assert.match(error.message, 'fib-missing');
@@ -150,7 +151,7 @@ test('faults: a 500 on a blob upload and a connection dropped mid-upload are ret
   });
   try {
     const log: BuildLogEvent[] = [];
-    const result = await buildFunctionImage(nodeFn('fault-retry'), options(`${proxy.host}/faults`, { log: (e) => log.push(e) }));
+    const result = await buildFunctionImage(parseFunction(nodeFn('fault-retry')), options(`${proxy.host}/faults`, { log: (e) => log.push(e) }));
     assert.is(faults, 2);
     assert.ok(log.filter((e) => e.event === 'blob-retry').length >= 1, 'a retry was logged');
     const answer = await callBuiltFunction(result.reference.replace(proxy.host, target.host), target, 'whole');
@@ -174,7 +175,7 @@ test('faults: the target registry restarted mid-upload: the copy starts again an
   });
   try {
     const log: BuildLogEvent[] = [];
-    const result = await buildFunctionImage(nodeFn('restart'), options(`${proxy.host}/restart`, { log: (e) => log.push(e) }));
+    const result = await buildFunctionImage(parseFunction(nodeFn('restart')), options(`${proxy.host}/restart`, { log: (e) => log.push(e) }));
     assert.ok(restarting, 'the registry was restarted during an upload');
     assert.ok(log.some((e) => e.event === 'blob-retry'), 'the interrupted blob was sent again');
     const answer = await callBuiltFunction(result.reference.replace(proxy.host, registry.host), registry, 'restart');
@@ -189,7 +190,7 @@ test('faults: the target registry restarted mid-upload: the copy starts again an
 test('faults: uploads that keep failing end in a typed error with no tag pushed; a rerun succeeds', async () => {
   const proxy = await faultyTarget((req) => (isUpload(req) ? { status: 500, body: '{"errors":[{"code":"UNKNOWN","message":"injected"}]}' } : undefined));
   try {
-    const error = (await buildFunctionImage(nodeFn('fault-fail'), options(`${proxy.host}/faults`)).then(() => undefined, (e: unknown) => e)) as BuilderError;
+    const error = (await buildFunctionImage(parseFunction(nodeFn('fault-fail')), options(`${proxy.host}/faults`)).then(() => undefined, (e: unknown) => e)) as BuilderError;
     assert.instance(error, BuilderError);
     assert.is(error.kind, 'infrastructure');
     assert.match(error.code, /^E_REGISTRY_/);
@@ -198,7 +199,7 @@ test('faults: uploads that keep failing end in a typed error with no tag pushed;
     await proxy.stop();
   }
   assert.equal(await registryTags(target, 'faults/fault-fail'), []);
-  const rerun = await buildFunctionImage(nodeFn('fault-fail'), options(`${target.host}/faults`));
+  const rerun = await buildFunctionImage(parseFunction(nodeFn('fault-fail')), options(`${target.host}/faults`));
   assert.is(rerun.pushed, true);
   assert.is((await callBuiltFunction(rerun.reference, target, 'rerun')).text, 'got 5 characters: rerun');
 });
@@ -207,7 +208,7 @@ test('faults: a denied mount falls back to streaming the blob', async () => {
   const proxy = await faultyTarget((req) => ((req.url ?? '').includes('mount=') ? { status: 403, body: '{"errors":[{"code":"DENIED","message":"mount denied (injected)"}]}' } : undefined));
   try {
     const log: BuildLogEvent[] = [];
-    const result = await buildFunctionImage(nodeFn('fault-mount'), options(`${proxy.host}/denied`, { log: (e) => log.push(e) }));
+    const result = await buildFunctionImage(parseFunction(nodeFn('fault-mount')), options(`${proxy.host}/denied`, { log: (e) => log.push(e) }));
     assert.ok(log.some((e) => e.event === 'mount-refused'));
     assert.is(result.bytes!.mounted, 0);
     const answer = await callBuiltFunction(result.reference.replace(proxy.host, target.host), target, 'denied');

@@ -13,6 +13,7 @@ import { docker, exec } from '../support/docker.ts';
 import { startFunctionContainer } from '../support/function-container.ts';
 import { callBuiltFunction, functionObject, startPipelineRig, type PipelineRig } from '../support/pipeline.ts';
 import type { RegistryHandle } from '../support/registry.ts';
+import { parseFunction } from '../../lib/function/parse.ts';
 
 const FIXTURES = join(import.meta.dirname, '..', '..', 'fixtures', 'functions', 'runtimes');
 const fixture = (path: string) => readFileSync(join(FIXTURES, path), 'utf8');
@@ -79,7 +80,7 @@ for (const runtime of ['nodejs', 'python'] as const) {
     test(`${runtime} ${withDeps ? 'with' : 'without'} deps: pulled by docker and by skopeo, runs and answers`, async () => {
       const name = `${runtime === 'nodejs' ? 'node' : 'py'}-${withDeps ? 'deps' : 'nodeps'}`;
       const log: BuildLogEvent[] = [];
-      const result = await buildFunctionImage(functionObject(name, spec(runtime, withDeps)), options('reg', { log: (e) => log.push(e) }));
+      const result = await buildFunctionImage(parseFunction(functionObject(name, spec(runtime, withDeps))), options('reg', { log: (e) => log.push(e) }));
       assert.is(result.pushed, true);
       assert.ok(result.bytes, 'the registry engine reports bytes');
       assert.is(log.some((e) => e.event === 'install-step'), withDeps, 'an install step runs exactly when there are deps');
@@ -93,8 +94,8 @@ for (const runtime of ['nodejs', 'python'] as const) {
 
 test('the image has the env, labels, user, command and workdir of the Docker engine image', async () => {
   const fn = functionObject('node-parity', spec('nodejs', true));
-  const viaRegistry = await buildFunctionImage(fn, options('parity-registry'));
-  const viaDocker = await buildFunctionImage(fn, options('parity-docker', { engine: 'docker' }));
+  const viaRegistry = await buildFunctionImage(parseFunction(fn), options('parity-registry'));
+  const viaDocker = await buildFunctionImage(parseFunction(fn), options('parity-docker', { engine: 'docker' }));
   assert.is(viaRegistry.tag, viaDocker.tag, 'the engine is not part of the tag');
   const config = async (reference: string) =>
     (JSON.parse(await run('skopeo', ['inspect', '--config', '--tls-verify=false', `docker://${reference}`])) as { config: Record<string, unknown> }).config;
@@ -122,7 +123,7 @@ test('a compile phase runs in a container after the install, with the deps and t
   node.images.push({ phase: 'compilation', image: install.image, command: 'printf %s "$KUBELESS_FUNC_NAME" > compiled-name.txt; cat node_modules/fib-greeting/package.json handler.js > compiled-from.txt' });
   const fn = functionObject('node-compiled', spec('nodejs', true));
   const log: BuildLogEvent[] = [];
-  const result = await buildFunctionImage(fn, options('compiled', { catalog, log: (e) => log.push(e) }));
+  const result = await buildFunctionImage(parseFunction(fn), options('compiled', { catalog, log: (e) => log.push(e) }));
   assert.equal(log.filter((e) => e.event === 'install-step').map((e) => e.step), ['install', 'compile']);
   assert.is((await callBuiltFunction(result.reference, target, 'compiled')).text, expected(true, 'compiled'));
   await docker(['pull', '-q', result.reference]);
@@ -139,10 +140,10 @@ test('a compile phase runs in a container after the install, with the deps and t
 
 test('reproducible: the same Function built at two different times gives the same digest', async () => {
   const fn = functionObject('node-repro', spec('nodejs', false));
-  const first = await buildFunctionImage(fn, options('repro-a'));
+  const first = await buildFunctionImage(parseFunction(fn), options('repro-a'));
   // Past a second boundary, so a timestamp anywhere (gzip header, tar entry, config) would differ.
   await new Promise((resolve) => setTimeout(resolve, 1_100));
-  const second = await buildFunctionImage(fn, options('repro-b'));
+  const second = await buildFunctionImage(parseFunction(fn), options('repro-b'));
   assert.is(first.cached, false);
   assert.is(second.cached, false);
   assert.is(second.digest, first.digest);
@@ -163,8 +164,8 @@ test('reproducible: installed deps from two copies with different file times giv
       for (const path of ['package.json', 'node_modules/fib-greeting/index.js', 'node_modules/fib-greeting/package.json', 'node_modules/fib-greeting', 'node_modules', '.']) utimesSync(join(dir, path), when, when);
     }
     const noDaemon = { docker: { DOCKER_HOST: 'unix:///nonexistent/docker.sock' }, runInstall: false };
-    const first = await buildFunctionImage(fn, options('repro-c', { ...noDaemon, installedDir: copies[0] }));
-    const second = await buildFunctionImage(fn, options('repro-d', { ...noDaemon, installedDir: copies[1] }));
+    const first = await buildFunctionImage(parseFunction(fn), options('repro-c', { ...noDaemon, installedDir: copies[0] }));
+    const second = await buildFunctionImage(parseFunction(fn), options('repro-d', { ...noDaemon, installedDir: copies[1] }));
     assert.is(second.digest, first.digest);
     const answer = await callBuiltFunction(first.reference, target, 'copy');
     assert.is(answer.text, 'hello copy, from a copied install');

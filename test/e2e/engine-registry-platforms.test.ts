@@ -15,6 +15,7 @@ import { MEDIA_TYPE, sha256Digest } from '../../lib/registry/manifest.ts';
 import { exec } from '../support/docker.ts';
 import { callBuiltFunction, functionObject, startPipelineRig, type PipelineRig } from '../support/pipeline.ts';
 import type { RegistryHandle } from '../support/registry.ts';
+import { parseFunction } from '../../lib/function/parse.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const FIXTURES = join(ROOT, 'fixtures', 'functions', 'runtimes');
@@ -70,7 +71,7 @@ async function rawManifest(reference: string): Promise<Record<string, unknown>> 
 
 test('no deps: an index with the code layer appended for every platform; docker pulls and runs its platform', async () => {
   const fn = functionObject('multi-nodeps', { runtime: 'nodejs24', handler: 'handler.text', function: fixture('nodejs/handler.js') });
-  const result = await buildFunctionImage(fn, options('multi'));
+  const result = await buildFunctionImage(parseFunction(fn), options('multi'));
   const index = await rawManifest(result.reference);
   assert.is(index.mediaType, MEDIA_TYPE.dockerManifestList);
   const platforms = (index.manifests as { platform: { architecture: string } }[]).map((m) => m.platform.architecture);
@@ -81,7 +82,7 @@ test('no deps: an index with the code layer appended for every platform; docker 
   const answer = await callBuiltFunction(result.reference, target, 'multi');
   assert.is(answer.text, 'got 5 characters: multi');
 
-  const only = await buildFunctionImage(functionObject('multi-arm', { runtime: 'nodejs24', handler: 'handler.text', function: fixture('nodejs/handler.js') }), options('multi', { platforms: ['linux/arm64'] }));
+  const only = await buildFunctionImage(parseFunction(functionObject('multi-arm', { runtime: 'nodejs24', handler: 'handler.text', function: fixture('nodejs/handler.js') })), options('multi', { platforms: ['linux/arm64'] }));
   const single = await rawManifest(only.reference);
   assert.is(single.mediaType, MEDIA_TYPE.dockerManifest, 'one platform asked for: one image manifest');
 });
@@ -89,7 +90,7 @@ test('no deps: an index with the code layer appended for every platform; docker 
 test('with deps: only the requested platform is built, and a warning says so', async () => {
   const fn = functionObject('multi-deps', { runtime: 'nodejs24', handler: 'handler.hello', function: fixture('nodejs-deps/handler.js'), deps: fixture('nodejs-deps/package.json') });
   const log: BuildLogEvent[] = [];
-  const result = await buildFunctionImage(fn, options('multi', { log: (e) => log.push(e) }));
+  const result = await buildFunctionImage(parseFunction(fn), options('multi', { log: (e) => log.push(e) }));
   assert.is((await rawManifest(result.reference)).mediaType, MEDIA_TYPE.dockerManifest);
   const warning = log.find((e) => e.event === 'single-platform');
   assert.ok(warning, 'a single-platform warning is logged');

@@ -18,6 +18,7 @@ import { RIG_TEMP_PREFIX } from '../support/leftovers.ts';
 import { functionObject, registryTags } from '../support/pipeline.ts';
 import { startOwnDockerd, type OwnDockerd } from '../support/own-dockerd.ts';
 import { startRegistry, type RegistryHandle } from '../support/registry.ts';
+import { parseFunction } from '../../lib/function/parse.ts';
 
 const CLI = join(import.meta.dirname, '..', '..', 'cli', 'main.ts');
 const STARTED = 'fault-install-started';
@@ -74,7 +75,7 @@ async function daemonTraces(name: string, repository = `${registry.host}/faults/
 /** Runs a build that must fail; returns the error and how long it took. */
 async function failing(name: string, extra: BuildFunctionOptions, deps = 'slow', target = registry.host): Promise<{ error: BuilderError; ms: number }> {
   const started = Date.now();
-  const outcome = await buildFunctionImage(fn(name, deps), options(extra, target)).then((result: BuildResult) => result, (error: unknown) => error);
+  const outcome = await buildFunctionImage(parseFunction(fn(name, deps)), options(extra, target)).then((result: BuildResult) => result, (error: unknown) => error);
   assert.instance(outcome, BuilderError, `a typed error, got ${String(outcome)}`);
   return { error: outcome as BuilderError, ms: Date.now() - started };
 }
@@ -158,7 +159,7 @@ test('the daemon restarted mid-push: an infrastructure error and no local tag or
   await fault;
   assert.is(error.kind, 'infrastructure', `${error.code}: ${error.message}`);
   assert.equal(await daemonTraces('restarted-push'), []);
-  const rerun = await buildFunctionImage(fn('restarted-push', 'fast'), options());
+  const rerun = await buildFunctionImage(parseFunction(fn('restarted-push', 'fast')), options());
   assert.ok(rerun.pushed);
   assert.equal(await daemonTraces('restarted-push'), []);
 });
@@ -201,7 +202,7 @@ test('the registry killed mid-push: a typed infrastructure error within the limi
     await registry.restart();
   }
   assert.equal(await registryTags(registry, 'faults/killed-registry'), [], 'no half-pushed tag');
-  const rerun = await buildFunctionImage(fn('killed-registry', 'fast'), options());
+  const rerun = await buildFunctionImage(parseFunction(fn('killed-registry', 'fast')), options());
   assert.ok(rerun.pushed);
   assert.equal(await registryTags(registry, 'faults/killed-registry'), [rerun.tag]);
 });

@@ -17,6 +17,7 @@ import { RegistryClient } from '../../lib/registry/client.ts';
 import { exec } from '../support/docker.ts';
 import { startKubeApi, type KubeApi } from '../support/kube-api.ts';
 import { callBuiltFunction, functionObject, registryTags, startPipelineRig, type PipelineRig } from '../support/pipeline.ts';
+import { parseFunction } from '../../lib/function/parse.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const FIXTURE = readFileSync(join(ROOT, 'fixtures', 'functions', 'runtimes', 'nodejs', 'handler.js'), 'utf8');
@@ -55,7 +56,7 @@ async function digestAtPushName(path: string, tag: string): Promise<string | und
 
 test('the reference names the pull registry with the pushed digest; the Engine pulls it by that name and the function answers', async () => {
   const options = { registry: pushRegistry, pullRegistry, catalog: rig.catalog, dockerConfig: rig.dockerConfigJson };
-  const built = await buildFunctionImage(hello, options);
+  const built = await buildFunctionImage(parseFunction(hello), options);
   const target = rig.targets.anonymous!;
   assert.ok(built.pushed);
   assert.is(built.image, `${target.host}/pushed/pull-hello:${built.tag}`, 'the pushed name stays what was checked and pushed');
@@ -63,7 +64,7 @@ test('the reference names the pull registry with the pushed digest; the Engine p
   assert.is(built.reference, `${pullRegistry}/pushed/pull-hello@${built.digest}`);
   assert.is(await digestAtPushName('pushed/pull-hello', built.tag), built.digest, 'the push name holds the same digest');
 
-  const again = await buildFunctionImage(hello, options);
+  const again = await buildFunctionImage(parseFunction(hello), options);
   assert.ok(again.cached);
   assert.is(again.reference, built.reference, 'a cached check answers with the pull name too');
 
@@ -75,7 +76,7 @@ test('the reference names the pull registry with the pushed digest; the Engine p
 test('a pull registry with a namespace replaces the namespace; an invalid one is E_TARGET_INVALID before anything is pushed', async () => {
   const fn = functionObject('pull-ns', { handler: 'handler.echo', runtime: 'nodejs24', function: FIXTURE });
   const target = rig.targets.anonymous!;
-  const bad = await buildFunctionImage(fn, { registry: pushRegistry, pullRegistry: 'localhost:5000/Upper Case', catalog: rig.catalog, dockerConfig: rig.dockerConfigJson }).then(
+  const bad = await buildFunctionImage(parseFunction(fn), { registry: pushRegistry, pullRegistry: 'localhost:5000/Upper Case', catalog: rig.catalog, dockerConfig: rig.dockerConfigJson }).then(
     () => undefined,
     (error: unknown) => error,
   );
@@ -84,7 +85,7 @@ test('a pull registry with a namespace replaces the namespace; an invalid one is
   assert.match((bad as BuilderError).message, /pull registry "localhost:5000\/Upper Case"/);
   assert.equal(await registryTags(target, 'pushed/pull-ns'), [], 'nothing was pushed');
 
-  const built = await buildFunctionImage(fn, { registry: pushRegistry, pullRegistry: `${pullRegistry}/mirror`, catalog: rig.catalog, dockerConfig: rig.dockerConfigJson });
+  const built = await buildFunctionImage(parseFunction(fn), { registry: pushRegistry, pullRegistry: `${pullRegistry}/mirror`, catalog: rig.catalog, dockerConfig: rig.dockerConfigJson });
   assert.is(built.reference, `${pullRegistry}/mirror/pull-ns@${built.digest}`);
   assert.is(built.image, `${target.host}/pushed/pull-ns:${built.tag}`);
 });

@@ -17,6 +17,7 @@ import { dockerConfigJsonFor, startRegistry, type RegistryHandle } from '../supp
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parseFunction } from '../../lib/function/parse.ts';
 
 // Pinned by digest: the checks below make no request but the existence check.
 const CATALOG = parseRuntimeCatalog(PINNED_CATALOG_JSON);
@@ -45,7 +46,7 @@ test.after(async () => {
 
 async function checkAll(host: string, registries = {}): Promise<void> {
   for (const fn of functions) {
-    const result = await buildFunctionImage(fn, { registry: `${host}/fns`, catalog: CATALOG, registries });
+    const result = await buildFunctionImage(parseFunction(fn), { registry: `${host}/fns`, catalog: CATALOG, registries });
     assert.ok(result.cached, `${result.function} was found`);
   }
 }
@@ -83,7 +84,7 @@ test('closeRegistryConnections closes the pooled connections; the next check ope
     await checkAll(proxy.host);
     const opened = proxy.connections;
     await closeRegistryConnections();
-    const again = await buildFunctionImage(functions[0]!, { registry: `${proxy.host}/fns`, catalog: CATALOG });
+    const again = await buildFunctionImage(parseFunction(functions[0]!), { registry: `${proxy.host}/fns`, catalog: CATALOG });
     assert.ok(again.cached);
     assert.is(proxy.connections, opened + 1);
   } finally {
@@ -107,7 +108,7 @@ test('against a token registry, a second round of checks asks for no token and s
     }
     const round = async () => {
       const [tokens, requests] = [tokenRegistry.tokenServer!.requests.length, proxy.requests.length];
-      for (const fn of some) assert.ok((await buildFunctionImage(fn, { registry: `${proxy.host}/fns`, catalog: CATALOG, dockerConfig })).cached);
+      for (const fn of some) assert.ok((await buildFunctionImage(parseFunction(fn), { registry: `${proxy.host}/fns`, catalog: CATALOG, dockerConfig })).cached);
       return { tokens: tokenRegistry.tokenServer!.requests.length - tokens, requests: proxy.requests.slice(requests) };
     };
     const first = await round();
@@ -138,7 +139,7 @@ test('a check leaves no timer behind: the 30-minute deadline of each call is cle
     realClear(timer);
   }) as typeof clearTimeout;
   try {
-    for (const fn of functions.slice(0, 5)) assert.ok((await buildFunctionImage(fn, { registry: `${registry.host}/fns`, catalog: CATALOG })).cached);
+    for (const fn of functions.slice(0, 5)) assert.ok((await buildFunctionImage(parseFunction(fn), { registry: `${registry.host}/fns`, catalog: CATALOG })).cached);
   } finally {
     globalThis.setTimeout = realSet;
     globalThis.clearTimeout = realClear;

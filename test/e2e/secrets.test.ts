@@ -19,6 +19,7 @@ import { parseRuntimeCatalog } from '../../lib/runtime/catalog.ts';
 import { docker, exec } from '../support/docker.ts';
 import { functionObject, startPipelineRig, type PipelineRig } from '../support/pipeline.ts';
 import { dockerClientConfig } from '../support/registry.ts';
+import { parseFunction } from '../../lib/function/parse.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const CLI = join(ROOT, 'cli', 'main.ts');
@@ -120,7 +121,7 @@ test('a failing install step that prints the env: the error names the step and s
 test('the registry engine\'s install step: its output in the error has the env value hidden too', async () => {
   const fn = readFileSync(join(dir, 'function.yaml'), 'utf8');
   const catalog = JSON.parse(readFileSync(join(dir, 'failing-runtime-images.json'), 'utf8')) as unknown[];
-  const error = (await buildFunctionImage(fn, { engine: 'registry', registry: `${rig.source.host}/secrets-registry-engine`, catalog, dockerConfig: rig.dockerConfigJson }).then(
+  const error = (await buildFunctionImage(parseFunction(fn), { engine: 'registry', registry: `${rig.source.host}/secrets-registry-engine`, catalog, dockerConfig: rig.dockerConfigJson }).then(
     () => assert.unreachable('the install step fails'),
     (e: unknown) => e,
   )) as BuilderError;

@@ -1,0 +1,37 @@
+// The registry clients of one build, one per host: the runtime image's digest, the existence check
+// and the push to one host share a client (its token, its connection). Its own module so that the
+// pipeline asks for "the client of this host" and closes them all in one place when the call ends.
+import { RegistryClient, type RegistryLogEvent } from '../registry/client.ts';
+import type { DockerConfig } from '../registry/credentials.ts';
+import { transportFor, type RegistrySettings } from '../registry/transport.ts';
+
+export interface RegistryClientsOptions {
+  dockerConfig: DockerConfig | undefined;
+  registries: RegistrySettings | undefined;
+  log: (event: RegistryLogEvent) => void;
+  signal: AbortSignal;
+}
+
+export class RegistryClients {
+  readonly #clients = new Map<string, RegistryClient>();
+  readonly #options: RegistryClientsOptions;
+
+  constructor(options: RegistryClientsOptions) {
+    this.#options = options;
+  }
+
+  /** The client of `host`, made on first use. */
+  for(host: string): RegistryClient {
+    let client = this.#clients.get(host);
+    if (!client) {
+      const { dockerConfig, registries, log, signal } = this.#options;
+      client = new RegistryClient({ registry: host, credentials: dockerConfig, transport: transportFor(registries, host), log, signal });
+      this.#clients.set(host, client);
+    }
+    return client;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.#clients.values()].map((client) => client.close()));
+  }
+}
