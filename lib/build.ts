@@ -58,13 +58,10 @@ export async function buildFunctionImage(spec: FunctionSpec, options: BuildFunct
   if (spec.prebuiltImage) return prebuiltResult(spec.prebuiltImage, id, options, log, timings, started);
 
   const settings = callSettings(spec, id, options);
-  const { push, output, engineName, dockerConfig, target } = settings;
+  const { push, output, engineName, dockerConfig, target, pullRepo } = settings;
   // One limit for everything from here on, so no step (a hung download, registry or daemon) can outlast it.
   const limit = buildDeadline(options.signal, options.timeoutMs, `build of ${id}`);
   const clients = new RegistryClients({ dockerConfig, registries: options.registries, log: (event) => log({ ...event, function: id }), signal: limit.signal });
-  // A local image is run from the daemon that holds it, and an output is loaded where it is
-  // written, so only pushed images get a pull name.
-  const pullRepo = push && !output ? pullRepository(target, options.pullRegistry, spec.name) : target.repository;
   const pullNames = (tag: string) => (pullRepo === target.repository ? {} : { pullImage: `${pullRepo}:${tag}` });
   const result = (build: IdentifiedBuild, outcome: Pick<EngineOutcome, 'digest' | 'cached' | 'pushed' | 'bytes'>): BuildResult => {
     timings.totalMs = Date.now() - started;
@@ -112,6 +109,7 @@ export async function buildFunctionImage(spec: FunctionSpec, options: BuildFunct
       return result(build, outcome);
     };
     // Two builds of one image at once in this process become one build; the others join it.
+    // Typed here as well: the calls that join this one see the same error as its own caller.
     return sharedBuild(`${push ? 'push' : 'local'} ${image}`, () => limit.typed(produce()), {
       signal: limit.signal,
       callerSignal: options.signal,
@@ -122,7 +120,6 @@ export async function buildFunctionImage(spec: FunctionSpec, options: BuildFunct
       joined: (theirs) => {
         timings.totalMs = Date.now() - started;
         // The other call may name the pull registry differently; the digest is what it shares.
-        // Typed by the other call's limit as well: a joiner sees the same error as its caller.
         const { pullImage: _theirs, ...shared } = theirs;
         return { ...shared, reference: push ? `${pullRepo}@${theirs.digest}` : theirs.reference, ...pullNames(tag), cached: true, pushed: false, timings };
       },
@@ -151,6 +148,8 @@ interface CallSettings {
   dockerConfig: DockerConfig | undefined;
   catalog: RuntimeCatalog;
   target: BuildTarget;
+  /** The repository the cluster pulls from: the pull registry's name for `target`, or `target`'s own. */
+  pullRepo: string;
 }
 
 /** The call's options checked against each other and parsed, before anything is resolved or built. */
@@ -173,7 +172,10 @@ function callSettings(spec: FunctionSpec, id: string, options: BuildFunctionOpti
   const catalog = options.catalog === undefined ? defaultRuntimeCatalog() : isCatalog(options.catalog) ? options.catalog : parseRuntimeCatalog(options.catalog);
   // An output needs no registry: without one the image is named kubeless.local/<function>:<tag>.
   const target = resolveTarget({ registry: options.registry, dockerConfig, functionName: spec.name, local: !push || output !== undefined });
-  return { push, output, engineName, runInstall: options.runInstall ?? true, platform: options.platform ?? DEFAULT_PLATFORM, dockerConfig, catalog, target };
+  // A local image is run from the daemon that holds it, and an output is loaded where it is
+  // written, so only pushed images get a pull name.
+  const pullRepo = push && !output ? pullRepository(target, options.pullRegistry, spec.name) : target.repository;
+  return { push, output, engineName, runInstall: options.runInstall ?? true, platform: options.platform ?? DEFAULT_PLATFORM, dockerConfig, catalog, target, pullRepo };
 }
 
 /**
