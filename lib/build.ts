@@ -97,13 +97,9 @@ export async function buildFunctionImage(spec: FunctionSpec, options: BuildFunct
       const existing = await check(build, push);
       timings.checkMs = Date.now() - checkStarted;
       if (existing) return result(build, { digest: existing, cached: true, pushed: false, ...(push && engineName === 'registry' ? { bytes: emptyCounts() } : {}) });
-
-      if (!settings.runInstall && engineName === 'docker' && (build.plan.phases.installation !== undefined || build.plan.phases.compilation !== undefined)) {
-        throw new EngineError('E_INSTALL_REQUIRED', 'user', `function ${id} has an install or compile step, and runInstall is false; the docker engine runs that step in every build`, { details: { function: id } });
-      }
       const outcome = engineName === 'registry'
         ? await appendOnRegistry(build, { installedDir: options.installedDir, runInstall: settings.runInstall, platforms: options.platforms })
-        : await buildOnDocker(build, push);
+        : await buildOnDocker(build, { push, runInstall: settings.runInstall });
       timings.buildMs = outcome.buildMs;
       timings.pushMs = outcome.pushMs;
       return result(build, outcome);

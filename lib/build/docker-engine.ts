@@ -7,6 +7,7 @@ import { localImageId, pushImage, removeImage, tagImage } from '../docker/push-i
 import { engineAuth, type EngineAuth } from '../docker/auth.ts';
 import { retryCleanup } from '../docker/cleanup.ts';
 import { PushFailedError } from '../docker/errors.ts';
+import { EngineError } from '../engine/errors.ts';
 import { createBuildContext } from '../image/context.ts';
 import { planImages } from '../image/plan.ts';
 import { parseReference } from '../image/reference.ts';
@@ -16,9 +17,17 @@ import type { EngineOutcome, IdentifiedBuild } from './types.ts';
 /** Pushes retried when a concurrent call of another process untagged the shared name in between. */
 const PUSH_ATTEMPTS = 3;
 
-/** Builds the image on the Docker Engine; with `push`, pushes it and leaves no local name behind. */
-export async function buildOnDocker(build: IdentifiedBuild, push: boolean): Promise<EngineOutcome> {
+/**
+ * Builds the image on the Docker Engine; with `push`, pushes it and leaves no local name behind.
+ * `runInstall: false` refuses a function with an install or compile step: this engine runs that step
+ * in every build.
+ */
+export async function buildOnDocker(build: IdentifiedBuild, options: { push: boolean; runInstall: boolean }): Promise<EngineOutcome> {
   const { id, plan, tag, image, target, dockerConfig, signal, cleanupSignal, log, progress } = build;
+  const { push } = options;
+  if (!options.runInstall && (plan.phases.installation !== undefined || plan.phases.compilation !== undefined)) {
+    throw new EngineError('E_INSTALL_REQUIRED', 'user', `function ${id} has an install or compile step, and runInstall is false; the docker engine runs that step in every build`, { details: { function: id } });
+  }
   const buildStarted = Date.now();
   const context = await createBuildContext(plan, { signal });
   const { docker: daemon, endpoint } = await build.docker();
