@@ -114,13 +114,16 @@ test('installed deps are reused by content: a code-only change needs no Docker E
   assert.is(answer.text, 'hello again, from fib-greeting 1.0.0');
 });
 
-test('deps that were never installed: E_INSTALL_REQUIRED with runInstall false, E_INSTALL_NO_DOCKER without a daemon; nothing pushed', async () => {
+test('deps that were never installed: E_INSTALL_REQUIRED with runInstall false (both engines), E_INSTALL_NO_DOCKER without a daemon; nothing pushed', async () => {
   const fn = functionObject('deps-new', { runtime: 'nodejs24', handler: 'handler.hello', function: fixture('nodejs-deps/handler.js'), deps: fixture('nodejs-deps/package.json') });
   const required = await rejectsWith(buildFunctionImage(parseFunction(fn), options(`${target.host}/fresh`, { runInstall: false })), 'E_INSTALL_REQUIRED');
   assert.match(required.message, 'package.json');
   const noDocker = await rejectsWith(buildFunctionImage(parseFunction(fn), options(`${target.host}/fresh`, { docker: NO_DAEMON })), 'E_INSTALL_NO_DOCKER');
   assert.match(noDocker.message, '--engine docker');
   assert.match(noDocker.message, 'Job');
+  // The docker engine runs the step in every build: refused before its daemon is asked.
+  const onDocker = await rejectsWith(buildFunctionImage(parseFunction(fn), options(`${target.host}/fresh`, { engine: 'docker', runInstall: false, docker: NO_DAEMON })), 'E_INSTALL_REQUIRED');
+  assert.match(onDocker.message, 'docker engine');
   assert.equal(await registryTags(target, 'fresh/deps-new'), []);
 });
 
