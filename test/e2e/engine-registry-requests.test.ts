@@ -10,6 +10,7 @@ import { buildFunctionImage, type BuildFunctionOptions, type BuildLogEvent } fro
 import { startFaultProxy, type FaultProxy, type ProxiedRequest } from '../support/fault-proxy.ts';
 import { callBuiltFunction, functionObject, startPipelineRig, type PipelineRig } from '../support/pipeline.ts';
 import type { RegistryHandle } from '../support/registry.ts';
+import { parseFunction } from '../../lib/function/parse.ts';
 
 const FIXTURES = join(import.meta.dirname, '..', '..', 'fixtures', 'functions', 'runtimes');
 const fixture = (path: string) => readFileSync(join(FIXTURES, path), 'utf8');
@@ -57,12 +58,12 @@ function openUploads(repository: string): string[] {
 
 test('a code-only change sends no blob HEAD: the two new blobs (code layer, config) and the manifest, nothing else written', async () => {
   const code = fixture('nodejs-deps/handler.js');
-  await buildFunctionImage(depsFn('requests-app', code), options('requests'));
+  await buildFunctionImage(parseFunction(depsFn('requests-app', code)), options('requests'));
 
   const log: BuildLogEvent[] = [];
   let reference = '';
   const { sent, kinds } = await requestsOf(async () => {
-    const changed = await buildFunctionImage(depsFn('requests-app', `${code}\n// changed\n`), options('requests', { docker: NO_DAEMON, runInstall: false, log: (e) => log.push(e) }));
+    const changed = await buildFunctionImage(parseFunction(depsFn('requests-app', `${code}\n// changed\n`)), options('requests', { docker: NO_DAEMON, runInstall: false, log: (e) => log.push(e) }));
     reference = changed.reference.replace(proxy.host, target.host);
   });
   assert.ok(log.some((e) => e.event === 'deps-reused'), 'the recorded deps layer was used');
@@ -80,13 +81,13 @@ test('a code-only change sends no blob HEAD: the two new blobs (code layer, conf
   const answer = await callBuiltFunction(reference, target, 'fast');
   assert.is(answer.text, 'hello fast, from fib-greeting 1.0.0');
 
-  const again = await requestsOf(() => buildFunctionImage(depsFn('requests-app', `${code}\n// changed\n`), options('requests')));
+  const again = await requestsOf(() => buildFunctionImage(parseFunction(depsFn('requests-app', `${code}\n// changed\n`)), options('requests')));
   assert.equal(again.kinds, ['HEAD manifests'], 'an unchanged redeploy is still one request');
 });
 
 test('a blob the registry lost since this process saw it: the manifest is refused, every blob is asked about and sent again, and the image is whole', async () => {
   const code = fixture('nodejs-deps/handler.js');
-  const first = await buildFunctionImage(depsFn('requests-lost', code), options('lost'));
+  const first = await buildFunctionImage(parseFunction(depsFn('requests-lost', code)), options('lost'));
   const manifest = JSON.parse(await (await fetch(`${target.url}/v2/lost/requests-lost/manifests/${first.digest}`, { headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json' } })).text()) as { layers: { digest: string }[] };
   // A base layer's link in the function repository removed, as garbage collection after a prune does.
   const baseLayer = manifest.layers[0]!.digest;
@@ -95,7 +96,7 @@ test('a blob the registry lost since this process saw it: the manifest is refuse
   const log: BuildLogEvent[] = [];
   let result: Awaited<ReturnType<typeof buildFunctionImage>> | undefined;
   const { kinds } = await requestsOf(async () => {
-    result = await buildFunctionImage(depsFn('requests-lost', `${code}\n// after gc\n`), options('lost', { docker: NO_DAEMON, runInstall: false, log: (e) => log.push(e) }));
+    result = await buildFunctionImage(parseFunction(depsFn('requests-lost', `${code}\n// after gc\n`)), options('lost', { docker: NO_DAEMON, runInstall: false, log: (e) => log.push(e) }));
   });
   assert.ok(log.some((e) => e.event === 'blob-missing'), 'the refused manifest was noticed');
   assert.ok(count(kinds, 'HEAD blobs') > 0, 'the blobs were asked about the second time');
@@ -106,8 +107,8 @@ test('a blob the registry lost since this process saw it: the manifest is refuse
 
 test('an upload session the build does not use is cancelled: only the labels change, so the code layer is there already', async () => {
   const fn = functionObject('requests-labels', { runtime: 'nodejs24', handler: 'handler.text', function: fixture('nodejs/handler.js') });
-  await buildFunctionImage(fn, options('labels'));
-  const { sent, kinds } = await requestsOf(() => buildFunctionImage(fn, options('labels', { labels: { team: 'blue' } })));
+  await buildFunctionImage(parseFunction(fn), options('labels'));
+  const { sent, kinds } = await requestsOf(() => buildFunctionImage(parseFunction(fn), options('labels', { labels: { team: 'blue' } })));
   assert.is(count(kinds, 'POST blobs/uploads'), 2);
   assert.is(count(kinds, 'PUT blobs/uploads'), 1, 'only the config was new');
   assert.is(count(kinds, 'DELETE blobs/uploads'), 1, 'the other session was cancelled');
