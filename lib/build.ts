@@ -21,7 +21,7 @@ import { pullRepository, resolveTarget, type BuildTarget } from './target.ts';
 import { emptyCounts } from './engine/copy-blobs.ts';
 import { EngineError, parseEngine, type BuildEngine } from './engine/errors.ts';
 import { checkOutputPath, OutputSpecError, parseOutputSpec, type OutputSpec } from './image/output-spec.ts';
-import { buildDeadline } from './build/deadline.ts';
+import { buildDeadline, type BuildDeadline } from './build/deadline.ts';
 import { sharedBuild } from './build/in-flight.ts';
 import { RegistryClients } from './build/registry-clients.ts';
 import { buildOnDocker } from './build/docker-engine.ts';
@@ -183,7 +183,7 @@ async function identify(
   id: string,
   options: BuildFunctionOptions,
   settings: CallSettings,
-  call: { limit: ReturnType<typeof buildDeadline>; clients: RegistryClients; log: IdentifiedBuild['log']; progress: IdentifiedBuild['progress'] },
+  call: { limit: BuildDeadline; clients: RegistryClients; log: IdentifiedBuild['log']; progress: IdentifiedBuild['progress'] },
 ): Promise<IdentifiedBuild> {
   const { limit, clients, log, progress } = call;
   const { platform, target } = settings;

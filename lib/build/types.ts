@@ -1,5 +1,6 @@
-// The options and results of buildFunctionImage(), apart from the pipeline so that its parts (the
-// engines, the in-flight sharing) can name them without importing build.ts.
+// The options and results of buildFunctionImage(), and what the pipeline hands its engines: apart
+// from build.ts so that its parts (the engines, the in-flight sharing) can name them without
+// importing it.
 import type Dockerode from 'dockerode';
 import type { DockerProgress } from '../docker/progress.ts';
 import type { ArchiveLimits } from '../function/archive/limits.ts';
