@@ -5,7 +5,7 @@
 // index of function images, one per platform, when no install step ties the build to one platform.
 import type Dockerode from 'dockerode';
 import type { EngineAuth } from '../docker/auth.ts';
-import type { BuildProgress } from '../build.ts';
+import type { BuildProgress } from '../build/types.ts';
 import type { MaterialisedSource } from '../function/source.ts';
 import { imageLabels } from '../image/dockerfile.ts';
 import type { BuildPlan } from '../image/plan.ts';
