@@ -113,12 +113,9 @@ export async function buildFunctionImage(spec: FunctionSpec, options: BuildFunct
         log({ event: 'joined', level: 'info', function: id, image });
         progress({ kind: 'phase', phase: 'check', message: `${image} is being built by another call; waiting for it` });
       },
-      joined: (theirs) => {
-        timings.totalMs = Date.now() - started;
-        // The other call may name the pull registry differently; the digest is what it shares.
-        const { pullImage: _theirs, ...shared } = theirs;
-        return { ...shared, reference: push ? `${pullRepo}@${theirs.digest}` : theirs.reference, ...pullNames(tag), cached: true, pushed: false, timings };
-      },
+      // The other call shares its digest (and what it moved); names are this call's own: its
+      // Function, its pull registry.
+      joined: (theirs) => result(build, { digest: theirs.digest, cached: true, pushed: false, ...(theirs.bytes ? { bytes: theirs.bytes } : {}) }),
     });
   }
 }

@@ -40,11 +40,23 @@ export async function writeOutput(build: IdentifiedBuild, options: RegistryEngin
   const built = await buildToOutput({
     ...appendOptions(build, options),
     output,
-    cache: new BlobCache(cacheDir ?? defaultCacheDir()),
+    cache: blobCache(cacheDir ?? defaultCacheDir()),
     reuseRecordedDeps: build.target.host !== LOCAL_REGISTRY_HOST,
   });
   build.progress({ kind: 'phase', phase: 'done', message: `wrote ${build.image} to ${output.spec}` });
   return built;
+}
+
+/** One cache per directory in this process: builds on one base at once fetch each layer once. */
+const caches = new Map<string, BlobCache>();
+
+function blobCache(dir: string): BlobCache {
+  let cache = caches.get(dir);
+  if (cache === undefined) {
+    cache = new BlobCache(dir);
+    caches.set(dir, cache);
+  }
+  return cache;
 }
 
 /** What the registry engine needs, for a push and for an output alike. */

@@ -18,8 +18,6 @@ export interface RunStepOptions {
   env: Record<string, string>;
   /** A tar of what /kubeless holds before the step, entries named `kubeless/...`. */
   input: Buffer;
-  /** Credentials for the image's registry, when the daemon has to pull it. */
-  auth?: EngineAuth | undefined;
   networkMode?: string | undefined;
   /** Labels of the step's container. */
   labels?: Record<string, string>;
@@ -34,16 +32,23 @@ export interface RunStepOptions {
 
 const TAIL_LINES = 25;
 
-/** Pulls `image` unless the daemon has it. */
-export async function ensureImage(docker: Dockerode, image: string, options: Pick<RunStepOptions, 'auth' | 'onProgress' | 'signal'>): Promise<void> {
-  const present = await docker.getImage(image).inspect().then(
-    () => true,
-    (error: { statusCode?: number }) => {
-      if (error.statusCode === 404) return false;
-      throw error;
-    },
-  );
-  if (present) return;
+/** Pulls `image` unless the daemon has it; returns the user its config runs as ('' = root). */
+export async function ensureImage(
+  docker: Dockerode,
+  image: string,
+  /** auth: credentials for the image's registry, when the daemon has to pull it. */
+  options: { auth?: EngineAuth | undefined } & Pick<RunStepOptions, 'onProgress' | 'signal'>,
+): Promise<string> {
+  const userOf = () =>
+    docker.getImage(image).inspect().then(
+      (info: { Config?: { User?: string } }) => info.Config?.User ?? '',
+      (error: { statusCode?: number }) => {
+        if (error.statusCode === 404) return undefined;
+        throw error;
+      },
+    );
+  const present = await userOf();
+  if (present !== undefined) return present;
   const at = image.lastIndexOf('@');
   const stream = (await docker.createImage(options.auth ?? {}, { fromImage: image.slice(0, at), tag: image.slice(at + 1), abortSignal: options.signal })) as unknown as Readable;
   let failure: EngineMessage | undefined;
@@ -64,13 +69,15 @@ export async function ensureImage(docker: Dockerode, image: string, options: Pic
     if (missing) throw new BaseImageError('E_BASE_IMAGE_NOT_FOUND', 'user', `the image ${image} does not exist in its registry (${message}). Check the runtime catalog entry that names it.`, { details: { image } });
     throw new BaseImageError('E_BASE_IMAGE_PULL_FAILED', denied ? 'user' : 'infrastructure', `pulling ${image} failed: ${message}`, { details: { image } });
   }
+  return (await userOf()) ?? '';
 }
 
-/** Runs the step and returns /kubeless afterwards as a tar stream; read it, then call remove() for the container. */
+/**
+ * Runs the step, on an image the caller has made present (ensureImage), and returns /kubeless
+ * afterwards as a tar stream; read it, then call remove() for the container.
+ */
 export async function runStep(docker: Dockerode, options: RunStepOptions): Promise<{ output: Readable; remove: () => Promise<void> }> {
   const endpoint = options.endpoint ?? 'the Docker Engine';
-  options.signal?.throwIfAborted();
-  await ensureImage(docker, options.image, options);
   options.signal?.throwIfAborted();
   const container = await docker.createContainer({
     Image: options.image,

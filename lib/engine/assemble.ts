@@ -24,8 +24,6 @@ export interface AssembledImage {
   /** `os/architecture[/variant]` of this image. */
   platform: string;
   manifest: SerialisedManifest;
-  /** The config as JSON (its exact bytes are config.source.data). */
-  configJson: Record<string, unknown>;
   config: AssembledBlob & { source: { kind: 'bytes'; data: Buffer } };
   /** Base layers first, then the appended ones, in the order the manifest lists them. */
   layers: AssembledBlob[];
@@ -61,5 +59,5 @@ export function assembleImage(base: BaseImage, layers: AppendLayer[], changes: I
     ...layers.map((layer) => ({ descriptor: { mediaType: types.layerGzip, digest: layer.digest, size: layer.size }, source: layer.source })),
   ];
   const manifest = imageManifest(base.family, config.descriptor, all.map((blob) => blob.descriptor));
-  return { platform: base.platform, manifest, configJson, config, layers: all };
+  return { platform: base.platform, manifest, config, layers: all };
 }

@@ -2,6 +2,7 @@
 // rootfs.diff_ids + history entry appended per new layer. User, Entrypoint, Cmd, WorkingDir and the
 // rest of the base's settings stay as they are. Every time in it is fixed, so it is reproducible.
 import { CONTEXT_MTIME } from '../image/context.ts';
+import { canonicalJson } from '../image/identity.ts';
 
 export const IMAGE_CREATED = CONTEXT_MTIME.toISOString().replace('.000Z', 'Z');
 
@@ -43,13 +44,5 @@ export function appendConfig(base: Json, changes: ConfigChanges): Json {
 
 /** Canonical bytes of a config: the digest depends on them, so no whitespace and a fixed key order. */
 export function configBytes(config: Json): Buffer {
-  return Buffer.from(JSON.stringify(sortKeys(config)));
-}
-
-function sortKeys(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(sortKeys);
-  if (value !== null && typeof value === 'object') {
-    return Object.fromEntries(Object.keys(value as Json).sort().map((key) => [key, sortKeys((value as Json)[key])]));
-  }
-  return value;
+  return Buffer.from(canonicalJson(config));
 }

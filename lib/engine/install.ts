@@ -50,8 +50,8 @@ export async function installOnDocker(docker: Dockerode, plan: BuildPlan, source
 }
 
 async function step(docker: Dockerode, name: string, phase: PlanPhase, files: LayerEntry[], options: InstallOptions): Promise<LayerEntry[]> {
-  await ensureImage(docker, phase.image, { auth: options.auth(phase.image), onProgress: options.onProgress, signal: options.signal });
-  const user = ((await docker.getImage(phase.image).inspect()) as { Config?: { User?: string } }).Config?.User;
+  const auth = options.auth(phase.image);
+  const user = await ensureImage(docker, phase.image, { auth, onProgress: options.onProgress, signal: options.signal });
   // /kubeless must be writable for the image's own user, as a Kubernetes emptyDir is. A user given by
   // name cannot be mapped to a uid without the image's passwd file: then the directory is open to all.
   const owner = numericUser(user);
@@ -64,7 +64,6 @@ async function step(docker: Dockerode, name: string, phase: PlanPhase, files: La
     command: phase.command as string,
     env: phase.env,
     input: await layerTar(entries),
-    auth: options.auth(phase.image),
     networkMode: options.networkMode,
     labels: options.labels ?? {},
     step: name,

@@ -1,10 +1,10 @@
 // A deterministic image layer: a tar of sorted entries with one fixed mtime and fixed owners,
 // gzipped with a fixed level and a fixed header (no timestamp, no file name, OS byte "unknown").
 // The same entries give the same bytes, so the same digest, on any machine and any day.
-import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { pack as tarPack } from 'tar-stream';
 import { CONTEXT_MTIME } from '../image/context.ts';
+import { sha256Digest } from '../registry/manifest.ts';
 
 export interface LayerEntry {
   /** Path inside the image without the leading "/", e.g. "kubeless/handler.js". */
@@ -33,7 +33,6 @@ const GZIP_LEVEL = 6;
 /** RFC 1952 OS byte 255: "unknown", instead of whatever the zlib build would write. */
 const GZIP_OS_UNKNOWN = 0xff;
 
-const sha256 = (data: Buffer) => `sha256:${createHash('sha256').update(data).digest('hex')}`;
 
 /** Adds the parent directories an entry list lacks (mode 0755, owner of the entry), then sorts by name. */
 export function withParents(entries: LayerEntry[]): LayerEntry[] {
@@ -89,5 +88,5 @@ export function deterministicGzip(data: Buffer): Buffer {
 export async function buildLayer(entries: LayerEntry[]): Promise<Layer> {
   const tar = await layerTar(entries);
   const blob = deterministicGzip(tar);
-  return { blob, digest: sha256(blob), diffId: sha256(tar), size: blob.length };
+  return { blob, digest: sha256Digest(blob), diffId: sha256Digest(tar), size: blob.length };
 }

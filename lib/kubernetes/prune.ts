@@ -11,6 +11,8 @@ import { BuilderError } from '../errors.ts';
 import { parseFunction } from '../function/parse.ts';
 import { functionId } from '../function/spec.ts';
 import { functionImageTag } from '../image/identity.ts';
+import type { ImageDigestResolver } from '../image/plan.ts';
+import { registryDigestResolver } from '../image/resolve-digest.ts';
 import { parseReference } from '../image/reference.ts';
 import { RegistryClient } from '../registry/client.ts';
 import { RegistryError } from '../registry/errors.ts';
@@ -18,7 +20,7 @@ import { transportFor, type RegistrySettings } from '../registry/transport.ts';
 import { pullRepository, resolveTarget } from '../target.ts';
 import type { BuilderConfig } from './config.ts';
 import { kubernetesError } from './errors.ts';
-import { withExtraRegistrySettings } from './schedule.ts';
+import { withExtraRegistrySettings } from './registry-settings.ts';
 
 export const DEFAULT_KEEP = 3;
 
@@ -89,7 +91,11 @@ export async function pruneFunctionImages(kubeConfig: KubeConfig, config: Builde
   const log = options.log ?? (() => {});
   const dockerConfig = config.registrySecret.dockerConfig;
   const { catalog } = config;
-  const registries = withExtraRegistrySettings(config, options.registries);
+  const registries = withExtraRegistrySettings(config.registries, options.registries);
+  // One lookup per runtime image for the whole run, not one per Function: a cluster's Functions
+  // share a few runtimes, and every tag of one run is computed against the same digests.
+  const resolveImageDigest = memoized(registryDigestResolver({ dockerConfig, registries, signal: options.signal }));
+  const download = { allowPrivateAddresses: config.allowPrivateAddresses ?? false };
 
   const [functionObjects, deployments] = await Promise.all([listFunctions(kubeConfig), listDeployments(kubeConfig)]);
   const images: FunctionImage[] = [];
@@ -102,7 +108,7 @@ export async function pruneFunctionImages(kubeConfig: KubeConfig, config: Builde
       const spec = parseFunction(object);
       if (spec.prebuiltImage) continue;
       const target = resolveTarget({ registry: config.registry, dockerConfig, functionName: spec.name });
-      const tag = await functionImageTag(spec, { catalog, dockerConfig, registries, signal: options.signal });
+      const tag = await functionImageTag(spec, { catalog, resolveImageDigest, download, signal: options.signal });
       images.push({
         id: functionId(spec),
         namespace: spec.namespace,
@@ -258,4 +264,18 @@ function deployedImages(deployments: V1Deployment[]): { name: string; tag?: stri
     }
   }
   return found;
+}
+
+function memoized(resolve: ImageDigestResolver): ImageDigestResolver {
+  const answers = new Map<string, Promise<string>>();
+  return (image) => {
+    let answer = answers.get(image);
+    if (answer === undefined) {
+      answer = resolve(image);
+      answers.set(image, answer);
+      // A failed lookup is asked again for the next Function, as before.
+      answer.catch(() => answers.delete(image));
+    }
+    return answer;
+  };
 }

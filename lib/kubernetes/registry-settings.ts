@@ -71,3 +71,14 @@ export function targetRegistrySettings(settings: RegistrySettings, tlsVerify: bo
   }
   return withTlsVerifyOff(settings, host);
 }
+
+/**
+ * Registry settings (a config's) with a caller's `extra` over them, host by host: an extra entry
+ * adds to the config's (which has function-registry-tls-verify in it) rather than replacing it.
+ */
+export function withExtraRegistrySettings(settings: RegistrySettings, extra: RegistrySettings | undefined): RegistrySettings {
+  if (extra === undefined) return settings;
+  const merged: RegistrySettings = { ...settings };
+  for (const [host, entry] of Object.entries(extra)) merged[host] = { ...merged[host], ...entry };
+  return merged;
+}

@@ -21,6 +21,7 @@ import type { BuilderConfig } from './config.ts';
 import { jobSteps } from './job-steps.ts';
 import { runBuildJob, type JobLog, type RunJobOptions } from './jobs.ts';
 import { buildJobManifest } from './manifest.ts';
+import { withExtraRegistrySettings } from './registry-settings.ts';
 
 export interface ScheduleOptions extends RunJobOptions {
   /** Transport settings for the scheduler's own registry requests, over the config's. */
@@ -40,17 +41,6 @@ export interface ScheduledBuild extends Pick<BuildResult, 'function' | 'image' |
 }
 
 /**
- * The config's registry settings with a caller's `extra` over them, host by host: an extra entry
- * adds to the config's (which has function-registry-tls-verify in it) rather than replacing it.
- */
-export function withExtraRegistrySettings(config: BuilderConfig, extra: RegistrySettings | undefined): RegistrySettings {
-  if (extra === undefined) return config.registries;
-  const merged: RegistrySettings = { ...config.registries };
-  for (const [host, entry] of Object.entries(extra)) merged[host] = { ...merged[host], ...entry };
-  return merged;
-}
-
-/**
  * `fn` is the Function as the cluster holds it (object, or its YAML/JSON text): it goes to the Job as
  * is. The config comes from readBuilderConfig(); `enable-build-step` is the caller's to honour.
  */
@@ -64,7 +54,7 @@ export async function scheduleBuild(kubeConfig: KubeConfig, fn: string | object,
   }
   const dockerConfig = config.registrySecret.dockerConfig;
   const target = resolveTarget({ registry: config.registry, dockerConfig, functionName: spec.name });
-  const registries = withExtraRegistrySettings(config, options.registries);
+  const registries = withExtraRegistrySettings(config.registries, options.registries);
   const catalog = config.catalog;
 
   if (config.engine === 'registry' && (options.fastPath ?? config.fastPath) !== false) {

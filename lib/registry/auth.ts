@@ -7,6 +7,7 @@ import { BuilderError } from '../errors.ts';
 import type { RegistryCredential } from './credentials.ts';
 import { errorFromResponse, RegistryError, type RegistryErrorContext } from './errors.ts';
 import { readBody, readText, type HttpTransport } from './transport.ts';
+import { redactable, replaceSecrets } from '../redact.ts';
 
 export interface Challenge {
   /** Lower case: "basic", "bearer", ... */
@@ -96,14 +97,11 @@ export class SecretSet {
   readonly #values = new Set<string>();
 
   add(value: string | undefined): void {
-    // Very short values would turn ordinary words into "<redacted>"; nobody's secret is that short.
-    if (value !== undefined && value.length >= 4) this.#values.add(value);
+    if (value !== undefined) this.#values.add(value);
   }
 
   redact(text: string): string {
-    let out = text;
-    for (const value of this.#values) out = out.split(value).join('<redacted>');
-    return out;
+    return replaceSecrets(text, redactable(this.#values), '<redacted>');
   }
 
   /**

@@ -131,16 +131,14 @@ export class HttpTransport {
     this.maxRetryDelayMs = options.maxRetryDelayMs ?? 30_000;
     const transport = options.transport ?? {};
     const extraCa = transport.ca === undefined ? [] : Array.isArray(transport.ca) ? transport.ca : [transport.ca];
-    // Node replaces the system roots when `ca` is set; keep them so a token realm or mirror with a
-    // public certificate still verifies next to a registry signed by a private CA.
-    const connect = {
-      ...(extraCa.length > 0 ? { ca: [...rootCertificates, ...extraCa.map((c) => c.toString())] } : {}),
-      ...(transport.tlsVerify === false ? { rejectUnauthorized: false } : {}),
-    };
     // Redirect targets (blob storage, CDNs) use this agent too: a private registry's storage is usually
     // signed by the same private CA, and with verification off a registry could already send the client
     // anywhere, while blob content is checked against its digest and credentials never follow.
-    this.#agent = sharedAgent(connect, this.timeoutMs);
+    this.#agent = sharedAgent(
+      extraCa.map((c) => c.toString()),
+      transport.tlsVerify === false,
+      this.timeoutMs,
+    );
   }
 
   /**
@@ -237,10 +235,18 @@ export class HttpTransport {
 // per connection, so clients of different credentials can share a pool; TLS settings cannot.
 const agents = new Map<string, Agent>();
 
-function sharedAgent(connect: { ca?: string[]; rejectUnauthorized?: boolean }, timeoutMs: number): Agent {
-  const key = JSON.stringify([connect.ca ?? null, connect.rejectUnauthorized ?? true, timeoutMs]);
+function sharedAgent(extraCa: string[], skipVerify: boolean, timeoutMs: number): Agent {
+  // Keyed by what varies between registries, not by the merged CA list: a client is made on every
+  // build call, and the system roots (some 200 KB of PEM) need not be copied to find its pool.
+  const key = JSON.stringify([extraCa, skipVerify, timeoutMs]);
   let agent = agents.get(key);
   if (!agent) {
+    // Node replaces the system roots when `ca` is set; keep them so a token realm or mirror with a
+    // public certificate still verifies next to a registry signed by a private CA.
+    const connect = {
+      ...(extraCa.length > 0 ? { ca: [...rootCertificates, ...extraCa] } : {}),
+      ...(skipVerify ? { rejectUnauthorized: false } : {}),
+    };
     agent = new Agent({
       connect: { ...connect, timeout: timeoutMs },
       connectTimeout: timeoutMs,
