@@ -69,7 +69,7 @@ export interface AppendBuildResult {
 }
 
 /** Makes the function images (one per platform) without pushing anything but new deps blobs' records. */
-export async function assembleFunctionImages(options: AppendBuildOptions): Promise<{ images: AssembledImage[]; bases: BaseImage[]; index?: 'docker' | 'oci'; afterPush: () => Promise<void> }> {
+export async function assembleFunctionImages(options: AppendBuildOptions): Promise<{ images: AssembledImage[]; bases: BaseImage[]; index?: 'docker' | 'oci'; reproducible: boolean; afterPush: () => Promise<void> }> {
   const { plan, tag, target, signal, log } = options;
   const fn = `${plan.function.namespace}/${plan.function.name}`;
   const source = await plan.materialise(signal);
@@ -98,7 +98,10 @@ export async function assembleFunctionImages(options: AppendBuildOptions): Promi
       (error: unknown) => log({ event: 'deps-record-failed', level: 'warn', function: fn, message: String(error) }),
     );
   };
-  return { images, bases: bases.images, ...(bases.index && images.length > 1 ? { index: bases.index.family } : {}), afterPush };
+  // Installed deps are new bytes every time they are installed; everything else is made the same way
+  // by any build of this tag (recorded deps layer, deterministic code layer and config).
+  const reproducible = deps?.record === undefined;
+  return { images, bases: bases.images, ...(bases.index && images.length > 1 ? { index: bases.index.family } : {}), reproducible, afterPush };
 }
 
 /** The deps layer: from installedDir, from the target's record, or from an install run on the Docker Engine. */
@@ -163,7 +166,7 @@ export async function appendBuild(options: AppendBuildOptions): Promise<AppendBu
 async function appendAndPush(options: AppendBuildOptions, sessions: UploadSessions): Promise<AppendBuildResult> {
   const { target, tag, log } = options;
   const buildStarted = Date.now();
-  const { images, bases, index, afterPush } = await assembleFunctionImages(options);
+  const { images, bases, index, reproducible, afterPush } = await assembleFunctionImages(options);
   const buildMs = Date.now() - buildStarted;
   const pushStarted = Date.now();
   const client = options.client(target.host);
@@ -179,9 +182,11 @@ async function appendAndPush(options: AppendBuildOptions, sessions: UploadSessio
   const mirrored = await mirrorBases(images, bases, { ...copying, targetPath: target.path });
   const blobs = images.flatMap((image) => [...image.layers, image.config]);
   const copyAll = (verify: boolean) => copyBlobs(blobs, { ...copying, repository: target.path, verify });
-  // Another build of the same tag may finish meanwhile: asked beside the blob copy, which its result
-  // does not need; the blobs sent are harmless, and its image stays the tag's.
-  const [raced, copied] = await Promise.all([client.manifestExists(target.path, tag), copyAll(false)]);
+  // Another build of the same tag may finish meanwhile. An image with freshly installed deps differs
+  // from theirs, so the tag is asked about beside the blob copy and their image stays the tag's. A
+  // reproducible image is the one any build that found the same deps record makes: putting it again
+  // moves nothing, and the question would only cost the registry a request before the manifest.
+  const [raced, copied] = await Promise.all([reproducible ? undefined : client.manifestExists(target.path, tag), copyAll(false)]);
   let bytes = addCounts(mirrored, copied);
   if (raced) return { digest: raced.digest, bytes, buildMs, pushMs: Date.now() - pushStarted, raced: true, images };
   const putManifests = async (): Promise<string> => {

@@ -6,7 +6,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildFunctionImage, type BuildFunctionOptions, type BuildLogEvent } from '../../lib/build.ts';
+import { buildFunctionImage, type BuildFunctionOptions, type BuildLogEvent, type BuildProgress } from '../../lib/build.ts';
 import { startFaultProxy, type FaultProxy, type ProxiedRequest } from '../support/fault-proxy.ts';
 import { callBuiltFunction, functionObject, startPipelineRig, type PipelineRig } from '../support/pipeline.ts';
 import type { RegistryHandle } from '../support/registry.ts';
@@ -62,8 +62,12 @@ test('a code-only change sends no blob HEAD: the two new blobs (code layer, conf
 
   const log: BuildLogEvent[] = [];
   let reference = '';
+  let pushStarted = 0;
+  const onProgress = (event: BuildProgress) => {
+    if (event.kind === 'phase' && event.phase === 'push') pushStarted = performance.now();
+  };
   const { sent, kinds } = await requestsOf(async () => {
-    const changed = await buildFunctionImage(parseFunction(depsFn('requests-app', `${code}\n// changed\n`)), options('requests', { docker: NO_DAEMON, runInstall: false, log: (e) => log.push(e) }));
+    const changed = await buildFunctionImage(parseFunction(depsFn('requests-app', `${code}\n// changed\n`)), options('requests', { docker: NO_DAEMON, runInstall: false, log: (e) => log.push(e), onProgress }));
     reference = changed.reference.replace(proxy.host, target.host);
   });
   assert.ok(log.some((e) => e.event === 'deps-reused'), 'the recorded deps layer was used');
@@ -71,12 +75,12 @@ test('a code-only change sends no blob HEAD: the two new blobs (code layer, conf
   assert.is(count(kinds, 'POST blobs/uploads'), 2, 'two upload sessions: code layer and config');
   assert.is(count(kinds, 'PUT blobs/uploads'), 2);
   assert.is(count(kinds, 'PUT manifests'), 1);
-  // The proxy lists requests as they are answered; `at` is when each arrived. The race check is sent
-  // when the push starts, after the deps record was read.
+  // The proxy runs in this process: `at` and the push phase's start are on one clock.
   const arrived = (kind: string) => sent.filter((_, i) => kinds[i] === kind).map((r) => r.at);
-  const pushStarted = Math.max(...arrived('HEAD manifests'));
-  assert.ok(Math.max(...arrived('POST blobs/uploads')) < pushStarted, 'the upload sessions were opened while the image was assembled, before the push');
-  assert.is(kinds.length, 8, `tag HEAD, deps record GET, 2 POST, 2 PUT, the race HEAD, the manifest: ${kinds.join(', ')}`);
+  assert.ok(pushStarted > 0 && Math.max(...arrived('POST blobs/uploads')) < pushStarted, 'the upload sessions were opened while the image was assembled, before the push');
+  // No second HEAD of the tag: the image is reproducible, so a concurrent build of it pushes the same bytes.
+  assert.is(count(kinds, 'HEAD manifests'), 1, `only the cache check asks about the tag: ${kinds.join(', ')}`);
+  assert.is(kinds.length, 7, `tag HEAD, deps record GET, 2 POST, 2 PUT, the manifest: ${kinds.join(', ')}`);
   assert.equal(openUploads('requests/requests-app'), [], 'no upload session left open');
   const answer = await callBuiltFunction(reference, target, 'fast');
   assert.is(answer.text, 'hello fast, from fib-greeting 1.0.0');
@@ -103,6 +107,31 @@ test('a blob the registry lost since this process saw it: the manifest is refuse
   assert.is((await fetch(`${target.url}/v2/lost/requests-lost/blobs/${baseLayer}`, { method: 'HEAD' })).status, 200, 'the lost layer is back');
   const answer = await callBuiltFunction(result!.reference.replace(proxy.host, target.host), target, 'gc');
   assert.is(answer.text, 'hello gc, from fib-greeting 1.0.0');
+});
+
+test('freshly installed deps: the tag is asked about again before the manifest, and a build that pushed it meanwhile keeps it', async () => {
+  const fn = functionObject('requests-raced', { runtime: 'nodejs24', handler: 'handler.hello', function: fixture('nodejs-deps/handler.js'), deps: fixture('nodejs-deps/package.json') });
+  // Another build's image, named by the tag's second HEAD: what the registry says after that build pushed.
+  const theirs = `sha256:${'a'.repeat(64)}`;
+  let tagPath = '';
+  const racing = await startFaultProxy(target.url, {
+    intercept: (request, n) => {
+      const path = request.url ?? '';
+      if (request.method !== 'HEAD' || !/\/manifests\/[0-9a-f]{20,}$/.test(path)) return undefined;
+      tagPath = path;
+      return n === 2 ? { status: 200, headers: { 'docker-content-digest': theirs, 'content-type': 'application/vnd.oci.image.manifest.v1+json', 'content-length': '2' } } : undefined;
+    },
+  });
+  try {
+    const result = await buildFunctionImage(parseFunction(fn), { ...options('raced'), registry: `${racing.host}/raced` });
+    assert.ok(tagPath !== '', 'the tag was asked about');
+    assert.is(result.digest, theirs, 'the digest of the build that pushed first');
+    assert.ok(result.cached, 'reported as built by another');
+    assert.is(racing.requests.filter((r) => r.method === 'HEAD' && r.path === tagPath).length, 2, 'the cache check, then the race check');
+    assert.is(racing.requests.filter((r) => r.method === 'PUT' && r.path === tagPath).length, 0, 'the tag was not moved');
+  } finally {
+    await racing.stop();
+  }
 });
 
 test('an upload session the build does not use is cancelled: only the labels change, so the code layer is there already', async () => {
