@@ -1,15 +1,16 @@
 // The floor of scenario (d): the fewest registry requests that can publish a code-only change of a
 // function with recorded deps, sent with undici directly, with no parsing, planning, layer making or
-// error handling: resolve the runtime tag, miss the function's tag, read the deps record while two
-// upload sessions open, put the code layer and the config, put the manifest. What the registry does
+// error handling: resolve the runtime tag (when the runtime image is named by one), miss the
+// function's tag, read the deps record while two upload sessions open, put the code layer and the
+// config, put the manifest. What the registry does
 // for those requests (mostly writing the blobs and the manifest to its storage) is the part of a
 // build no client can save; bench/run.ts reports the registry engine's (d) time against it.
 import { createHash, randomBytes } from 'node:crypto';
 import { Agent, request } from 'undici';
 
 export interface FloorInput {
-  /** The runtime image's registry origin, repository, tag and Basic credentials (user:password). */
-  source: { origin: string; repository: string; tag: string; basic: string };
+  /** The runtime image's registry origin, repository, tag and Basic credentials (user:password), when it is named by tag. */
+  source?: { origin: string; repository: string; tag: string; basic: string };
   /** The target registry's origin and the function's repository. */
   target: { origin: string; repository: string };
   /** The deps record's tag in that repository. */
@@ -43,7 +44,8 @@ export async function floorBuild(input: FloorInput): Promise<number> {
   const accept = { accept: input.manifest.mediaType };
 
   const started = performance.now();
-  await send('HEAD', `${input.source.origin}/v2/${input.source.repository}/manifests/${input.source.tag}`, { ...accept, authorization: `Basic ${Buffer.from(input.source.basic).toString('base64')}` });
+  const { source } = input;
+  if (source) await send('HEAD', `${source.origin}/v2/${source.repository}/manifests/${source.tag}`, { ...accept, authorization: `Basic ${Buffer.from(source.basic).toString('base64')}` });
   if ((await send('HEAD', `${repo}/manifests/${tag}`, accept)).status !== 404) throw new Error('floor: the tag exists');
   const sessions = [send('POST', `${repo}/blobs/uploads/`), send('POST', `${repo}/blobs/uploads/`)];
   if ((await send('GET', `${repo}/manifests/${input.depsTag}`, { accept: 'application/vnd.oci.image.manifest.v1+json' })).status !== 200) throw new Error('floor: no deps record');

@@ -8,6 +8,8 @@
 //   (c) a fresh function (new deps, nothing cached but the base images)
 //   (d) (b) with the registry engine: the deps layer is found by content, only the code layer moves
 //   (e) a fresh function without deps, registry engine against docker build + push
+// The runtime catalog names its images by digest, as Kubeless's runtime-images does; (d) is measured
+// once more with the runtime image by tag, which costs a build one more request (its resolution).
 // For (d) and (e) the bytes the registry engine uploaded are reported too, and (d) against its floor:
 // the fewest requests that publish it, sent with undici directly (bench/registry-floor.ts).
 // Not part of `npm test`: it takes a few minutes and measures rather than checks.
@@ -23,6 +25,9 @@ import { dockerClientConfig } from '../test/support/registry.ts';
 import { startFaultProxy } from '../test/support/fault-proxy.ts';
 import { closeFloor, floorBuild, type FloorInput } from './registry-floor.ts';
 import { parseFunction } from '../lib/function/parse.ts';
+import { registryDigestResolver } from '../lib/image/resolve-digest.ts';
+import { parseDockerConfig } from '../lib/registry/credentials.ts';
+import type { RuntimeCatalogEntry } from '../test/support/runtime-images.ts';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'functions', 'runtimes', 'nodejs-deps');
@@ -56,8 +61,8 @@ function code(nonce: string): string {
 }
 
 /** The hand-written equivalent of the generated image, for `docker build`. */
-function handWrittenDockerfile(rig: PipelineRig): string {
-  const node = rig.catalog.find((runtime) => runtime.ID === 'nodejs')!.versions[0]!;
+function handWrittenDockerfile(catalog: RuntimeCatalogEntry[]): string {
+  const node = catalog.find((runtime) => runtime.ID === 'nodejs')!.versions[0]!;
   const install = node.images.find((image) => image.phase === 'installation')!;
   const runtime = node.images.find((image) => image.phase === 'runtime')!;
   return [
@@ -75,8 +80,8 @@ function handWrittenDockerfile(rig: PipelineRig): string {
 }
 
 /** The hand-written image of a function without deps: the runtime image, the code, the env. */
-function handWrittenNoDepsDockerfile(rig: PipelineRig): string {
-  const runtime = rig.catalog.find((r) => r.ID === 'nodejs')!.versions[0]!.images.find((image) => image.phase === 'runtime')!;
+function handWrittenNoDepsDockerfile(catalog: RuntimeCatalogEntry[]): string {
+  const runtime = catalog.find((r) => r.ID === 'nodejs')!.versions[0]!.images.find((image) => image.phase === 'runtime')!;
   return [
     `FROM ${runtime.image}`,
     'COPY --chown=1000:1000 handler.js /kubeless/handler.js',
@@ -85,14 +90,23 @@ function handWrittenNoDepsDockerfile(rig: PipelineRig): string {
   ].join('\n');
 }
 
+/** The rig's catalog with every image by digest (the rig names runtime images by tag). */
+async function pinnedCatalog(rig: PipelineRig): Promise<RuntimeCatalogEntry[]> {
+  const pin = registryDigestResolver({ dockerConfig: parseDockerConfig(rig.dockerConfigJson) });
+  const pinned = structuredClone(rig.catalog);
+  for (const image of pinned.flatMap((runtime) => runtime.versions.flatMap((version) => version.images))) image.image = await pin(image.image);
+  return pinned;
+}
+
 async function main(): Promise<void> {
   const loadAtStart = loadavg();
   const rig = await startPipelineRig('bench', ['anonymous']);
   const work = mkdtempSync(join(tmpdir(), 'fib-bench-'));
   const sourceConfig = dockerClientConfig(rig.source);
   const registry = rig.targets.anonymous!.host;
-  const options = { registry: `${registry}/bench`, catalog: rig.catalog, dockerConfig: rig.dockerConfigJson };
-  const dockerfile = handWrittenDockerfile(rig);
+  const catalog = await pinnedCatalog(rig);
+  const options = { registry: `${registry}/bench`, catalog, dockerConfig: rig.dockerConfigJson };
+  const dockerfile = handWrittenDockerfile(catalog);
   const proxy = await startFaultProxy(rig.targets.anonymous!.url);
   const cliEnv = { ...process.env, DOCKER_BUILDKIT: '0' };
 
@@ -100,7 +114,7 @@ async function main(): Promise<void> {
     const dir = join(work, `${name}-${tag}`);
     rmSync(dir, { recursive: true, force: true });
     await exec('mkdir', ['-p', dir]);
-    writeFileSync(join(dir, 'Dockerfile'), deps === undefined ? handWrittenNoDepsDockerfile(rig) : dockerfile);
+    writeFileSync(join(dir, 'Dockerfile'), deps === undefined ? handWrittenNoDepsDockerfile(catalog) : dockerfile);
     writeFileSync(join(dir, 'handler.js'), handler);
     if (deps !== undefined) writeFileSync(join(dir, 'package.json'), deps);
     const image = `${registry}/bench-cli/${name}:${tag}`;
@@ -110,22 +124,22 @@ async function main(): Promise<void> {
   const ours = (name: string, handler: string, deps: string) =>
     buildFunctionImage(parseFunction(functionObject(name, { handler: 'handler.hello', runtime: 'nodejs24', function: handler, deps })), options);
 
-  const viaRegistry = async (name: string, handler: string, deps: string | undefined) => {
+  const viaRegistry = async (name: string, handler: string, deps: string | undefined, runtimeCatalog = catalog) => {
     const spec = deps === undefined ? { handler: 'handler.text', runtime: 'nodejs24', function: handler } : { handler: 'handler.hello', runtime: 'nodejs24', function: handler, deps };
-    const result = await buildFunctionImage(parseFunction(functionObject(name, spec)), { ...options, registry: `${registry}/bench-registry`, engine: 'registry' });
+    const result = await buildFunctionImage(parseFunction(functionObject(name, spec)), { ...options, catalog: runtimeCatalog, registry: `${registry}/bench-registry`, engine: 'registry' });
     if (result.cached || !result.bytes) throw new Error(`${name} was not built by the registry engine`);
     return { ...result, bytes: result.bytes };
   };
 
-  /** What the floor of (d) needs, read from the registries once (d) was built. */
-  const floorInput = async (digest: string): Promise<FloorInput> => {
+  /** What the floor of (d) needs, read from the registries once (d) was built; `byTag`: the runtime tag is resolved first. */
+  const floorInput = async (digest: string, byTag: boolean): Promise<FloorInput> => {
     const target = rig.targets.anonymous!.url;
     const runtime = parseReference(rig.catalog.find((r) => r.ID === 'nodejs')!.versions[0]!.images.find((image) => image.phase === 'runtime')!.image);
     const tags = ((await (await fetch(`${target}/v2/bench-registry/bench-app/tags/list`)).json()) as { tags: string[] }).tags;
     const accept = 'application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json';
     const response = await fetch(`${target}/v2/bench-registry/bench-app/manifests/${digest}`, { headers: { accept } });
     return {
-      source: { origin: rig.source.url, repository: runtime.repository, tag: runtime.tag ?? 'latest', basic: `${rig.source.username}:${rig.source.password}` },
+      ...(byTag ? { source: { origin: rig.source.url, repository: runtime.repository, tag: runtime.tag ?? 'latest', basic: `${rig.source.username}:${rig.source.password}` } } : {}),
       target: { origin: target, repository: 'bench-registry/bench-app' },
       depsTag: tags.find((tag) => tag.startsWith('deps-'))!,
       manifest: { bytes: Buffer.from(await response.arrayBuffer()), mediaType: response.headers.get('content-type')! },
@@ -133,15 +147,16 @@ async function main(): Promise<void> {
   };
 
   const stages: BuildTimings[] = [];
-  const samples: Record<'a' | 'b' | 'c' | 'd' | 'e', Sample> = {
+  const samples: Record<'a' | 'b' | 'c' | 'd' | 'dTag' | 'e', Sample> = {
     a: { ours: [], cli: [] },
     b: { ours: [], cli: [] },
     c: { ours: [], cli: [] },
     d: { ours: [], cli: [] },
+    dTag: { ours: [], cli: [] },
     e: { ours: [], cli: [] },
   };
   const uploaded: Record<'d' | 'e', number[]> = { d: [], e: [] };
-  const floor: number[] = [];
+  const floor: Record<'d' | 'dTag', number[]> = { d: [], dTag: [] };
   let redeployRequests = 0;
   try {
     // The function that is redeployed and changed: built once by both sides first (not measured).
@@ -180,8 +195,14 @@ async function main(): Promise<void> {
         uploaded.d.push(result.bytes.uploaded);
         changed = result.digest;
       }));
-      floor.push(await floorBuild(await floorInput(changed)));
+      floor.d.push(await floorBuild(await floorInput(changed, false)));
       samples.d.cli.push(await timed(() => cliBuildPush('bench-app', `d${run}`, registryHandler, deps)));
+      // (d) again with the runtime image by tag (against the same CLI sample: docker build reads the
+      // runtime image from the daemon however it is named).
+      const tagHandler = code(`registry tag change ${run} ${nonce}`);
+      samples.dTag.ours.push(await timed(() => viaRegistry('bench-app', tagHandler, deps, rig.catalog)));
+      samples.dTag.cli.push(samples.d.cli.at(-1)!);
+      floor.dTag.push(await floorBuild(await floorInput(changed, true)));
 
       // (e) a fresh function without deps.
       const noDeps = `${NODEPS_HANDLER}\n// ${nonce}\n`;
@@ -215,6 +236,7 @@ async function main(): Promise<void> {
     ['(b) code-only change, function with deps', samples.b],
     ['(c) fresh function with deps', samples.c],
     ['(d) code-only change, function with deps, registry engine', samples.d],
+    ['(d) with the runtime image by tag', samples.dTag],
     ['(e) fresh function without deps, registry engine', samples.e],
   ];
   const seconds = (ms: number) => `${(ms / 1000).toFixed(ms < 1000 ? 3 : 2)} s`;
@@ -233,7 +255,9 @@ async function main(): Promise<void> {
   lines.push('', `(b) by stage, medians: resolve ${stage('resolveMs')}, registry check ${stage('checkMs')}, build ${stage('buildMs')}, push ${stage('pushMs')}.`);
   const kib = (values: number[]) => `${(median(values) / 1024).toFixed(1)} KiB`;
   lines.push(`Registry engine, bytes uploaded (median): (d) ${kib(uploaded.d)}, (e) ${kib(uploaded.e)}; unchanged redeploy: at most ${redeployRequests} registry request(s).`);
-  lines.push(`(d) floor, the same requests sent with undici directly (bench/registry-floor.ts): ${seconds(median(floor))}; the registry engine takes ${(median(samples.d.ours) / median(floor)).toFixed(1)}× the floor, the docker CLI ${(median(samples.d.cli) / median(floor)).toFixed(1)}×.`);
+  const againstFloor = (name: string, sample: Sample, floorMs: number[]) =>
+    `${name} ${seconds(median(floorMs))}, the registry engine ${(median(sample.ours) / median(floorMs)).toFixed(1)}× that, the docker CLI ${(median(sample.cli) / median(floorMs)).toFixed(1)}×`;
+  lines.push(`(d) floor, the same requests sent with undici directly (bench/registry-floor.ts): ${againstFloor('by digest', samples.d, floor.d)}; ${againstFloor('by tag', samples.dTag, floor.dTag)}.`);
   const load = (values: number[]) => values.map((l) => l.toFixed(2)).join(', ');
   lines.push(`Load average (1, 5, 15 min): ${load(loadAtStart)} at the start, ${load(loadavg())} at the end (2 cores, shared).`);
   console.log(lines.join('\n'));
