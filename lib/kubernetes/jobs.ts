@@ -12,7 +12,6 @@ import type { JobManifests } from './manifest.ts';
 import type { JobResult } from './termination-message.ts';
 
 export { BuildJobError } from './job-outcome.ts';
-export type { JobLog } from './job-context.ts';
 
 export interface RunJobOptions {
   signal?: AbortSignal | undefined;

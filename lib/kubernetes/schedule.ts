@@ -19,7 +19,8 @@ import { transportFor, type RegistrySettings } from '../registry/transport.ts';
 import { pullRepository, resolveTarget } from '../target.ts';
 import type { BuilderConfig } from './config.ts';
 import { jobSteps } from './job-steps.ts';
-import { runBuildJob, type JobLog, type RunJobOptions } from './jobs.ts';
+import type { JobLog } from './job-context.ts';
+import { runBuildJob, type RunJobOptions } from './jobs.ts';
 import { buildJobManifest } from './manifest.ts';
 import { withExtraRegistrySettings } from './registry-settings.ts';
 
