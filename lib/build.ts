@@ -8,14 +8,13 @@
 import type Dockerode from 'dockerode';
 import { connectDocker, dockerEndpointFromEnv } from './docker/connect.ts';
 import { localImageId } from './docker/push-image.ts';
-import { BuilderError } from './errors.ts';
 import { functionId, type FunctionSpec } from './function/spec.ts';
 import { parseReference } from './image/reference.ts';
 import { parseDockerConfig, type DockerConfig } from './registry/credentials.ts';
 import { parseRuntimeCatalog, type RuntimeCatalog } from './runtime/catalog.ts';
 import { defaultRuntimeCatalog } from './runtime/default-catalog.ts';
-import { DEFAULT_PLATFORM, planImages, resolveBuildPlan, type BuildPlan } from './image/plan.ts';
-import { planIdentity } from './image/identity.ts';
+import { DEFAULT_PLATFORM, resolveBuildPlan, type BuildPlan } from './image/plan.ts';
+import { expectedPlanIdentity } from './image/identity.ts';
 import { redactor } from './redact.ts';
 import { pullRepository, resolveTarget, type BuildTarget } from './target.ts';
 import { emptyCounts } from './engine/copy-blobs.ts';
@@ -29,22 +28,6 @@ import { appendOnRegistry, writeOutput } from './build/registry-engine.ts';
 import type { BuildFunctionOptions, BuildResult, BuildTimings, EngineOutcome, IdentifiedBuild } from './build/types.ts';
 
 export type { BuildFunctionOptions, BuildLogEvent, BuildProgress, BuildResult, BuildTimings } from './build/types.ts';
-
-/**
- * The inputs give another tag than the one the caller waits for: a runtime image given by tag moved,
- * or the catalog changed, between scheduling and building. Building it would push an image nobody
- * waits for; scheduling again computes the new tag.
- */
-export class TagMismatchError extends BuilderError {
-  constructor(fn: string, expected: string, actual: string, images: string[]) {
-    super(
-      'E_TAG_MISMATCH',
-      'user',
-      `function ${fn}: the build was scheduled for tag ${expected}, but its inputs now give ${actual} (a runtime image tag moved or the catalog changed since); nothing was built: schedule the build again`,
-      { details: { function: fn, expectedTag: expected, tag: actual, images } },
-    );
-  }
-}
 
 /** Builds (or finds) the image of a parsed Function; parse it with parseFunction() or parseFunctions(). */
 export async function buildFunctionImage(spec: FunctionSpec, options: BuildFunctionOptions = {}): Promise<BuildResult> {
@@ -200,8 +183,7 @@ async function identify(
       return `${ref.name}@${digest}`;
     },
   });
-  const tag = planIdentity(plan);
-  if (options.expectedTag !== undefined && options.expectedTag !== tag) throw new TagMismatchError(id, options.expectedTag, tag, planImages(plan));
+  const tag = expectedPlanIdentity(plan, options.expectedTag);
   for (const warning of plan.warnings) if (!spec.warnings.includes(warning)) log({ event: 'plan-warning', level: 'warn', function: id, message: warning });
   const image = `${target.repository}:${tag}`;
   log({ event: 'identified', level: 'info', function: id, image, tag });

@@ -7,9 +7,8 @@ import { writeFileSync } from 'node:fs';
 import { EXIT_OK } from '../../lib/errors.ts';
 import { parseFunction } from '../../lib/function/parse.ts';
 import { functionId } from '../../lib/function/spec.ts';
-import { TagMismatchError } from '../../lib/build.ts';
-import { planIdentity } from '../../lib/image/identity.ts';
-import { planImages, resolveBuildPlan } from '../../lib/image/plan.ts';
+import { expectedPlanIdentity } from '../../lib/image/identity.ts';
+import { resolveBuildPlan } from '../../lib/image/plan.ts';
 import { registryDigestResolver } from '../../lib/image/resolve-digest.ts';
 import { volumeFiles, writeVolumeFiles, type VolumeFiles } from '../../lib/image/volume-files.ts';
 import { JOB_ENV, JOB_INSTALL_DIR, JOB_STEPS_DIR } from '../../lib/kubernetes/contract.ts';
@@ -17,7 +16,7 @@ import { stepEnvScript, stepScriptPath, type StepPhase } from '../../lib/kuberne
 import { UsageError, type Command, type CommandIO } from '../command.ts';
 import { readJobInputs, targetOf } from '../mounted-inputs.ts';
 import { createJsonLog } from '../json-log.ts';
-import { reportJobFailure } from './job.ts';
+import { reportJobFailure } from '../job-termination.ts';
 
 const PARTS = ['deps', 'code'] as const;
 type Part = (typeof PARTS)[number];
@@ -56,8 +55,7 @@ async function run(args: string[], io: CommandIO): Promise<number> {
     });
     // The Job's init containers were made from the scheduler's plan: inputs that give another tag
     // (a runtime image tag moved since) would install for an image nobody waits for.
-    const tag = planIdentity(plan);
-    if (inputs.tag !== undefined && inputs.tag !== tag) throw new TagMismatchError(functionId(spec), inputs.tag, tag, planImages(plan));
+    expectedPlanIdentity(plan, inputs.tag);
     const files: VolumeFiles = volumeFiles(plan, await plan.materialise(io.signal));
     const dir = io.env[JOB_ENV.installedDir] || JOB_INSTALL_DIR;
     const written = (parts as Part[]).flatMap((part) => files[part]);

@@ -1,16 +1,15 @@
 // function-image-builder job: the entrypoint of the build Job's container. Builds the mounted
 // Function (or finds its image), logs JSON lines on stdout, and leaves the outcome in the
 // termination message, where the scheduler reads it from the pod's status.
-import { writeFileSync } from 'node:fs';
 import { buildFunctionImage } from '../../lib/build.ts';
-import { BuilderError, EXIT_OK, exitCodeFor } from '../../lib/errors.ts';
+import { EXIT_OK } from '../../lib/errors.ts';
 import { parseFunction } from '../../lib/function/parse.ts';
 import { functionId } from '../../lib/function/spec.ts';
-import { JOB_ENV, TERMINATION_LOG_PATH } from '../../lib/kubernetes/contract.ts';
-import { encodeTerminationMessage, type JobFailure, type JobResult } from '../../lib/kubernetes/termination-message.ts';
+import type { JobResult } from '../../lib/kubernetes/termination-message.ts';
 import { UsageError, type Command, type CommandIO } from '../command.ts';
 import { readJobInputs, targetOf } from '../mounted-inputs.ts';
-import { createJsonLog, libraryLog, progressLog, type JsonLog } from '../json-log.ts';
+import { createJsonLog, libraryLog, progressLog } from '../json-log.ts';
+import { reportJobFailure, writeTermination } from '../job-termination.ts';
 
 const usage = `usage: function-image-builder job
 
@@ -37,15 +36,6 @@ the Job mounts (docs/kubernetes.md, "The Job's contract"):
 Logs one JSON object per line on stdout. Writes {"image","digest","reference","cached"} to the
 termination log, or {"error":{"code","kind","message"}} on failure.
 Exit codes: 0 built or found, 2 user error (retrying cannot help), 3 infrastructure failure.`;
-
-function writeTermination(path: string, outcome: JobResult | JobFailure, log: JsonLog): void {
-  try {
-    writeFileSync(path, encodeTerminationMessage(outcome));
-  } catch (error) {
-    // The log still has the outcome; a missing termination file must not turn success into failure.
-    log('warn', 'termination-log-unwritable', { path, message: (error as Error).message });
-  }
-}
 
 async function run(args: string[], io: CommandIO): Promise<number> {
   if (args.length > 0) throw new UsageError(`job takes no arguments (got ${args.join(' ')}); it reads the mounted files and the environment`);
@@ -89,18 +79,6 @@ async function run(args: string[], io: CommandIO): Promise<number> {
   } catch (error) {
     return reportJobFailure(error, terminationLog, io, log);
   }
-}
-
-/** A failed in-cluster command: the error to the termination message and the log; its exit code. */
-export function reportJobFailure(error: unknown, terminationLog: string | undefined, io: CommandIO, log: JsonLog): number {
-  const exitCode = exitCodeFor(error);
-  const reported =
-    error instanceof BuilderError
-      ? { code: error.code, kind: error.kind, message: error.message }
-      : { code: 'E_INTERNAL', kind: 'internal', message: error instanceof Error ? error.message : String(error) };
-  writeTermination(terminationLog ?? (io.env[JOB_ENV.terminationLog] || TERMINATION_LOG_PATH), { error: reported }, log);
-  log('error', 'failed', { ...reported, exitCode, ...(error instanceof BuilderError ? { details: error.details } : {}) });
-  return exitCode;
 }
 
 export const command: Command = { summary: 'in-cluster entrypoint: build the mounted Function, report to the termination log', usage, run };

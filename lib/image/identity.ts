@@ -9,11 +9,12 @@
 //
 // IDENTITY_FORMAT names how the image is assembled from these inputs (Dockerfile, layout): bump it
 // whenever that changes, so images built the old way are not taken for new ones.
+import { BuilderError } from '../errors.ts';
 import { sha256Hex } from '../function/files.ts';
-import { formatContentType, type FunctionSpec } from '../function/spec.ts';
+import { formatContentType, functionId, type FunctionSpec } from '../function/spec.ts';
 import type { DockerConfig } from '../registry/credentials.ts';
 import type { RegistrySettings } from '../registry/transport.ts';
-import { resolveBuildPlan, type BuildPlan, type PlanPhase, type ResolvePlanOptions } from './plan.ts';
+import { planImages, resolveBuildPlan, type BuildPlan, type PlanPhase, type ResolvePlanOptions } from './plan.ts';
 import { registryDigestResolver } from './resolve-digest.ts';
 
 export const IDENTITY_FORMAT = 'function-image-builder/identity/v3';
@@ -89,6 +90,32 @@ export function identityDocument(plan: BuildPlan): Record<string, Canonical> {
 /** The image tag of a resolved plan: 64 hex digits. */
 export function planIdentity(plan: BuildPlan): string {
   return sha256Hex(canonicalJson(identityDocument(plan)));
+}
+
+/**
+ * The inputs give another tag than the one the caller waits for: a runtime image given by tag moved,
+ * or the catalog changed, between scheduling and building. Building it would push an image nobody
+ * waits for; scheduling again computes the new tag.
+ */
+export class TagMismatchError extends BuilderError {
+  constructor(fn: string, expected: string, actual: string, images: string[]) {
+    super(
+      'E_TAG_MISMATCH',
+      'user',
+      `function ${fn}: the build was scheduled for tag ${expected}, but its inputs now give ${actual} (a runtime image tag moved or the catalog changed since); nothing was built: schedule the build again`,
+      { details: { function: fn, expectedTag: expected, tag: actual, images } },
+    );
+  }
+}
+
+/**
+ * The plan's tag, held to the one the scheduler computed (undefined: any). The build Job and its
+ * init containers resolve the plan again in the pod; what they make must be what the scheduler waits for.
+ */
+export function expectedPlanIdentity(plan: BuildPlan, expected: string | undefined): string {
+  const tag = planIdentity(plan);
+  if (expected !== undefined && expected !== tag) throw new TagMismatchError(functionId(plan.function), expected, tag, planImages(plan));
+  return tag;
 }
 
 export interface FunctionImageTagOptions extends ResolvePlanOptions {
