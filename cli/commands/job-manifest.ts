@@ -5,11 +5,11 @@ import { BuilderError, EXIT_OK } from '../../lib/errors.ts';
 import { functionObjects, parseFunction } from '../../lib/function/parse.ts';
 import { planIdentity } from '../../lib/image/identity.ts';
 import { resolveBuildPlan } from '../../lib/image/plan.ts';
-import { registryDigestResolver } from '../../lib/image/resolve-digest.ts';
 import { parseEngine } from '../../lib/engine/errors.ts';
 import { DEFAULT_JOB_SETTINGS, parseBuilderConfig, REGISTRY_SECRET_NAME, type BuilderConfig } from '../../lib/kubernetes/config.ts';
 import { jobSteps } from '../../lib/kubernetes/job-steps.ts';
 import { buildJobManifest } from '../../lib/kubernetes/manifest.ts';
+import { planOptions } from '../../lib/kubernetes/plan-options.ts';
 import { resolveTarget, TargetError } from '../../lib/target.ts';
 import { UsageError, type Command, type CommandIO } from '../command.ts';
 import { InputFileError, readDockerConfigFlag, parseCommandLine, readFunctionInput, readText } from '../flags.ts';
@@ -101,7 +101,8 @@ async function run(args: string[], io: CommandIO): Promise<number> {
   // The flags win over the file; everything else is parsed where readBuilderConfig parses it.
   const settingsConfig = parseBuilderConfig(settings, {
     where: values['kubeless-config'] ?? 'kubeless-config',
-    registrySecret: { name: values.secret ?? REGISTRY_SECRET_NAME, namespace: '' },
+    // The credentials given here stand in for the Secret's in the runtime images' lookups.
+    registrySecret: { name: values.secret ?? REGISTRY_SECRET_NAME, namespace: '', dockerConfig },
     dockerConfig,
     overrides: {
       registry: values.registry,
@@ -119,8 +120,6 @@ async function run(args: string[], io: CommandIO): Promise<number> {
       },
     },
   });
-  const { catalog, registries } = settingsConfig;
-  const download = { allowPrivateAddresses: settingsConfig.allowPrivateAddresses ?? false };
 
   const documents: string[] = [];
   for (const { value } of functionObjects(await readFunctionInput(io, positionals[0]!))) {
@@ -135,12 +134,7 @@ async function run(args: string[], io: CommandIO): Promise<number> {
     } catch (error) {
       if (!(error instanceof TargetError) || config.registry !== undefined) throw error;
     }
-    const plan = await resolveBuildPlan(fn, {
-      catalog,
-      resolveImageDigest: registryDigestResolver({ dockerConfig, registries, signal: io.signal }),
-      download,
-      signal: io.signal,
-    });
+    const plan = await resolveBuildPlan(fn, planOptions(config, io.signal));
     const tag = planIdentity(plan);
     const { input, job } = buildJobManifest(
       { name: fn.name, namespace: fn.namespace, uid: fn.uid, source: object, tag, image: target ? `${target.repository}:${tag}` : undefined, steps: jobSteps(plan) },

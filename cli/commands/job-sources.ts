@@ -9,10 +9,10 @@ import { parseFunction } from '../../lib/function/parse.ts';
 import { functionId } from '../../lib/function/spec.ts';
 import { expectedPlanIdentity } from '../../lib/image/identity.ts';
 import { resolveBuildPlan } from '../../lib/image/plan.ts';
-import { registryDigestResolver } from '../../lib/image/resolve-digest.ts';
 import { volumeFiles, writeVolumeFiles, type VolumeFiles } from '../../lib/image/volume-files.ts';
 import { JOB_ENV, JOB_INSTALL_DIR, JOB_STEPS_DIR } from '../../lib/kubernetes/contract.ts';
 import { stepEnvScript, stepScriptPath, type StepPhase } from '../../lib/kubernetes/job-steps.ts';
+import { planOptions } from '../../lib/kubernetes/plan-options.ts';
 import { UsageError, type Command, type CommandIO } from '../command.ts';
 import { readJobInputs, targetOf } from '../mounted-inputs.ts';
 import { createJsonLog } from '../json-log.ts';
@@ -46,13 +46,7 @@ async function run(args: string[], io: CommandIO): Promise<number> {
     log('info', 'inputs', { sources: inputs.sources, credentialKeys: inputs.dockerConfig?.entries.map((entry) => entry.key) ?? [] });
     const spec = parseFunction(inputs.function);
     const { registries } = targetOf(inputs, spec.name);
-    const { catalog } = inputs;
-    const plan = await resolveBuildPlan(spec, {
-      catalog,
-      resolveImageDigest: registryDigestResolver({ dockerConfig: inputs.dockerConfig, registries, signal: io.signal }),
-      download: { allowPrivateAddresses: inputs.allowPrivateAddresses },
-      signal: io.signal,
-    });
+    const plan = await resolveBuildPlan(spec, planOptions({ ...inputs, registries, registrySecret: { dockerConfig: inputs.dockerConfig } }, io.signal));
     // The Job's init containers were made from the scheduler's plan: inputs that give another tag
     // (a runtime image tag moved since) would install for an image nobody waits for.
     expectedPlanIdentity(plan, inputs.tag);

@@ -12,7 +12,6 @@ import { parseFunction } from '../function/parse.ts';
 import { functionId } from '../function/spec.ts';
 import { functionImageTag } from '../image/identity.ts';
 import type { ImageDigestResolver } from '../image/plan.ts';
-import { registryDigestResolver } from '../image/resolve-digest.ts';
 import { parseReference } from '../image/reference.ts';
 import { RegistryClient } from '../registry/client.ts';
 import { RegistryError } from '../registry/errors.ts';
@@ -20,6 +19,7 @@ import { transportFor, type RegistrySettings } from '../registry/transport.ts';
 import { pullRepository, resolveTarget } from '../target.ts';
 import type { BuilderConfig } from './config.ts';
 import { kubernetesError } from './errors.ts';
+import { planOptions } from './plan-options.ts';
 import { withExtraRegistrySettings } from './registry-settings.ts';
 
 export const DEFAULT_KEEP = 3;
@@ -90,12 +90,11 @@ export async function pruneFunctionImages(kubeConfig: KubeConfig, config: Builde
   }
   const log = options.log ?? (() => {});
   const dockerConfig = config.registrySecret.dockerConfig;
-  const { catalog } = config;
   const registries = withExtraRegistrySettings(config.registries, options.registries);
+  const plan = planOptions({ ...config, registries }, options.signal);
   // One lookup per runtime image for the whole run, not one per Function: a cluster's Functions
   // share a few runtimes, and every tag of one run is computed against the same digests.
-  const resolveImageDigest = memoized(registryDigestResolver({ dockerConfig, registries, signal: options.signal }));
-  const download = { allowPrivateAddresses: config.allowPrivateAddresses ?? false };
+  const resolveImageDigest = memoized(plan.resolveImageDigest);
 
   const [functionObjects, deployments] = await Promise.all([listFunctions(kubeConfig), listDeployments(kubeConfig)]);
   const images: FunctionImage[] = [];
@@ -108,7 +107,7 @@ export async function pruneFunctionImages(kubeConfig: KubeConfig, config: Builde
       const spec = parseFunction(object);
       if (spec.prebuiltImage) continue;
       const target = resolveTarget({ registry: config.registry, dockerConfig, functionName: spec.name });
-      const tag = await functionImageTag(spec, { catalog, resolveImageDigest, download, signal: options.signal });
+      const tag = await functionImageTag(spec, { ...plan, resolveImageDigest });
       images.push({
         id: functionId(spec),
         namespace: spec.namespace,

@@ -10,7 +10,6 @@ import { BuilderError } from '../errors.ts';
 import type { FunctionSpec } from '../function/spec.ts';
 import { planIdentity } from '../image/identity.ts';
 import { resolveBuildPlan } from '../image/plan.ts';
-import { registryDigestResolver } from '../image/resolve-digest.ts';
 import type { DockerConfig } from '../registry/credentials.ts';
 import type { RuntimeCatalog } from '../runtime/catalog.ts';
 import { parseReference } from '../image/reference.ts';
@@ -22,6 +21,7 @@ import { jobSteps } from './job-steps.ts';
 import type { JobLog } from './job-context.ts';
 import { runBuildJob, type RunJobOptions } from './jobs.ts';
 import { buildJobManifest } from './manifest.ts';
+import { planOptions } from './plan-options.ts';
 import { withExtraRegistrySettings } from './registry-settings.ts';
 
 export interface ScheduleOptions extends RunJobOptions {
@@ -63,8 +63,7 @@ export async function scheduleBuild(kubeConfig: KubeConfig, fn: string | object,
     if (appended !== undefined) return appended;
   }
 
-  const download = { allowPrivateAddresses: config.allowPrivateAddresses ?? false };
-  const plan = await resolveBuildPlan(spec, { catalog, resolveImageDigest: registryDigestResolver({ dockerConfig, registries, signal: options.signal }), download, signal: options.signal });
+  const plan = await resolveBuildPlan(spec, planOptions({ ...config, registries }, options.signal));
   const tag = planIdentity(plan);
   const image = `${target.repository}:${tag}`;
   // The Job pushes and reports under the push name; nodes pull under this one (same registry, same digest).

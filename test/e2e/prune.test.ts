@@ -16,7 +16,7 @@ import { parseRuntimeCatalog } from '../../lib/runtime/catalog.ts';
 import { exec } from '../support/docker.ts';
 import { startFaultProxy } from '../support/fault-proxy.ts';
 import { startKubeApi, type KubeApi } from '../support/kube-api.ts';
-import { functionObject } from '../support/pipeline.ts';
+import { functionObject, LOOPBACK_SOURCES, startFileServer } from '../support/pipeline.ts';
 import { PINNED_CATALOG_JSON, pushSmallImage } from '../support/registry-images.ts';
 import { startRegistry, type RegistryHandle } from '../support/registry.ts';
 
@@ -173,6 +173,32 @@ test('prune --namespace other --yes (CLI): deletes by digest in the repositories
   // fns/solo: two images, keep 2: nothing goes. fns/broken belongs to namespace default: untouched.
   assert.equal(await tagsOf('fns/solo'), expectedTags('soloCurrent', 'soloOld'));
   assert.equal(await tagsOf('fns/broken'), expectedTags('brokenOld'));
+});
+
+test('a url source on a private address: its tag is computed with kubeless-config\'s allowance (so its current image stays), and without it the repository is skipped', async () => {
+  const files = await startFileServer();
+  try {
+    const object = functionObject('from-url', { handler: 'handler.hello', runtime: 'nodejs24', 'function-content-type': 'url', function: files.put('hello.js', 'module.exports = { hello: () => "url" }') }) as { metadata: { namespace: string } };
+    object.metadata.namespace = 'urls';
+    api.create('functions', object);
+    const current = await functionImageTag(object, { catalog: parseRuntimeCatalog(CATALOG), download: LOOPBACK_SOURCES });
+    const kept = await pushImage('fns/from-url', [current], day(0));
+    const old = await pushImage('fns/from-url', [hash('from-url-old')], day(1));
+    const config = await readBuilderConfig(api.kubeConfig, { namespace: 'default' });
+
+    const allowed = await pruneFunctionImages(api.kubeConfig, { ...config, allowPrivateAddresses: LOOPBACK_SOURCES.allowPrivateAddresses }, { namespace: 'urls', keep: 0 });
+    assert.not.ok(allowed.skipped.some((s) => s.function === 'urls/from-url'), JSON.stringify(allowed.skipped));
+    const repository = allowed.repositories.find((r) => r.repository === `${registry.host}/fns/from-url`);
+    assert.equal(digests(repository, 'kept'), [kept]);
+    assert.equal(repository?.kept[0]?.kept, ['current']);
+    assert.equal(digests(repository, 'removed'), [old]);
+
+    const refused = await pruneFunctionImages(api.kubeConfig, config, { namespace: 'urls', keep: 0 });
+    assert.match(refused.skipped.find((s) => s.function === 'urls/from-url')?.reason ?? '', /private|loopback/);
+    assert.is(refused.repositories.length, 0, 'nothing of a Function whose image cannot be known is pruned');
+  } finally {
+    await files.stop();
+  }
 });
 
 test.run();
