@@ -3,6 +3,8 @@
 //   → tag exists: cached result, the Docker Engine is not even contacted
 //   → else the engine: build (Docker Engine) → push → local tag removed, or append (registry API)
 //   → { image, digest, reference, ... }
+// buildResolvedImage() enters after the check, for a caller that resolved the plan and asked the
+// registry itself (scheduleBuild).
 // The steps' own concerns live in lib/build/: the time limit (deadline.ts), one build per image in
 // a process (in-flight.ts), the registry clients per host (registry-clients.ts), and the two engines.
 import type Dockerode from 'dockerode';
@@ -30,7 +32,25 @@ import type { BuildFunctionOptions, BuildResult, BuildTimings, EngineOutcome, Id
 export type { BuildFunctionOptions, BuildLogEvent, BuildProgress, BuildResult, BuildTimings } from './build/types.ts';
 
 /** Builds (or finds) the image of a parsed Function; parse it with parseFunction() or parseFunctions(). */
-export async function buildFunctionImage(spec: FunctionSpec, options: BuildFunctionOptions = {}): Promise<BuildResult> {
+export function buildFunctionImage(spec: FunctionSpec, options: BuildFunctionOptions = {}): Promise<BuildResult> {
+  return buildImage(spec, options, undefined);
+}
+
+/** What a plan resolved already fixed, and what a build of it that is known to be missing cannot take. */
+export type ResolvedBuildOptions = Omit<BuildFunctionOptions, 'catalog' | 'labels' | 'platform' | 'download' | 'limits' | 'expectedTag' | 'push' | 'output' | 'cacheDir'>;
+
+/**
+ * Builds and pushes the image of a plan the caller resolved, whose tag it has just found missing
+ * from the target registry (scheduleBuild, before it builds here): the plan's runtime images and
+ * source are used as resolved (a url source is not downloaded again) and the tag is not asked about
+ * again. A concurrent build of the same tag is still joined, and one that pushed first still wins.
+ */
+export function buildResolvedImage(plan: BuildPlan, options: ResolvedBuildOptions = {}): Promise<BuildResult> {
+  return buildImage(plan.function, options, plan);
+}
+
+/** `resolved`: the plan of a tag known to be missing, so neither the resolution nor the check is done. */
+async function buildImage(spec: FunctionSpec, options: BuildFunctionOptions, resolved: BuildPlan | undefined): Promise<BuildResult> {
   const started = Date.now();
   const timings: BuildTimings = { resolveMs: 0, checkMs: 0, buildMs: 0, pushMs: 0, writeMs: 0, totalMs: 0 };
   const log = options.log ?? (() => {});
@@ -62,7 +82,7 @@ export async function buildFunctionImage(spec: FunctionSpec, options: BuildFunct
   }
 
   async function run(): Promise<BuildResult> {
-    const build = await identify(spec, id, options, settings, { limit, clients, log, progress });
+    const build = await identify(spec, id, options, settings, { limit, clients, log, progress }, resolved);
     timings.resolveMs = Date.now() - started;
     const { image, tag } = build;
 
@@ -77,7 +97,7 @@ export async function buildFunctionImage(spec: FunctionSpec, options: BuildFunct
 
     const produce = async (): Promise<BuildResult> => {
       const checkStarted = Date.now();
-      const existing = await check(build, push);
+      const existing = resolved === undefined ? await check(build, push) : undefined;
       timings.checkMs = Date.now() - checkStarted;
       if (existing) return result(build, { digest: existing, cached: true, pushed: false, ...(push && engineName === 'registry' ? { bytes: emptyCounts() } : {}) });
       const outcome = engineName === 'registry'
@@ -155,8 +175,8 @@ function callSettings(spec: FunctionSpec, id: string, options: BuildFunctionOpti
 }
 
 /**
- * Resolves the plan (runtime images pinned to digests), computes the tag and holds it to the
- * expected one, and gathers what the engines need.
+ * Resolves the plan (unless the caller did), computes the tag and holds it to the expected one, and
+ * gathers what the engines need.
  */
 async function identify(
   spec: FunctionSpec,
@@ -164,25 +184,11 @@ async function identify(
   options: BuildFunctionOptions,
   settings: CallSettings,
   call: { limit: BuildDeadline; clients: RegistryClients; log: IdentifiedBuild['log']; progress: IdentifiedBuild['progress'] },
+  resolved: BuildPlan | undefined,
 ): Promise<IdentifiedBuild> {
   const { limit, clients, log, progress } = call;
-  const { platform, target } = settings;
-  progress({ kind: 'phase', phase: 'resolve', message: `resolving ${id} (${spec.runtime})` });
-  const plan = await resolveBuildPlan(spec, {
-    catalog: settings.catalog,
-    signal: limit.signal,
-    platform,
-    ...(options.labels === undefined ? {} : { labels: options.labels }),
-    ...(options.download === undefined ? {} : { download: options.download }),
-    ...(options.limits === undefined ? {} : { limits: options.limits }),
-    resolveImageDigest: async (image: string) => {
-      const ref = parseReference(image);
-      if (ref.digest) return image;
-      const digest = await clients.for(ref.registry).resolveDigest(ref.repository, ref.tag ?? 'latest', platform);
-      log({ event: 'runtime-image-resolved', level: 'info', function: id, image, digest });
-      return `${ref.name}@${digest}`;
-    },
-  });
+  const { target } = settings;
+  const plan = resolved ?? (await resolve(spec, id, options, settings, call));
   const tag = expectedPlanIdentity(plan, options.expectedTag);
   for (const warning of plan.warnings) if (!spec.warnings.includes(warning)) log({ event: 'plan-warning', level: 'warn', function: id, message: warning });
   const image = `${target.repository}:${tag}`;
@@ -203,6 +209,28 @@ async function identify(
     log,
     progress,
   };
+}
+
+/** The Function against the catalog: runtime images pinned to digests (through the call's clients), the source read. */
+async function resolve(spec: FunctionSpec, id: string, options: BuildFunctionOptions, settings: CallSettings, call: { limit: BuildDeadline; clients: RegistryClients; log: IdentifiedBuild['log']; progress: IdentifiedBuild['progress'] }): Promise<BuildPlan> {
+  const { limit, clients, log, progress } = call;
+  const { platform } = settings;
+  progress({ kind: 'phase', phase: 'resolve', message: `resolving ${id} (${spec.runtime})` });
+  return resolveBuildPlan(spec, {
+    catalog: settings.catalog,
+    signal: limit.signal,
+    platform,
+    ...(options.labels === undefined ? {} : { labels: options.labels }),
+    ...(options.download === undefined ? {} : { download: options.download }),
+    ...(options.limits === undefined ? {} : { limits: options.limits }),
+    resolveImageDigest: async (image: string) => {
+      const ref = parseReference(image);
+      if (ref.digest) return image;
+      const digest = await clients.for(ref.registry).resolveDigest(ref.repository, ref.tag ?? 'latest', platform);
+      log({ event: 'runtime-image-resolved', level: 'info', function: id, image, digest });
+      return `${ref.name}@${digest}`;
+    },
+  });
 }
 
 /**

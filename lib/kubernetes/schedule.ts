@@ -5,13 +5,11 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import { parseFunction } from '../function/parse.ts';
 import { functionId } from '../function/spec.ts';
-import { buildFunctionImage, type BuildResult } from '../build.ts';
+import { buildResolvedImage, type BuildResult } from '../build.ts';
 import { BuilderError } from '../errors.ts';
-import type { FunctionSpec } from '../function/spec.ts';
 import { planIdentity } from '../image/identity.ts';
-import { resolveBuildPlan } from '../image/plan.ts';
+import { resolveBuildPlan, type BuildPlan } from '../image/plan.ts';
 import type { DockerConfig } from '../registry/credentials.ts';
-import type { RuntimeCatalog } from '../runtime/catalog.ts';
 import { parseReference } from '../image/reference.ts';
 import { RegistryClient } from '../registry/client.ts';
 import { transportFor, type RegistrySettings } from '../registry/transport.ts';
@@ -56,13 +54,9 @@ export async function scheduleBuild(kubeConfig: KubeConfig, fn: string | object,
   const dockerConfig = config.registrySecret.dockerConfig;
   const target = resolveTarget({ registry: config.registry, dockerConfig, functionName: spec.name });
   const registries = withExtraRegistrySettings(config.registries, options.registries);
-  const catalog = config.catalog;
 
-  if (config.engine === 'registry' && (options.fastPath ?? config.fastPath) !== false) {
-    const appended = await appendInProcess(spec, config, { catalog, dockerConfig, registries, signal: options.signal, log });
-    if (appended !== undefined) return appended;
-  }
-
+  // Resolved once: the fast path and the Job's manifest use this plan and tag (a url source without
+  // a checksum is downloaded once), and the registry is asked about the tag once.
   const plan = await resolveBuildPlan(spec, planOptions({ ...config, registries }, options.signal));
   const tag = planIdentity(plan);
   const image = `${target.repository}:${tag}`;
@@ -85,6 +79,11 @@ export async function scheduleBuild(kubeConfig: KubeConfig, fn: string | object,
     return { function: id, image, tag, digest: existing.digest, reference: `${pullRepo}@${existing.digest}`, ...pullNames, cached: true, prebuilt: false, created: false };
   }
 
+  if (config.engine === 'registry' && (options.fastPath ?? config.fastPath) !== false) {
+    const appended = await appendInProcess(plan, config, { dockerConfig, registries, signal: options.signal, log });
+    if (appended !== undefined) return appended;
+  }
+
   const manifests = buildJobManifest({ name: spec.name, namespace: spec.namespace, uid: spec.uid, source: fn, tag, image, steps: jobSteps(plan) }, config);
   // A Job that completed since the lookup above is joined when its image is there, not rebuilt.
   const imageExists = async (result: { digest: string }) => (await lookup())?.digest === result.digest;
@@ -93,25 +92,24 @@ export async function scheduleBuild(kubeConfig: KubeConfig, fn: string | object,
 }
 
 /**
- * The fast path: with nothing to install or compile (or deps whose installed layer the registry
- * already holds), the registry engine appends the image here in a few requests, and no Job is
- * needed. undefined when something has to run: then a Job does it.
+ * The fast path, for an image the registry was just found not to hold: with nothing to install or
+ * compile (or deps whose installed layer the registry already holds), the registry engine appends
+ * it here in a few requests, and no Job is needed. undefined when something has to run: then a Job
+ * does it.
  */
 async function appendInProcess(
-  spec: FunctionSpec,
+  plan: BuildPlan,
   config: BuilderConfig,
-  context: { catalog: RuntimeCatalog; dockerConfig: DockerConfig | undefined; registries: RegistrySettings; signal: AbortSignal | undefined; log: JobLog },
+  context: { dockerConfig: DockerConfig | undefined; registries: RegistrySettings; signal: AbortSignal | undefined; log: JobLog },
 ): Promise<ScheduledBuild | undefined> {
   try {
-    const result = await buildFunctionImage(spec, {
+    const result = await buildResolvedImage(plan, {
       engine: 'registry',
       runInstall: false,
       ...(config.registry !== undefined ? { registry: config.registry } : {}),
       ...(config.pullRegistry !== undefined ? { pullRegistry: config.pullRegistry } : {}),
-      catalog: context.catalog,
       ...(context.dockerConfig !== undefined ? { dockerConfig: context.dockerConfig } : {}),
       registries: context.registries,
-      download: { allowPrivateAddresses: config.allowPrivateAddresses ?? false },
       ...(context.signal !== undefined ? { signal: context.signal } : {}),
       log: context.log,
     });
@@ -129,7 +127,7 @@ async function appendInProcess(
     };
   } catch (error) {
     if (!(error instanceof BuilderError && error.code === 'E_INSTALL_REQUIRED')) throw error;
-    context.log({ event: 'fast-path-declined', function: functionId(spec), reason: error.message });
+    context.log({ event: 'fast-path-declined', function: functionId(plan.function), reason: error.message });
     return undefined;
   }
 }
