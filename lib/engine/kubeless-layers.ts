@@ -1,6 +1,7 @@
 // What goes into the function image's own layers, all under /kubeless and owned by the function's
 // user (1000), as the Docker engine's `COPY --chown=1000:1000` leaves them:
-//   code layer  the function's files (and the deps file when nothing installs it), from the plan;
+//   code layer  the function's files (and the deps file when nothing installs it), placed as every
+//               engine places them (image/volume-files.ts);
 //   deps layer  the result of the install (and compile) step: a directory on disk (a Job's emptyDir)
 //               or the tar the Docker Engine hands back from the install container.
 import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
@@ -8,9 +9,11 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { extract as tarExtract } from 'tar-stream';
+import type { SourceFile } from '../function/files.ts';
 import type { MaterialisedSource } from '../function/source.ts';
 import { BuilderError } from '../errors.ts';
 import { FUNCTION_UID, INSTALL_VOLUME, type BuildPlan } from '../image/plan.ts';
+import { volumeFiles } from '../image/volume-files.ts';
 import type { LayerEntry } from './layer.ts';
 
 /** "kubeless": INSTALL_VOLUME as a layer path. */
@@ -21,20 +24,17 @@ const owned = (name: string, type: LayerEntry['type'], mode: number, extra: Part
 /** The /kubeless directory itself: owned by the function's user, so the runtime may write there as in Kubeless. */
 export const volumeEntry = (): LayerEntry => owned(VOLUME_ENTRY, 'directory', 0o755);
 
-/** The function's files (and the deps file when no install step takes it), as the code layer holds them. */
+/** One of the function's files (or its deps file) under /kubeless, owned by the function's user. */
+export function volumeFileEntry(file: SourceFile): LayerEntry {
+  const name = `${VOLUME_ENTRY}/${file.path}`;
+  if (file.type === 'directory') return owned(name, 'directory', 0o755);
+  if (file.type === 'symlink') return owned(name, 'symlink', 0o777, { linkname: file.linkTarget ?? '' });
+  return owned(name, 'file', file.mode, { content: file.content });
+}
+
+/** The function's files (and the deps file when no install step takes it, by volume-files.ts's rule), as the code layer holds them. */
 export function codeLayerEntries(plan: BuildPlan, source: MaterialisedSource): LayerEntry[] {
-  const entries: LayerEntry[] = [volumeEntry()];
-  for (const file of source.files) {
-    const name = `${VOLUME_ENTRY}/${file.path}`;
-    if (file.type === 'directory') entries.push(owned(name, 'directory', 0o755));
-    else if (file.type === 'symlink') entries.push(owned(name, 'symlink', 0o777, { linkname: file.linkTarget ?? '' }));
-    else entries.push(owned(name, 'file', file.mode, { content: file.content }));
-  }
-  // As the build context does: without an install step the deps file still belongs beside the code.
-  if (source.deps !== undefined && plan.phases.installation === undefined && !source.deps.fromArchive) {
-    entries.push(owned(`${VOLUME_ENTRY}/${plan.runtime.depName}`, 'file', 0o644, { content: source.deps.content }));
-  }
-  return entries;
+  return [volumeEntry(), ...volumeFiles(plan, source).code.map(volumeFileEntry)];
 }
 
 export class InstalledDirError extends BuilderError {
