@@ -7,9 +7,10 @@ import { encodeRegistryConfig, type EngineAuth } from './auth.ts';
 import { removeContainer } from './cleanup.ts';
 import { aborted, deadline } from './deadline.ts';
 import { BuilderError } from '../errors.ts';
-import { BaseImageError, BuildFailedError, DockerUnavailableError, killedBySignal } from './errors.ts';
+import { BuildFailedError, DockerUnavailableError, killedBySignal } from './errors.ts';
 import type { Redactor } from '../redact.ts';
 import type { ProgressListener } from './progress.ts';
+import { pullFailure } from './pull-failure.ts';
 import { errorText, readMessages, type EngineMessage } from './stream.ts';
 
 export interface BuildImageOptions {
@@ -156,16 +157,7 @@ function buildFailure(failure: EngineMessage, step: Step | undefined, redact: Re
   const where = step ? `step ${step.step}/${step.steps} \`${clip(step.instruction)}\`` : 'the build';
   const details = { step: step?.instruction, stepNumber: step?.step, outputTail: tail, daemonMessage: message };
   const from = step && /^FROM\s/i.test(step.instruction) ? step.instruction.split(/\s+/)[1] : undefined;
-  if (from) {
-    const imageDetails = { ...details, image: from };
-    if (/not found|manifest unknown|does not exist|name unknown|no such image/i.test(message)) {
-      return new BaseImageError('E_BASE_IMAGE_NOT_FOUND', 'user', `the base image ${from} does not exist in its registry (${message}). Check the runtime catalog entry that names it.`, { details: imageDetails });
-    }
-    if (/unauthorized|denied|authentication required|no basic auth credentials|forbidden/i.test(message)) {
-      return new BaseImageError('E_BASE_IMAGE_PULL_FAILED', 'user', `the registry refused to hand out the base image ${from} (${message}). Give a credential for its registry in the docker config.`, { details: imageDetails });
-    }
-    return new BaseImageError('E_BASE_IMAGE_PULL_FAILED', 'infrastructure', `pulling the base image ${from} failed: ${message}`, { details: imageDetails });
-  }
+  if (from) return pullFailure(from, message, { what: 'base image', details });
   const shown = tail.length ? `\n--- last output of that step ---\n${tail.join('\n')}` : '';
   // A RUN step that exits non-zero reports its exit code; that is the function's own install or
   // compile command failing, which will fail the same way on every retry, unless a signal killed it.

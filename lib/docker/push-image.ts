@@ -7,6 +7,7 @@ import { encodeRegistryAuth, type EngineAuth } from './auth.ts';
 import { retryCleanup } from './cleanup.ts';
 import { aborted, deadline } from './deadline.ts';
 import { DockerUnavailableError, PushFailedError } from './errors.ts';
+import { inspectImage } from './inspect-image.ts';
 import type { ProgressListener } from './progress.ts';
 import { errorText, readMessages, type EngineMessage } from './stream.ts';
 
@@ -116,15 +117,10 @@ export async function tagImage(docker: Dockerode, imageId: string, repository: s
 
 /** The image ID a local name points at, undefined when there is none. */
 export async function localImageId(docker: Dockerode, name: string, signal: AbortSignal): Promise<string | undefined> {
-  // dockerode's image.inspect() takes no abortSignal: dial the endpoint directly so a frozen daemon cannot hold the call.
-  const modem = docker.modem as unknown as { dial(options: object, callback: (error: unknown, data: unknown) => void): void };
-  return new Promise((resolve, reject) => {
-    modem.dial({ path: `/images/${name}/json`, method: 'GET', abortSignal: signal, statusCodes: { 200: true, 404: 'no such image', 500: 'server error' } }, (error, data) => {
-      if (error) {
-        if ((error as { statusCode?: number }).statusCode === 404) resolve(undefined);
-        else if (signal.aborted) reject(error);
-        else reject(new DockerUnavailableError(`the Docker Engine could not look up ${name}: ${(error as Error).message}`, { cause: error, details: { image: name } }));
-      } else resolve((data as { Id?: string }).Id);
-    });
-  });
+  try {
+    return (await inspectImage(docker, name, signal))?.Id;
+  } catch (error) {
+    if (signal.aborted) throw error;
+    throw new DockerUnavailableError(`the Docker Engine could not look up ${name}: ${(error as Error).message}`, { cause: error, details: { image: name } });
+  }
 }

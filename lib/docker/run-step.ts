@@ -2,13 +2,18 @@
 // Docker Engine, the way Kubeless's init containers ran it: the step's files are put into
 // /kubeless (writable for the image's own user), `sh -c <command>` runs there with the step's env,
 // and /kubeless is handed back as a tar. Only that step runs on the daemon; the image is made elsewhere.
-// The container is removed whatever happens, also when the call is cancelled.
+// The container is removed whatever happens, also when the call is cancelled or the daemon stops
+// answering mid-step: every request is bound to the caller's signal.
+import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type Dockerode from 'dockerode';
 import type { EngineAuth } from './auth.ts';
+import { removeContainer } from './cleanup.ts';
 import { BaseImageError, BuildFailedError, DockerUnavailableError, killedBySignal } from './errors.ts';
 import type { Redactor } from '../redact.ts';
+import { inspectImage } from './inspect-image.ts';
 import type { ProgressListener } from './progress.ts';
+import { pullFailure } from './pull-failure.ts';
 import { errorText, readMessages, type EngineMessage } from './stream.ts';
 
 export interface RunStepOptions {
@@ -24,33 +29,45 @@ export interface RunStepOptions {
   /** What the step is, for messages: "install", "compile". */
   step: string;
   onProgress?: ProgressListener | undefined;
+  /** Cancels every request of the step, the wait for its end included. */
   signal?: AbortSignal | undefined;
+  /** Bounds the removal of the container (retried while the daemon does not answer); default 10 s from when it starts. */
+  cleanupSignal?: AbortSignal | undefined;
   endpoint?: string | undefined;
   /** Applied to the step's output before it is returned or put in an error (hides the function's env values). */
   redact?: Redactor | undefined;
 }
 
 const TAIL_LINES = 25;
+/** How long removing the step's container may take when the caller gives no cleanupSignal. */
+const DEFAULT_CLEANUP_MS = 10_000;
 
 /** Pulls `image` unless the daemon has it; returns the user its config runs as ('' = root). */
 export async function ensureImage(
   docker: Dockerode,
   image: string,
   /** auth: credentials for the image's registry, when the daemon has to pull it. */
-  options: { auth?: EngineAuth | undefined } & Pick<RunStepOptions, 'onProgress' | 'signal'>,
+  /** what: the image's part in the build, for messages ("image of the install step"). */
+  options: { auth?: EngineAuth | undefined; what?: string | undefined } & Pick<RunStepOptions, 'onProgress' | 'signal'>,
 ): Promise<string> {
-  const userOf = () =>
-    docker.getImage(image).inspect().then(
-      (info: { Config?: { User?: string } }) => info.Config?.User ?? '',
-      (error: { statusCode?: number }) => {
-        if (error.statusCode === 404) return undefined;
-        throw error;
-      },
-    );
+  const userOf = async () => {
+    const info = await inspectImage(docker, image, options.signal);
+    return info === undefined ? undefined : (info.Config?.User ?? '');
+  };
   const present = await userOf();
   if (present !== undefined) return present;
   const at = image.lastIndexOf('@');
-  const stream = (await docker.createImage(options.auth ?? {}, { fromImage: image.slice(0, at), tag: image.slice(at + 1), abortSignal: options.signal })) as unknown as Readable;
+  let stream: Readable;
+  try {
+    stream = (await docker.createImage(options.auth ?? {}, { fromImage: image.slice(0, at), tag: image.slice(at + 1), abortSignal: options.signal })) as unknown as Readable;
+  } catch (error) {
+    if (options.signal?.aborted) throw error;
+    // A pull that fails before any progress (no such manifest, credentials refused) is the request's
+    // own HTTP error, not a message of the stream; its text is the same.
+    const refused = error as { statusCode?: number; json?: { message?: string } };
+    if (refused.statusCode !== undefined) throw pullFailure(image, refused.json?.message ?? (error as Error).message, { what: options.what });
+    throw new DockerUnavailableError(`the Docker Engine could not be asked to pull ${image}: ${(error as Error).message}`, { cause: error, details: { image } });
+  }
   let failure: EngineMessage | undefined;
   await readMessages(
     stream,
@@ -62,41 +79,40 @@ export async function ensureImage(
     },
     options.signal,
   );
-  if (failure) {
-    const message = errorText(failure);
-    const denied = /unauthorized|denied|authentication required|forbidden/i.test(message);
-    const missing = /not found|manifest unknown|does not exist|name unknown/i.test(message);
-    if (missing) throw new BaseImageError('E_BASE_IMAGE_NOT_FOUND', 'user', `the image ${image} does not exist in its registry (${message}). Check the runtime catalog entry that names it.`, { details: { image } });
-    throw new BaseImageError('E_BASE_IMAGE_PULL_FAILED', denied ? 'user' : 'infrastructure', `pulling ${image} failed: ${message}`, { details: { image } });
-  }
+  if (failure) throw pullFailure(image, errorText(failure), { what: options.what });
   return (await userOf()) ?? '';
 }
 
 /**
  * Runs the step, on an image the caller has made present (ensureImage), and returns /kubeless
- * afterwards as a tar stream; read it, then call remove() for the container.
+ * afterwards as a tar stream; read it, then call remove() for the container. Every request to the
+ * daemon, the wait for the step's end included, is cancelled when `signal` fires; the container is
+ * then force-removed (which also stops the step), within `cleanupSignal`.
  */
 export async function runStep(docker: Dockerode, options: RunStepOptions): Promise<{ output: Readable; remove: () => Promise<void> }> {
   const endpoint = options.endpoint ?? 'the Docker Engine';
-  options.signal?.throwIfAborted();
-  const container = await docker.createContainer({
-    Image: options.image,
-    Cmd: ['sh', '-c', options.command],
-    Env: Object.entries(options.env).map(([name, value]) => `${name}=${value}`),
-    WorkingDir: '/kubeless',
-    Labels: options.labels ?? {},
-    HostConfig: { ...(options.networkMode ? { NetworkMode: options.networkMode } : {}) },
-  });
-  const remove = () => container.remove({ force: true }).then(() => undefined, () => undefined);
-  const onAbort = () => void container.kill().catch(() => undefined);
+  const abortSignal = options.signal;
+  abortSignal?.throwIfAborted();
+  // Named by us, so that it can be removed even when the create request is cut off after the daemon made it.
+  const name = `fib-step-${randomBytes(8).toString('hex')}`;
+  const remove = () => removeContainer(docker, name, options.cleanupSignal ?? AbortSignal.timeout(DEFAULT_CLEANUP_MS)).catch(() => undefined);
   try {
-    await container.putArchive(options.input, { path: '/' });
-    options.signal?.addEventListener('abort', onAbort, { once: true });
-    await container.start();
-    const { StatusCode: status } = (await container.wait()) as { StatusCode: number };
-    options.signal?.throwIfAborted();
+    const container = await docker.createContainer({
+      name,
+      Image: options.image,
+      Cmd: ['sh', '-c', options.command],
+      Env: Object.entries(options.env).map(([variable, value]) => `${variable}=${value}`),
+      WorkingDir: '/kubeless',
+      Labels: options.labels ?? {},
+      HostConfig: { ...(options.networkMode ? { NetworkMode: options.networkMode } : {}) },
+      abortSignal,
+    });
+    await container.putArchive(options.input, { path: '/', abortSignal });
+    await container.start({ abortSignal });
+    const { StatusCode: status } = (await container.wait({ abortSignal })) as { StatusCode: number };
+    abortSignal?.throwIfAborted();
     if (status !== 0) {
-      const logs = (await container.logs({ stdout: true, stderr: true, follow: false })) as unknown as Buffer;
+      const logs = (await container.logs({ stdout: true, stderr: true, follow: false, abortSignal })) as unknown as Buffer;
       const tail = (options.redact ?? ((text: string) => text))(demultiplex(logs)).split('\n').filter(Boolean).slice(-TAIL_LINES);
       // The function's own install or compile command failed: it fails the same way on a retry,
       // unless a signal killed it (the daemon restarting, the OOM killer).
@@ -105,14 +121,12 @@ export async function runStep(docker: Dockerode, options: RunStepOptions): Promi
         details: { step: options.step, image: options.image, exitCode: status, outputTail: tail },
       });
     }
-    const output = (await container.getArchive({ path: '/kubeless' })) as unknown as Readable;
+    const output = (await container.getArchive({ path: '/kubeless', abortSignal })) as unknown as Readable;
     return { output, remove };
   } catch (error) {
     await remove();
-    if (error instanceof BuildFailedError || error instanceof BaseImageError || options.signal?.aborted) throw error;
+    if (error instanceof BuildFailedError || error instanceof BaseImageError || abortSignal?.aborted) throw error;
     throw new DockerUnavailableError(`the ${options.step} step in ${options.image} could not be run on ${endpoint}: ${(error as Error).message}`, { cause: error, details: { step: options.step } });
-  } finally {
-    options.signal?.removeEventListener('abort', onAbort);
   }
 }
 

@@ -9,7 +9,8 @@ import type { EngineAuth } from '../docker/auth.ts';
 import type { ProgressListener } from '../docker/progress.ts';
 import type { MaterialisedSource } from '../function/source.ts';
 import type { BuildPlan, PlanPhase } from '../image/plan.ts';
-import { codeLayerEntries, tarStreamEntries, VOLUME_ENTRY } from './kubeless-layers.ts';
+import { volumeFiles } from '../image/volume-files.ts';
+import { codeLayerEntries, tarStreamEntries, VOLUME_ENTRY, volumeFileEntry } from './kubeless-layers.ts';
 import { layerTar, type LayerEntry } from './layer.ts';
 
 export interface InstallOptions {
@@ -18,7 +19,10 @@ export interface InstallOptions {
   networkMode?: string | undefined;
   labels?: Record<string, string>;
   onProgress?: ProgressListener | undefined;
+  /** Cancels the steps: the pull, every request to the daemon and the wait for a step's end. */
   signal?: AbortSignal | undefined;
+  /** Bounds the removal of a step's container; default: 10 s from when it starts. */
+  cleanupSignal?: AbortSignal | undefined;
   endpoint?: string | undefined;
   redact?: Redactor | undefined;
   log?: (event: { event: string; level: 'debug' | 'info' | 'warn'; [field: string]: unknown }) => void;
@@ -37,9 +41,8 @@ export async function installOnDocker(docker: Dockerode, plan: BuildPlan, source
   const { installation, compilation } = plan.phases;
   let result: LayerEntry[] | undefined;
   if (installation !== undefined) {
-    const deps = source.deps?.content ?? Buffer.alloc(0);
-    const depsEntry: LayerEntry = { name: `${VOLUME_ENTRY}/${plan.runtime.depName}`, type: 'file', mode: 0o644, uid: 0, gid: 0, content: deps };
-    result = await step(docker, 'install', installation, [depsEntry], options);
+    // Only the deps file, as every engine gives the installation step (image/volume-files.ts).
+    result = await step(docker, 'install', installation, volumeFiles(plan, source).deps.map(volumeFileEntry), options);
   }
   if (compilation !== undefined) {
     // The compile step sees what the Docker engine's compile stage sees: the install result, then the code over it.
@@ -51,7 +54,7 @@ export async function installOnDocker(docker: Dockerode, plan: BuildPlan, source
 
 async function step(docker: Dockerode, name: string, phase: PlanPhase, files: LayerEntry[], options: InstallOptions): Promise<LayerEntry[]> {
   const auth = options.auth(phase.image);
-  const user = await ensureImage(docker, phase.image, { auth, onProgress: options.onProgress, signal: options.signal });
+  const user = await ensureImage(docker, phase.image, { auth, what: `image of the ${name} step`, onProgress: options.onProgress, signal: options.signal });
   // /kubeless must be writable for the image's own user, as a Kubernetes emptyDir is. A user given by
   // name cannot be mapped to a uid without the image's passwd file: then the directory is open to all.
   const owner = numericUser(user);
@@ -69,6 +72,7 @@ async function step(docker: Dockerode, name: string, phase: PlanPhase, files: La
     step: name,
     onProgress: options.onProgress,
     signal: options.signal,
+    cleanupSignal: options.cleanupSignal,
     endpoint: options.endpoint,
     redact: options.redact,
   });

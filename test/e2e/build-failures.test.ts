@@ -205,6 +205,19 @@ test('cancelled and timed-out builds: E_BUILD_ABORTED / E_BUILD_TIMEOUT, nothing
   assert.is(timedOut.kind, 'infrastructure');
 });
 
+test('the registry engine: an install step that outlasts the limit ends the build by the limit (E_BUILD_TIMEOUT), its container removed', async () => {
+  const catalog = structuredClone(rig.catalog);
+  const install = catalog.find((r) => r.ID === 'nodejs')!.versions[0]!.images.find((i) => i.phase === 'installation')!;
+  install.command = 'sleep 120';
+  const fn = functionObject('slow-install-registry', { handler: 'handler.hello', runtime: 'nodejs24', function: fixture('nodejs-deps/handler.js'), deps: fixture('nodejs-deps/package.json') });
+  const started = Date.now();
+  const error = await expectFailure('slow-install-registry', fn, 'E_BUILD_TIMEOUT', { catalog, engine: 'registry', timeoutMs: 10_000 });
+  const elapsed = Date.now() - started;
+  assert.is(error.kind, 'infrastructure');
+  // expectFailure's own checks (tags, containers) are in `elapsed` too; the build itself ends by 10 s.
+  assert.ok(elapsed < 12_000, `ended after ${elapsed} ms`);
+});
+
 test('download and archive limits given to buildFunctionImage hold (E_SOURCE_TOO_LARGE, E_ARCHIVE_UNSAFE) before the daemon is asked', async () => {
   const closed = await freePort();
   const docker = { DOCKER_HOST: `tcp://127.0.0.1:${closed}` };

@@ -3,11 +3,14 @@
 // pushes whose digest is the one the registry serves.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createServer, type Socket } from 'node:net';
+import { createServer as createHttpServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import Dockerode from 'dockerode';
 import { connectDocker, dockerEndpointFromEnv } from '../../lib/docker/connect.ts';
 import { buildImage } from '../../lib/docker/build-image.ts';
 import { pushImage, removeImage } from '../../lib/docker/push-image.ts';
+import { ensureImage, runStep } from '../../lib/docker/run-step.ts';
+import { layerTar } from '../../lib/engine/layer.ts';
 import type { DockerProgress } from '../../lib/docker/progress.ts';
 import { docker } from '../support/docker.ts';
 import { dockerTlsEndpoint } from '../support/docker-tls.ts';
@@ -216,6 +219,88 @@ test('buildImage: a private base image is pulled with the credentials in X-Regis
     config.cleanup();
     await docker(['rmi', `fib-docker-engine-private:${scope.value}`]).catch(() => undefined);
     await docker(['rmi', privateBase]).catch(() => undefined);
+  }
+});
+
+test('ensureImage: a step image missing from its registry, or refused to a pull without credentials, is a user error naming it and the remedy', async () => {
+  const missing = `${anonymous.host}/nope/install@sha256:${'0'.repeat(64)}`;
+  const notFound = await rejectsWith(ensureImage(engine, missing, { what: 'image of the install step' }), 'E_BASE_IMAGE_NOT_FOUND');
+  assert.is(notFound.kind, 'user');
+  assert.is(notFound.details.image, missing);
+  assert.match(notFound.message, `the image of the install step ${missing} does not exist`);
+  assert.match(notFound.message, 'Check the runtime catalog entry');
+
+  const tagged = `${basic.host}/fib/step:${scope.value}`;
+  const config = dockerClientConfig(basic);
+  let pinned = '';
+  try {
+    await docker(['tag', base, tagged]);
+    const pushed = await docker(['--config', config.dir, 'push', tagged]);
+    pinned = `${basic.host}/fib/step@${/digest: (sha256:[0-9a-f]{64})/.exec(pushed)![1]}`;
+    await docker(['rmi', tagged]);
+    const refused = await rejectsWith(ensureImage(engine, pinned, { what: 'image of the install step' }), 'E_BASE_IMAGE_PULL_FAILED');
+    assert.is(refused.kind, 'user');
+    assert.is(refused.details.image, pinned);
+    assert.match(refused.message, `the registry refused to hand out the image of the install step ${pinned}`);
+    assert.match(refused.message, 'Give a credential for its registry');
+    const user = await ensureImage(engine, pinned, { auth: { username: basic.username!, password: basic.password!, serveraddress: basic.host } });
+    assert.is(user, '');
+  } finally {
+    config.cleanup();
+    await docker(['rmi', tagged]).catch(() => undefined);
+    if (pinned) await docker(['rmi', pinned]).catch(() => undefined);
+  }
+});
+
+/** An HTTP endpoint in front of the Engine's socket that never answers the requests `hang` picks: a daemon frozen in that call. */
+async function frozenEngine(hang: (request: IncomingMessage) => boolean): Promise<{ docker: Dockerode; held: () => number; stop: () => Promise<void> }> {
+  const held = new Set<ServerResponse>();
+  const server = createHttpServer((request, response) => {
+    if (hang(request)) {
+      held.add(response);
+      return;
+    }
+    const upstream = httpRequest({ socketPath: '/var/run/docker.sock', path: request.url, method: request.method, headers: request.headers }, (answer) => {
+      response.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(response);
+    });
+    upstream.on('error', () => response.destroy());
+    request.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    docker: new Dockerode({ host: '127.0.0.1', port, protocol: 'http' }),
+    held: () => held.size,
+    stop: () => new Promise<void>((resolve) => {
+      for (const response of held) response.destroy();
+      server.closeAllConnections();
+      server.close(() => resolve());
+    }),
+  };
+}
+
+test('runStep: a daemon that never answers the wait for the step: the call ends when its signal fires and the container is removed', async () => {
+  const frozen = await frozenEngine((request) => request.method === 'POST' && /\/containers\/[^/]+\/wait/.test(request.url ?? ''));
+  try {
+    const started = Date.now();
+    const running = runStep(frozen.docker, {
+      image: base,
+      command: 'sleep 60',
+      env: {},
+      input: await layerTar([{ name: 'kubeless', type: 'directory', mode: 0o755, uid: 0, gid: 0 }]),
+      step: 'install',
+      signal: AbortSignal.timeout(1_500),
+    });
+    // Without the signal on the wait, the call would hang for good: give up well before the test runner does.
+    const outcome = await Promise.race([running.then(() => 'resolved', () => 'rejected'), new Promise((resolve) => setTimeout(resolve, 20_000, 'still waiting'))]);
+    assert.is(outcome, 'rejected');
+    assert.ok(Date.now() - started < 8_000, `ended after ${Date.now() - started} ms`);
+    assert.is(frozen.held(), 1, 'the wait was asked for and never answered');
+    assert.equal(await containersFrom(base), [], 'the step container is removed');
+  } finally {
+    await frozen.stop();
+    for (const id of await containersFrom(base)) await docker(['rm', '-f', id]).catch(() => undefined);
   }
 });
 
