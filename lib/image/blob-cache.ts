@@ -1,8 +1,11 @@
 // A local content-addressed store of image blobs (the runtime images' layers and configs), so that
 // writing an image to an OCI layout or a docker archive downloads each base layer once per machine.
-// A blob is stored under its digest only after its bytes were hashed and found to match: it is
-// written to a temporary file in the same directory and renamed into place, so a reader never sees
-// half a blob and writers racing on the same digest (other builds, other processes) all succeed.
+// A blob is stored under its digest only after its bytes were hashed and found to match (by put()
+// itself, or for a download by the registry client's openBlob, whose stream fails at its end when
+// they do not): it is written to a temporary file in the same directory and renamed into place, so a
+// reader never sees half a blob and writers racing on the same digest (other builds, other
+// processes) all succeed. Reading does not hash again: whoever reads a blob back checks it (the
+// output writers do, and drop a blob that changed on disk).
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, type ReadStream } from 'node:fs';
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
@@ -38,11 +41,12 @@ export class BlobCacheError extends BuilderError {
   }
 }
 
-/** Bytes that do not hash to the digest they were stored under. */
+/** Bytes that do not hash to the digest they were stored under, or (downloaded, already verified) are not the size given. */
 export class BlobDigestError extends BuilderError {
-  constructor(digest: string, computed: string, size: number) {
-    super('E_CACHE_DIGEST_MISMATCH', 'infrastructure', `blob ${digest}: the ${size} bytes received hash to ${computed}; nothing was stored`, {
-      details: { digest, computed, size },
+  constructor(digest: string, computed: string | undefined, size: number, expectedSize?: number) {
+    const found = computed === undefined ? `the ${size} bytes received are not the ${expectedSize} bytes expected` : `the ${size} bytes received hash to ${computed}`;
+    super('E_CACHE_DIGEST_MISMATCH', 'infrastructure', `blob ${digest}: ${found}; nothing was stored`, {
+      details: { digest, size, ...(computed === undefined ? {} : { computed }), ...(expectedSize === undefined ? {} : { expectedSize }) },
     });
   }
 }
@@ -95,7 +99,16 @@ export class BlobCache {
    * Stores `chunks` as `digest` when they hash to it (and, given `size`, have that length); otherwise
    * throws BlobDigestError and stores nothing. The temp file is removed on every failure.
    */
-  async put(digest: string, chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, size?: number): Promise<number> {
+  put(digest: string, chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, size?: number): Promise<number> {
+    return this.#store(digest, chunks, size, true);
+  }
+
+  /**
+   * Writes `chunks` to a temp file and renames it to `digest`'s path. `hash` false: the chunks come
+   * from a source that verifies them itself and throws at their end when they do not match (openBlob),
+   * so they are not hashed a second time; only their length is checked against `size`.
+   */
+  async #store(digest: string, chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, size: number | undefined, hash: boolean): Promise<number> {
     const final = this.path(digest);
     const dir = join(final, '..');
     try {
@@ -106,19 +119,20 @@ export class BlobCache {
     // In the blob's own directory, so the rename cannot cross file systems; the dot keeps it apart from blobs.
     const temp = join(dir, `.tmp-${randomBytes(8).toString('hex')}`);
     const [algorithm] = digest.split(':') as [string];
-    const hash = createHash(algorithm);
+    const hasher = hash ? createHash(algorithm) : undefined;
     let received = 0;
     try {
-      const hashing = async function* () {
+      const counting = async function* () {
         for await (const chunk of chunks) {
-          hash.update(chunk);
+          hasher?.update(chunk);
           received += chunk.length;
           yield chunk;
         }
       };
-      await pipeline(Readable.from(hashing(), { objectMode: false }), createWriteStream(temp, { flags: 'wx' }));
-      const computed = `${algorithm}:${hash.digest('hex')}`;
-      if (computed !== digest || (size !== undefined && received !== size)) throw new BlobDigestError(digest, computed, received);
+      await pipeline(Readable.from(counting(), { objectMode: false }), createWriteStream(temp, { flags: 'wx' }));
+      const computed = hasher === undefined ? undefined : `${algorithm}:${hasher.digest('hex')}`;
+      if (computed !== undefined && (computed !== digest || (size !== undefined && received !== size))) throw new BlobDigestError(digest, computed, received);
+      if (computed === undefined && size !== undefined && received !== size) throw new BlobDigestError(digest, undefined, received, size);
       await rename(temp, final);
       return received;
     } catch (error) {
@@ -131,7 +145,8 @@ export class BlobCache {
 
   /**
    * Makes sure `digest` is stored, streaming it from `client`'s `repository` when it is not; reports
-   * whether bytes were downloaded. Concurrent calls for one digest share one download.
+   * whether bytes were downloaded. Concurrent calls for one digest share one download. `client`'s
+   * openBlob must verify the digest (RegistryClient's does): the bytes are not hashed again here.
    */
   fetch(client: Pick<RegistryClient, 'openBlob'>, repository: string, digest: string, size?: number): Promise<FetchResult> {
     const running = this.#fetching.get(digest);
@@ -140,7 +155,7 @@ export class BlobCache {
       const stored = await this.size(digest, size);
       if (stored !== undefined) return { digest, size: stored, downloaded: false };
       const blob = await client.openBlob(repository, digest);
-      const written = await this.put(digest, blob.stream, size ?? blob.size);
+      const written = await this.#store(digest, blob.stream, size ?? blob.size, false);
       return { digest, size: written, downloaded: true };
     })();
     this.#fetching.set(digest, work);

@@ -174,6 +174,17 @@ test('a blob whose bytes do not match its digest is refused by the stream and no
   }
 });
 
+test('a download of another length than the descriptor gives is refused and not stored (openBlob checked the digest, the cache the length)', async () => {
+  const data = randomBytes(10_000);
+  const digest = sha256Digest(data);
+  const client = { openBlob: async () => ({ size: data.length, stream: (async function* () { yield data; })() }) };
+  const cache = new BlobCache(join(dir, 'length'));
+  const error = await failure(cache.fetch(client, 'any/repo', digest, data.length + 1), BlobDigestError, 'E_CACHE_DIGEST_MISMATCH');
+  assert.match(error.message, `the ${data.length} bytes received are not the ${data.length + 1} bytes expected`);
+  assert.equal(files(cache.dir), []);
+  assert.equal(await cache.fetch(client, 'any/repo', digest, data.length), { digest, size: data.length, downloaded: true });
+});
+
 test('a download that stalls half-way is E_REGISTRY_TIMEOUT and stores nothing', async () => {
   const client = new RegistryClient({ registry: proxy.host, retryDelayMs: 10, timeoutMs: 500 });
   try {
