@@ -93,6 +93,8 @@ export type ErrorCode =
   | 'E_KUBERNETES_UNREACHABLE'
   /** a manifest's media type is missing or unsupported */
   | 'E_MANIFEST_MEDIA_TYPE'
+  /** other builds writing the same oci:DIR at once kept replacing it while this one put its layout in place */
+  | 'E_OUTPUT_BUSY'
   /** an output (oci:DIR, docker-archive:FILE) is malformed or its path cannot take it */
   | 'E_OUTPUT_INVALID'
   /** the Deployment patch options are malformed */

@@ -2,15 +2,17 @@
 // The blobs the build made are in memory; the base image's layers come from the blob cache, which
 // fetches the ones it lacks from the base's registry (so a second build on that base downloads none).
 // The output is written under a temporary name beside its path and renamed into place only when
-// complete: a failure or a cancelled build leaves the old output (or none), never half of one.
+// complete: a failure or a cancelled build leaves the old output (or none), never half of one, and
+// builds writing the same output at once each leave a whole one (the last one's).
 import { randomBytes } from 'node:crypto';
 import { rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { BuilderError } from '../errors.ts';
 import type { BlobCache } from '../image/blob-cache.ts';
 import { writeDockerArchive } from '../image/docker-archive.ts';
 import { ImageContentError, type LocalImage } from '../image/local-image.ts';
 import { writeOciLayout, type WrittenImage } from '../image/oci-layout.ts';
-import { checkOutputPath, type OutputSpec } from '../image/output-spec.ts';
+import { checkOutputPath, OutputSpecError, type OutputSpec } from '../image/output-spec.ts';
 import type { RegistryClient } from '../registry/client.ts';
 import type { AssembledImage } from './assemble.ts';
 
@@ -85,24 +87,71 @@ export async function writeImageOutput(output: OutputSpec, image: OutputImage, o
   }
 }
 
-/** Moves `temp` to the output's path: a file is replaced by the rename; a layout directory is swapped in. */
+/** Swaps a layout directory may take while other writes of the same DIR keep putting theirs in. */
+const MAX_SWAPS = 32;
+
+/** Other writes to the same oci:DIR kept replacing it, so this write could not put its layout in place. */
+export class OutputBusyError extends BuilderError {
+  constructor(output: OutputSpec) {
+    super('E_OUTPUT_BUSY', 'infrastructure', `output "${output.spec}": other builds writing ${output.path} at the same time replaced it ${MAX_SWAPS} times while this one put its layout in place; write again, or give each build its own directory`, {
+      details: { output: output.spec },
+    });
+  }
+}
+
+/**
+ * Moves `temp` to the output's path: a file is replaced by the rename (atomic, so of writers racing
+ * on one file the last wins); a layout directory is swapped in. Writers racing on one directory each
+ * move aside whatever is at the path and rename theirs in; a rename that meets a directory again
+ * (another writer's, put in meanwhile) moves that aside too. Each such retry means another layout
+ * went in whole, so the path always holds one complete layout, the last writer's stays, and every
+ * writer removes what it moved aside.
+ */
 async function replace(output: OutputSpec, temp: string): Promise<void> {
   if (output.format === 'docker-archive') return rename(temp, output.path);
-  const old = siblingTempPath(output.path, 'old', randomBytes(6).toString('hex'));
-  let moved = false;
+  const aside: string[] = [];
+  try {
+    for (let swap = 0; swap < MAX_SWAPS; swap++) {
+      const old = siblingTempPath(output.path, 'old', randomBytes(6).toString('hex'));
+      if (await moveAside(output, old)) aside.push(old);
+      try {
+        await rename(temp, output.path);
+        return;
+      } catch (error) {
+        if (!occupied(error)) throw cannotPlace(output, error);
+      }
+    }
+    throw new OutputBusyError(output);
+  } catch (error) {
+    // Put back the first layout moved aside (the previous output), unless another write's is there now.
+    const first = aside[0];
+    if (first !== undefined && (await rename(first, output.path).then(() => true, () => false))) aside.shift();
+    throw error;
+  } finally {
+    await Promise.all(aside.map((old) => rm(old, { recursive: true, force: true })));
+  }
+}
+
+/** Renames what is at the output's path to `old`; false when nothing is there. */
+async function moveAside(output: OutputSpec, old: string): Promise<boolean> {
   try {
     await rename(output.path, old);
-    moved = true;
+    return true;
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw cannotPlace(output, error);
   }
-  try {
-    await rename(temp, output.path);
-  } catch (error) {
-    if (moved) await rename(old, output.path);
-    throw error;
-  }
-  if (moved) await rm(old, { recursive: true, force: true });
+}
+
+/** A rename onto a directory that is not empty: another writer's layout is at the path. */
+function occupied(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === 'ENOTEMPTY' || code === 'EEXIST';
+}
+
+function cannotPlace(output: OutputSpec, cause: unknown): OutputSpecError {
+  const reason = (cause as NodeJS.ErrnoException).code ?? (cause as Error).message;
+  return new OutputSpecError(output.spec, `the layout cannot be put in place at ${output.path} (${reason}); give a directory whose parent this user may write`, { cause });
 }
 
 /** A hidden name beside `path`, in its directory so the final rename stays on one file system. */

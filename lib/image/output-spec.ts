@@ -16,8 +16,8 @@ export interface OutputSpec {
 }
 
 export class OutputSpecError extends BuilderError {
-  constructor(spec: string, problem: string) {
-    super('E_OUTPUT_INVALID', 'user', `output "${spec}": ${problem}`, { details: { output: spec } });
+  constructor(spec: string, problem: string, options: { cause?: unknown } = {}) {
+    super('E_OUTPUT_INVALID', 'user', `output "${spec}": ${problem}`, { ...options, details: { output: spec } });
   }
 }
 
