@@ -61,7 +61,7 @@ function blobCache(dir: string): BlobCache {
 
 /** What the registry engine needs, for a push and for an output alike. */
 function appendOptions(build: IdentifiedBuild, options: RegistryEngineOptions): Omit<AppendBuildOptions, 'platforms'> {
-  const { plan, tag, target, clients, dockerConfig, networkMode, redact, signal, log, progress } = build;
+  const { plan, tag, target, clients, dockerConfig, networkMode, redact, signal, cleanupSignal, log, progress } = build;
   return {
     plan,
     tag,
@@ -78,6 +78,7 @@ function appendOptions(build: IdentifiedBuild, options: RegistryEngineOptions): 
     networkMode,
     redact,
     signal,
+    cleanupSignal,
     log,
     progress,
   };

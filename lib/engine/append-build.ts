@@ -53,6 +53,8 @@ export interface AppendBuildOptions {
   /** Hides the function's env values in the install step's output. */
   redact?: Redactor | undefined;
   signal: AbortSignal;
+  /** Bounds the removal of the install step's container, a little later than `signal`. */
+  cleanupSignal?: AbortSignal | undefined;
   log: Log;
   progress: (event: BuildProgress) => void;
 }
@@ -143,6 +145,7 @@ async function depsLayer(options: AppendBuildOptions, source: MaterialisedSource
     networkMode: options.networkMode,
     onProgress: options.progress,
     signal: options.signal,
+    cleanupSignal: options.cleanupSignal,
     endpoint: daemon.endpoint,
     redact: options.redact,
     log: (event) => log({ ...event, function: fn }),
