@@ -78,7 +78,6 @@ async function buildImage(spec: FunctionSpec, options: BuildFunctionOptions, res
     return await limit.typed(run());
   } finally {
     limit.dispose();
-    await clients.close();
   }
 
   async function run(): Promise<BuildResult> {

@@ -87,36 +87,32 @@ async function run(args: string[], io: CommandIO): Promise<number> {
   let delay = firstDelayMs;
   let attempts = 0;
   let lastProblem = 'the image does not exist yet';
-  try {
-    for (;;) {
-      attempts += 1;
-      try {
-        const found = await client.manifestExists(image.repository, image.tagOrDigest);
-        if (found) {
-          log('info', 'image-found', { image: image.toString(), digest: found.digest, attempts, waitedMs: Date.now() - started });
-          return EXIT_OK;
-        }
-        lastProblem = 'the image does not exist yet';
-        log('debug', 'image-missing', { attempt: attempts });
-      } catch (error) {
-        if (io.signal.aborted) throw error;
-        // Registries answer "denied" for a repository nobody pushed yet, so most failures are retried.
-        if (!(error instanceof BuilderError) || PERMANENT.has(error.code)) throw error;
-        lastProblem = `${error.code}: ${error.message}`;
-        log('warn', 'check-failed', { attempt: attempts, code: error.code, message: error.message });
+  for (;;) {
+    attempts += 1;
+    try {
+      const found = await client.manifestExists(image.repository, image.tagOrDigest);
+      if (found) {
+        log('info', 'image-found', { image: image.toString(), digest: found.digest, attempts, waitedMs: Date.now() - started });
+        return EXIT_OK;
       }
-      const remaining = deadline - Date.now();
-      if (remaining <= 0) {
-        throw new WaitTimeoutError(
-          `${image.toString()} did not appear within ${Math.round(timeoutMs / 1000)} s (${attempts} checks; last: ${lastProblem}); is its build Job still running? "kubectl get jobs -l function=<name>"`,
-          { image: image.toString(), attempts, timeoutSeconds: timeoutMs / 1000 },
-        );
-      }
-      await sleep(Math.min(delay, remaining), io.signal);
-      delay = Math.min(delay * 1.5, maxDelayMs);
+      lastProblem = 'the image does not exist yet';
+      log('debug', 'image-missing', { attempt: attempts });
+    } catch (error) {
+      if (io.signal.aborted) throw error;
+      // Registries answer "denied" for a repository nobody pushed yet, so most failures are retried.
+      if (!(error instanceof BuilderError) || PERMANENT.has(error.code)) throw error;
+      lastProblem = `${error.code}: ${error.message}`;
+      log('warn', 'check-failed', { attempt: attempts, code: error.code, message: error.message });
     }
-  } finally {
-    await client.close();
+    const remaining = deadline - Date.now();
+    if (remaining <= 0) {
+      throw new WaitTimeoutError(
+        `${image.toString()} did not appear within ${Math.round(timeoutMs / 1000)} s (${attempts} checks; last: ${lastProblem}); is its build Job still running? "kubectl get jobs -l function=<name>"`,
+        { image: image.toString(), attempts, timeoutSeconds: timeoutMs / 1000 },
+      );
+    }
+    await sleep(Math.min(delay, remaining), io.signal);
+    delay = Math.min(delay * 1.5, maxDelayMs);
   }
 }
 

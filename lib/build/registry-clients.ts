@@ -1,6 +1,7 @@
 // The registry clients of one build, one per host: the runtime image's digest, the existence check
 // and the push to one host share a client (its token, its connection). Its own module so that the
-// pipeline asks for "the client of this host" and closes them all in one place when the call ends.
+// pipeline asks for "the client of this host". Nothing to close when the call ends: the connections
+// belong to the process-wide pools of lib/registry/transport.ts.
 import { RegistryClient, type RegistryLogEvent } from '../registry/client.ts';
 import type { DockerConfig } from '../registry/credentials.ts';
 import { transportFor, type RegistrySettings } from '../registry/transport.ts';
@@ -29,9 +30,5 @@ export class RegistryClients {
       this.#clients.set(host, client);
     }
     return client;
-  }
-
-  async close(): Promise<void> {
-    await Promise.all([...this.#clients.values()].map((client) => client.close()));
   }
 }

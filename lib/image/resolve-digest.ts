@@ -19,8 +19,7 @@ export function registryDigestResolver(options: DigestResolverOptions = {}): Ima
   return async (image: string): Promise<string> => {
     const reference = parseReference(image);
     if (reference.digest !== undefined) return `${reference.name}@${reference.digest}`;
-    // A client per image rather than one kept per registry: the resolver has no end at which a kept
-    // client could be closed, and a plan pins only a few images.
+    // A client per image: a plan pins only a few, and the connections are pooled across clients.
     const client = new RegistryClient({
       registry: reference.registry,
       credentials: options.dockerConfig,
@@ -28,11 +27,7 @@ export function registryDigestResolver(options: DigestResolverOptions = {}): Ima
       log: options.log,
       signal: options.signal,
     });
-    try {
-      const digest = await client.resolveDigest(reference.repository, reference.tag ?? 'latest', options.platform ?? DEFAULT_PLATFORM);
-      return `${reference.name}@${digest}`;
-    } finally {
-      await client.close();
-    }
+    const digest = await client.resolveDigest(reference.repository, reference.tag ?? 'latest', options.platform ?? DEFAULT_PLATFORM);
+    return `${reference.name}@${digest}`;
   };
 }

@@ -142,14 +142,6 @@ export class HttpTransport {
   }
 
   /**
-   * Ends this transport's use of the connections. They belong to a pool shared by every transport
-   * with the same TLS settings and timeouts, so the next client (a controller's next check) reuses
-   * them; idle ones close after 10 s and never keep the process alive. closeRegistryConnections()
-   * closes them all.
-   */
-  async close(): Promise<void> {}
-
-  /**
    * Sends a request, following redirects and retrying what can be retried. Returns the final response,
    * whose body the caller must consume or dump; a 5xx/429 is returned once retries are used up.
    */

@@ -168,8 +168,6 @@ test('denied push credentials: E_PUSH_FAILED (user) naming the credential key, n
     } catch (error) {
       if ((error as BuilderError).code === 'E_REGISTRY_NOT_FOUND') return [];
       throw error;
-    } finally {
-      await client.close();
     }
   };
   const fn = functionObject('denied-push', { handler: 'handler.text', runtime: 'nodejs24', function: fixture('nodejs/handler.js') });

@@ -44,12 +44,8 @@ test.before(async () => {
   const runtimeImage = JSON.stringify(rig.catalog).match(/"image":"([^"]*nodejs:[^"]*)"/)?.[1] as string;
   const ref = parseReference(runtimeImage);
   const client = new RegistryClient({ registry: ref.registry, credentials: (await import('../../lib/registry/credentials.ts')).parseDockerConfig(rig.dockerConfigJson) });
-  try {
-    const manifest = await client.getManifest(ref.repository, ref.tag ?? 'latest');
-    baseLayers = new Map((manifest.json.layers as { digest: string; size: number }[]).map((l) => [l.digest, l.size]));
-  } finally {
-    await client.close();
-  }
+  const manifest = await client.getManifest(ref.repository, ref.tag ?? 'latest');
+  baseLayers = new Map((manifest.json.layers as { digest: string; size: number }[]).map((l) => [l.digest, l.size]));
 });
 
 test.after(async () => {

@@ -32,27 +32,23 @@ test.before(async () => {
   const node = rig.catalog.find((r) => r.ID === 'nodejs')!.versions[0]!.images.find((i) => i.phase === 'runtime')!;
   const ref = parseReference(node.image);
   const client = new RegistryClient({ registry: ref.registry, credentials: parseDockerConfig(rig.dockerConfigJson) });
-  try {
-    const amd64 = await client.getManifest(ref.repository, ref.tag!);
-    const config = JSON.parse((await client.getBlob(ref.repository, (amd64.json.config as { digest: string }).digest)).toString()) as Record<string, unknown>;
-    // The same layers under an arm64 config: enough for an index whose entries differ; only amd64 runs here.
-    const armConfig = Buffer.from(JSON.stringify({ ...config, architecture: 'arm64', variant: 'v8' }));
-    await client.pushBlob(ref.repository, armConfig);
-    const arm = Buffer.from(JSON.stringify({ ...amd64.json, config: { mediaType: MEDIA_TYPE.dockerConfig, digest: sha256Digest(armConfig), size: armConfig.length } }));
-    await client.putManifest(ref.repository, sha256Digest(arm), arm, MEDIA_TYPE.dockerManifest);
-    const index = Buffer.from(JSON.stringify({
-      schemaVersion: 2,
-      mediaType: MEDIA_TYPE.dockerManifestList,
-      manifests: [
-        { mediaType: MEDIA_TYPE.dockerManifest, digest: amd64.digest, size: amd64.size, platform: { os: 'linux', architecture: 'amd64' } },
-        { mediaType: MEDIA_TYPE.dockerManifest, digest: sha256Digest(arm), size: arm.length, platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } },
-      ],
-    }));
-    const pushed = await client.putManifest(ref.repository, 'multi', index, MEDIA_TYPE.dockerManifestList);
-    multiCatalog = JSON.parse(JSON.stringify(rig.catalog).replaceAll(`"${node.image}"`, `"${ref.registry}/${ref.repository}@${pushed.digest}"`));
-  } finally {
-    await client.close();
-  }
+  const amd64 = await client.getManifest(ref.repository, ref.tag!);
+  const config = JSON.parse((await client.getBlob(ref.repository, (amd64.json.config as { digest: string }).digest)).toString()) as Record<string, unknown>;
+  // The same layers under an arm64 config: enough for an index whose entries differ; only amd64 runs here.
+  const armConfig = Buffer.from(JSON.stringify({ ...config, architecture: 'arm64', variant: 'v8' }));
+  await client.pushBlob(ref.repository, armConfig);
+  const arm = Buffer.from(JSON.stringify({ ...amd64.json, config: { mediaType: MEDIA_TYPE.dockerConfig, digest: sha256Digest(armConfig), size: armConfig.length } }));
+  await client.putManifest(ref.repository, sha256Digest(arm), arm, MEDIA_TYPE.dockerManifest);
+  const index = Buffer.from(JSON.stringify({
+    schemaVersion: 2,
+    mediaType: MEDIA_TYPE.dockerManifestList,
+    manifests: [
+      { mediaType: MEDIA_TYPE.dockerManifest, digest: amd64.digest, size: amd64.size, platform: { os: 'linux', architecture: 'amd64' } },
+      { mediaType: MEDIA_TYPE.dockerManifest, digest: sha256Digest(arm), size: arm.length, platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } },
+    ],
+  }));
+  const pushed = await client.putManifest(ref.repository, 'multi', index, MEDIA_TYPE.dockerManifestList);
+  multiCatalog = JSON.parse(JSON.stringify(rig.catalog).replaceAll(`"${node.image}"`, `"${ref.registry}/${ref.repository}@${pushed.digest}"`));
 });
 
 test.after(async () => {

@@ -129,32 +129,28 @@ test('a cache directory that cannot be created is a clear error naming it', asyn
 
 test('fetch streams a blob from the registry once; the second fetch sends no request', async () => {
   const client = new RegistryClient({ registry: proxy.host, retryDelayMs: 10 });
-  try {
-    const repo = `fib-test/cache-${randomBytes(4).toString('hex')}`;
-    const data = randomBytes(3 * 1024 * 1024 + 17);
-    const { digest } = await client.pushBlob(repo, data);
-    const cache = new BlobCache(join(dir, 'fetch'));
+  const repo = `fib-test/cache-${randomBytes(4).toString('hex')}`;
+  const data = randomBytes(3 * 1024 * 1024 + 17);
+  const { digest } = await client.pushBlob(repo, data);
+  const cache = new BlobCache(join(dir, 'fetch'));
 
-    const before = proxy.requests.length;
-    assert.equal(await cache.fetch(client, repo, digest, data.length), { digest, size: data.length, downloaded: true });
-    const gets = proxy.requests.slice(before).filter((r) => r.method === 'GET' && r.path.includes('/blobs/'));
-    assert.is(gets.length, 1);
-    assert.ok(readFileSync(cache.path(digest)).equals(data));
+  const before = proxy.requests.length;
+  assert.equal(await cache.fetch(client, repo, digest, data.length), { digest, size: data.length, downloaded: true });
+  const gets = proxy.requests.slice(before).filter((r) => r.method === 'GET' && r.path.includes('/blobs/'));
+  assert.is(gets.length, 1);
+  assert.ok(readFileSync(cache.path(digest)).equals(data));
 
-    const again = proxy.requests.length;
-    assert.equal(await cache.fetch(client, repo, digest, data.length), { digest, size: data.length, downloaded: false });
-    assert.is(proxy.requests.length, again, 'nothing was asked of the registry');
+  const again = proxy.requests.length;
+  assert.equal(await cache.fetch(client, repo, digest, data.length), { digest, size: data.length, downloaded: false });
+  assert.is(proxy.requests.length, again, 'nothing was asked of the registry');
 
-    // Two fetches of one digest at once in a process share one download.
-    const shared = randomBytes(500_000);
-    const sharedDigest = (await client.pushBlob(repo, shared)).digest;
-    const start = proxy.requests.length;
-    const both = await Promise.all([cache.fetch(client, repo, sharedDigest), cache.fetch(client, repo, sharedDigest)]);
-    assert.equal(both.map((r) => r.downloaded).sort(), [false, true]);
-    assert.is(proxy.requests.slice(start).filter((r) => r.method === 'GET').length, 1);
-  } finally {
-    await client.close();
-  }
+  // Two fetches of one digest at once in a process share one download.
+  const shared = randomBytes(500_000);
+  const sharedDigest = (await client.pushBlob(repo, shared)).digest;
+  const start = proxy.requests.length;
+  const both = await Promise.all([cache.fetch(client, repo, sharedDigest), cache.fetch(client, repo, sharedDigest)]);
+  assert.equal(both.map((r) => r.downloaded).sort(), [false, true]);
+  assert.is(proxy.requests.slice(start).filter((r) => r.method === 'GET').length, 1);
 });
 
 test('a blob whose bytes do not match its digest is refused by the stream and not stored', async () => {
@@ -170,7 +166,6 @@ test('a blob whose bytes do not match its digest is refused by the stream and no
     assert.equal(files(cache.dir), []);
   } finally {
     corruptDigest = '';
-    await client.close();
   }
 });
 
@@ -196,7 +191,6 @@ test('a download that stalls half-way is E_REGISTRY_TIMEOUT and stores nothing',
     assert.equal(files(cache.dir), [], 'no half blob, no temp file');
   } finally {
     stalled = undefined;
-    await client.close();
   }
 });
 

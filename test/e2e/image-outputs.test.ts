@@ -46,7 +46,6 @@ test.before(async () => {
 });
 
 test.after(async () => {
-  await client?.close();
   await proxy?.stop();
   if (registry) await releaseRuntimeImages(registry);
   await registry?.stop();

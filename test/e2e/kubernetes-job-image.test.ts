@@ -375,7 +375,6 @@ test('scheduleBuild: a runtime tag moved between scheduling and the Job start fa
     assert.equal(await client.listTags('functions/k8s-moved').catch(() => []), [], 'nothing was pushed');
   } finally {
     api.holdPods(false);
-    await client.close();
   }
 });
 

@@ -96,7 +96,6 @@ test.before(async () => {
 });
 
 test.after(async () => {
-  await client?.close();
   await api?.close();
   await registry?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });

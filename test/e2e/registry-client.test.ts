@@ -26,7 +26,6 @@ import { startRegistry, type RegistryHandle } from '../support/registry.ts';
 const captured: string[] = [];
 const secrets = new Set<string>();
 const events: RegistryLogEvent[] = [];
-const clients: RegistryClient[] = [];
 
 function client(options: RegistryClientOptions): RegistryClient {
   const made = new RegistryClient({
@@ -37,7 +36,6 @@ function client(options: RegistryClientOptions): RegistryClient {
       captured.push(JSON.stringify(event));
     },
   });
-  clients.push(made);
   return made;
 }
 
@@ -991,9 +989,6 @@ token.run();
 
 // ================================================================ secrets
 const leak = suite('no secret anywhere');
-leak.after(async () => {
-  for (const made of clients.splice(0)) await made.close();
-});
 
 leak('no password, auth string or token appears in any error message or log line of these tests', () => {
   assert.ok(captured.length > 50, `captured ${captured.length} lines`);

@@ -31,11 +31,7 @@ test.before(async () => {
   registry = await startRegistry('anonymous');
   dir = mkdtempSync(join(tmpdir(), 'fib-connections-'));
   const client = new RegistryClient({ registry: registry.host });
-  try {
-    for (const [i, fn] of functions.entries()) await pushSmallImage(client, `fns/reuse-${i}`, [await functionImageTag(fn, { catalog: CATALOG })]);
-  } finally {
-    await client.close();
-  }
+  for (const [i, fn] of functions.entries()) await pushSmallImage(client, `fns/reuse-${i}`, [await functionImageTag(fn, { catalog: CATALOG })]);
 });
 
 test.after(async () => {
@@ -101,11 +97,7 @@ test('against a token registry, a second round of checks asks for no token and s
     const dockerConfig = dockerConfigJsonFor(proxy.host, full);
     const some = functions.slice(0, 10);
     const pusher = new RegistryClient({ registry: tokenRegistry.host, credentials: parseDockerConfig(dockerConfigJsonFor(tokenRegistry.host, full)) });
-    try {
-      for (const [i, fn] of some.entries()) await pushSmallImage(pusher, `fns/reuse-${i}`, [await functionImageTag(fn, { catalog: CATALOG })]);
-    } finally {
-      await pusher.close();
-    }
+    for (const [i, fn] of some.entries()) await pushSmallImage(pusher, `fns/reuse-${i}`, [await functionImageTag(fn, { catalog: CATALOG })]);
     const round = async () => {
       const [tokens, requests] = [tokenRegistry.tokenServer!.requests.length, proxy.requests.length];
       for (const fn of some) assert.ok((await buildFunctionImage(parseFunction(fn), { registry: `${proxy.host}/fns`, catalog: CATALOG, dockerConfig })).cached);
