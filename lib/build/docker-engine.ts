@@ -4,14 +4,13 @@
 import { randomBytes } from 'node:crypto';
 import { buildImage } from '../docker/build-image.ts';
 import { localImageId, pushImage, removeImage, tagImage } from '../docker/push-image.ts';
-import { engineAuth, type EngineAuth } from '../docker/auth.ts';
+import { engineAuthFor, type EngineAuth } from '../docker/auth.ts';
 import { retryCleanup } from '../docker/cleanup.ts';
 import { PushFailedError } from '../docker/errors.ts';
 import { EngineError } from '../engine/errors.ts';
 import { createBuildContext } from '../image/context.ts';
 import { planImages } from '../image/plan.ts';
 import { parseReference } from '../image/reference.ts';
-import { resolveCredentials } from '../registry/credentials.ts';
 import type { EngineOutcome, IdentifiedBuild } from './types.ts';
 
 /** Pushes retried when a concurrent call of another process untagged the shared name in between. */
@@ -33,9 +32,9 @@ export async function buildOnDocker(build: IdentifiedBuild, options: { push: boo
   const { docker: daemon, endpoint } = await build.docker();
   const registryAuths: Record<string, EngineAuth> = {};
   for (const host of new Set(planImages(plan).map((base) => parseReference(base).registry))) {
-    const credential = resolveCredentials(dockerConfig, host);
+    const credential = engineAuthFor(dockerConfig, host);
     log({ event: 'credentials', level: 'info', function: id, registry: host, purpose: 'pull base image', key: credential?.key ?? null });
-    if (credential) registryAuths[host] = engineAuth(credential, host);
+    if (credential) registryAuths[host] = credential.auth;
   }
   progress({ kind: 'phase', phase: 'build', message: `building ${image} on ${endpoint}` });
   // A pushed image is built under a name of this call's own, so that whatever happens, this
@@ -73,7 +72,7 @@ export async function buildOnDocker(build: IdentifiedBuild, options: { push: boo
       log({ event: 'cached', level: 'info', function: id, image, digest: raced.digest, note: 'pushed by a concurrent build' });
       return { digest: raced.digest, cached: true, pushed: false, buildMs, pushMs: Date.now() - pushStarted };
     }
-    const credential = resolveCredentials(dockerConfig, target.host);
+    const credential = engineAuthFor(dockerConfig, target.host);
     log({ event: 'credentials', level: 'info', function: id, registry: target.host, purpose: 'push', key: credential?.key ?? null });
     progress({ kind: 'phase', phase: 'push', message: `pushing ${image}` });
     let pushed;
@@ -83,7 +82,7 @@ export async function buildOnDocker(build: IdentifiedBuild, options: { push: boo
         pushed = await pushImage(daemon, {
           repository: target.repository,
           tag,
-          auth: credential ? engineAuth(credential, target.host) : undefined,
+          auth: credential?.auth,
           credentialKey: credential?.key,
           onProgress: progress,
           signal,

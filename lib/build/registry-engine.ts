@@ -1,13 +1,12 @@
 // The registry engine path of a build: the image is appended to the runtime image through the
 // registry API (lib/engine), pushed to the target or written to an output. The Docker Engine only
 // runs an install or compile step, and only when nothing recorded stands in for it.
-import { engineAuth } from '../docker/auth.ts';
+import { engineAuthFor } from '../docker/auth.ts';
 import { appendBuild, type AppendBuildOptions } from '../engine/append-build.ts';
 import { buildToOutput, type OutputBuildResult } from '../engine/output-build.ts';
 import { BlobCache, defaultCacheDir } from '../image/blob-cache.ts';
 import type { OutputSpec } from '../image/output-spec.ts';
 import { parseReference } from '../image/reference.ts';
-import { resolveCredentials } from '../registry/credentials.ts';
 import { LOCAL_REGISTRY_HOST } from '../target.ts';
 import type { EngineOutcome, IdentifiedBuild } from './types.ts';
 
@@ -68,11 +67,7 @@ function appendOptions(build: IdentifiedBuild, options: RegistryEngineOptions): 
     target,
     client: (host: string) => clients.for(host),
     docker: build.docker,
-    engineAuth: (base: string) => {
-      const host = parseReference(base).registry;
-      const credential = resolveCredentials(dockerConfig, host);
-      return credential ? engineAuth(credential, host) : undefined;
-    },
+    engineAuth: (base: string) => engineAuthFor(dockerConfig, parseReference(base).registry)?.auth,
     installedDir: options.installedDir,
     runInstall: options.runInstall,
     networkMode,

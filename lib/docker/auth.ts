@@ -1,7 +1,7 @@
 // How the Engine is told registry credentials: X-Registry-Auth (one credential, for push) and
 // X-Registry-Config (a map host → credential, for the base images a build pulls). Both are JSON in
 // base64url *with* padding, which is what the daemon's decoder (Go's base64.URLEncoding) expects.
-import type { RegistryCredential } from '../registry/credentials.ts';
+import { resolveCredentials, type DockerConfig, type RegistryCredential } from '../registry/credentials.ts';
 
 /** The Engine's AuthConfig. Exactly one of password, identitytoken or registrytoken is set, or none. */
 export interface EngineAuth {
@@ -17,6 +17,12 @@ export function engineAuth(credential: RegistryCredential, host: string): Engine
   if (credential.registryToken !== undefined) return { registrytoken: credential.registryToken, serveraddress: host };
   if (credential.identityToken !== undefined) return { username: credential.username, identitytoken: credential.identityToken, serveraddress: host };
   return { username: credential.username, password: credential.password, serveraddress: host };
+}
+
+/** The docker config's credential for `host` as the Engine takes it, with its key (for the log); undefined when no entry matches. */
+export function engineAuthFor(config: DockerConfig | undefined, host: string): { key: string; auth: EngineAuth } | undefined {
+  const credential = resolveCredentials(config, host);
+  return credential === undefined ? undefined : { key: credential.key, auth: engineAuth(credential, host) };
 }
 
 const DOCKER_HUB_HOSTS = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io', 'registry.hub.docker.com']);

@@ -3,7 +3,7 @@
 // credential form (password, identitytoken, registrytoken) as the Engine's AuthConfig.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { encodeRegistryAuth, encodeRegistryConfig, engineAuth, type EngineAuth } from '../../lib/docker/auth.ts';
+import { encodeRegistryAuth, encodeRegistryConfig, engineAuth, engineAuthFor, type EngineAuth } from '../../lib/docker/auth.ts';
 import { parseDockerConfig, resolveCredentials } from '../../lib/registry/credentials.ts';
 
 /** Decodes the way the daemon does: the URL alphabet only, padding required. */
@@ -56,6 +56,13 @@ test('engineAuth: password, identitytoken and registrytoken credentials become t
   assert.equal(auth('identity.example.com'), { username: '00000000-0000-0000-0000-000000000000', identitytoken: 'refresh-token-value', serveraddress: 'identity.example.com' });
   assert.equal(auth('token.example.com'), { registrytoken: 'bearer-token-value', serveraddress: 'token.example.com' });
   assert.equal(goUrlDecode(encodeRegistryAuth(auth('token.example.com'))), { registrytoken: 'bearer-token-value', serveraddress: 'token.example.com' });
+});
+
+test('engineAuthFor: the matching entry of a docker config with its key; none for a host without an entry or without a config', () => {
+  const config = parseDockerConfig({ auths: { 'https://index.docker.io/v1/': { auth: Buffer.from('bob:s3cret').toString('base64') } } });
+  assert.equal(engineAuthFor(config, 'docker.io'), { key: 'https://index.docker.io/v1/', auth: { username: 'bob', password: 's3cret', serveraddress: 'docker.io' } });
+  assert.is(engineAuthFor(config, 'other.example.com'), undefined);
+  assert.is(engineAuthFor(undefined, 'docker.io'), undefined);
 });
 
 test.run();
