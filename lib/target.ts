@@ -2,7 +2,7 @@
 // with the registry, else (the Kubeless default) the username of the docker config entry for that
 // host; without a registry, the docker config's only entry names both host and namespace.
 import { BuilderError } from './errors.ts';
-import { ImageReferenceError, normaliseRegistryHost, parseReference } from './image/reference.ts';
+import { ImageReferenceError, NAME_MAX_LENGTH, normaliseRegistryHost, parseReference } from './image/reference.ts';
 import { resolveCredentials, type DockerConfig } from './registry/credentials.ts';
 
 export interface BuildTarget {
@@ -28,13 +28,11 @@ export const LOCAL_REGISTRY_HOST = 'kubeless.local';
 export function resolveTarget(options: { registry?: string | undefined; dockerConfig?: DockerConfig | undefined; functionName: string; local?: boolean }): BuildTarget {
   const { host, namespace, reason } = targetRegistry(options);
   const path = [namespace, options.functionName].filter((part) => part !== undefined && part !== '').join('/');
-  const repository = `${host}/${path}`;
-  try {
-    parseReference(repository);
-  } catch (error) {
-    if (!(error instanceof ImageReferenceError)) throw error;
-    throw new TargetError(`the image name ${repository} is not valid (${String(error.details.rule)}); give the registry as "host/namespace" with a lower-case namespace`, { repository });
-  }
+  const repository = checkImageName(`${host}/${path}`, options.functionName, {
+    subject: 'the image name',
+    pathName: 'the registry path',
+    invalid: (name, rule) => `the image name ${name} is not valid (${rule}); give the registry as "host/namespace" with a lower-case namespace`,
+  });
   return { host, path, repository, reason };
 }
 
@@ -86,17 +84,45 @@ export function targetRegistry(options: { registry?: string | undefined; dockerC
 export function pullRepository(target: BuildTarget, pullRegistry: string | undefined, functionName: string): string {
   if (pullRegistry === undefined || pullRegistry.trim() === '') return target.repository;
   const { host, namespace } = splitRegistry(pullRegistry.trim());
-  const repository = namespace === undefined ? `${host}/${target.path}` : `${host}/${namespace}/${functionName}`;
+  return checkImageName(namespace === undefined ? `${host}/${target.path}` : `${host}/${namespace}/${functionName}`, functionName, {
+    subject: 'the pull name',
+    pathName: `the pull path (from pull registry "${pullRegistry}")`,
+    invalid: (name, rule) => `the pull name ${name} (from pull registry "${pullRegistry}") is not a valid image name (${rule}); give it as "host[/namespace]" with a lower-case namespace`,
+    details: { pullRegistry },
+  });
+}
+
+/**
+ * `repository` (`<registry path>/<functionName>`) when it is a valid image name, else E_TARGET_INVALID.
+ * A name too long says which part to shorten and by how much: the function name comes from the
+ * Function, the registry path from the configuration, and either may be the one that is too long.
+ */
+function checkImageName(
+  repository: string,
+  functionName: string,
+  context: { subject: string; pathName: string; invalid: (repository: string, rule: string) => string; details?: Record<string, unknown> },
+): string {
   try {
     parseReference(repository);
+    return repository;
   } catch (error) {
     if (!(error instanceof ImageReferenceError)) throw error;
-    throw new TargetError(`the pull name ${repository} (from pull registry "${pullRegistry}") is not a valid image name (${String(error.details.rule)}); give it as "host[/namespace]" with a lower-case namespace`, {
-      pullRegistry,
-      repository,
-    });
+    const details = { ...context.details, repository };
+    if (repository.length <= NAME_MAX_LENGTH) throw new TargetError(context.invalid(repository, String(error.details.rule)), details);
+    const registryPath = repository.slice(0, repository.length - functionName.length - 1);
+    const excess = repository.length - NAME_MAX_LENGTH;
+    // What the function name may have: the limit less the registry path and the "/" after it.
+    const room = NAME_MAX_LENGTH - registryPath.length - 1;
+    const shown = (text: string) => (text.length > 60 ? `"${text.slice(0, 60)}..."` : `"${text}"`);
+    const fix = room < 1
+      ? `shorten ${context.pathName} by at least ${excess} characters: by itself it leaves no room for the function name`
+      : `shorten the function name (metadata.name) to at most ${room} characters, or ${context.pathName} by ${excess}`;
+    throw new TargetError(
+      `${context.subject} ${shown(repository)} is ${repository.length} characters, more than the ${NAME_MAX_LENGTH} a registry accepts ` +
+        `(${context.pathName} ${shown(registryPath)} has ${registryPath.length}, the function name ${functionName.length}); ${fix}`,
+      { ...details, limit: NAME_MAX_LENGTH, length: repository.length, registryPath, functionName, functionNameMax: Math.max(room, 0) },
+    );
   }
-  return repository;
 }
 
 /** `host[/namespace]`, also accepting the Kubeless server forms `https://host/v1/` and `http://host:5000/v2`. */

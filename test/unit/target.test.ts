@@ -4,7 +4,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BuilderError } from '../../lib/errors.ts';
 import { parseDockerConfig } from '../../lib/registry/credentials.ts';
-import { LOCAL_REGISTRY_HOST, resolveTarget } from '../../lib/target.ts';
+import { LOCAL_REGISTRY_HOST, pullRepository, resolveTarget } from '../../lib/target.ts';
 
 function config(entries: Record<string, string>) {
   const auths: Record<string, { auth: string }> = {};
@@ -60,6 +60,39 @@ test('a name no image reference can hold is E_TARGET_INVALID naming it', () => {
   assert.match(upper.message, 'lower-case namespace');
   targetError({ registry: 'reg.example.com/Team', functionName: 'hello' });
   assert.match(targetError({ registry: 'https://', functionName: 'hello' }).message, 'names no host');
+});
+
+test('an image name past 255 characters says which part to shorten: the function name, by how much, or the registry path', () => {
+  const longName = `fn-${'a'.repeat(247)}`;
+  const byName = targetError({ registry: 'reg.example.com:5000/team', functionName: longName });
+  assert.match(byName.message, 'is 276 characters, more than the 255 a registry accepts');
+  assert.match(byName.message, 'the registry path "reg.example.com:5000/team" has 25, the function name 250');
+  assert.match(byName.message, 'shorten the function name (metadata.name) to at most 229 characters, or the registry path by 21');
+  assert.equal({ ...byName.details, repository: undefined }, { repository: undefined, limit: 255, length: 276, registryPath: 'reg.example.com:5000/team', functionName: longName, functionNameMax: 229 });
+  // A name that fits exactly is taken.
+  assert.is(repository({ registry: 'reg.example.com:5000/team', functionName: 'b'.repeat(229) }).length, 255);
+
+  const longNamespace = `reg.example.com/${'n'.repeat(250)}`;
+  const byPath = targetError({ registry: longNamespace, functionName: 'hello' });
+  assert.match(byPath.message, 'the function name 5); shorten the registry path by at least 17 characters: by itself it leaves no room for the function name');
+  assert.not.match(byPath.message, 'metadata.name');
+  assert.is(byPath.details.functionNameMax, 0);
+
+  const pushed = resolveTarget({ registry: 'reg.example.com/team', functionName: 'b'.repeat(200) });
+  const pull = (pullRegistry: string) => {
+    try {
+      pullRepository(pushed, pullRegistry, 'b'.repeat(200));
+    } catch (error) {
+      assert.is((error as BuilderError).code, 'E_TARGET_INVALID');
+      return error as BuilderError;
+    }
+    return assert.unreachable('expected E_TARGET_INVALID') as never;
+  };
+  const byPull = pull(`localhost:5000/${'p'.repeat(60)}`);
+  assert.match(byPull.message, 'the pull name "localhost:5000/');
+  assert.match(byPull.message, 'is 276 characters');
+  assert.match(byPull.message, 'or the pull path (from pull registry "localhost:5000/ppp');
+  assert.is(byPull.details.pullRegistry, `localhost:5000/${'p'.repeat(60)}`);
 });
 
 test('local builds without a registry go to kubeless.local; with one, to it', () => {
