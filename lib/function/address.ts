@@ -77,28 +77,42 @@ export function nonPublicReason(address: string): string | undefined {
   return innerReason === undefined ? undefined : `${innerReason}, inside a NAT64/6to4 address`;
 }
 
-/** undefined when the address may be fetched from, else the reason it may not. */
-export function refusedAddressReason(address: string, allowance: PrivateAddressAllowance | undefined): string | undefined {
-  const reason = nonPublicReason(address);
-  if (reason === undefined || allowance === true) return undefined;
-  if (Array.isArray(allowance) && allowanceList(allowance).check(address, isIP(address) === 4 ? 'ipv4' : 'ipv6')) return undefined;
-  return reason;
+/** An allowance ready to check addresses against: every address (`true`), public ones only (`false`), or these too. */
+export type AllowedAddresses = boolean | BlockList;
+
+// By array: a caller passes the list of its configuration to every download, so each list is read once.
+const allowedLists = new WeakMap<string[], BlockList | string>();
+
+/** The allowance as AllowedAddresses, or the problem with its list as a string. */
+export function allowedAddresses(allowance: PrivateAddressAllowance | undefined): AllowedAddresses | string {
+  if (!Array.isArray(allowance)) return allowance === true;
+  let allowed = allowedLists.get(allowance);
+  if (allowed === undefined) {
+    allowed = rangeList(allowance);
+    allowedLists.set(allowance, allowed);
+  }
+  return allowed;
 }
 
-const allowanceLists = new WeakMap<string[], BlockList>();
-
-function allowanceList(ranges: string[]): BlockList {
-  let list = allowanceLists.get(ranges);
-  if (list === undefined) {
-    list = new BlockList();
-    for (const range of ranges) {
-      const parsed = parseRange(range);
-      if (parsed === undefined) throw new TypeError(`${JSON.stringify(range)} is not an IP address or CIDR range`);
-      list.addSubnet(parsed.network, parsed.prefix, parsed.family);
-    }
-    allowanceLists.set(ranges, list);
+function rangeList(ranges: string[]): BlockList | string {
+  const list = new BlockList();
+  for (const range of ranges) {
+    const parsed = parseRange(range);
+    if (parsed === undefined) return rangeProblem(range);
+    list.addSubnet(parsed.network, parsed.prefix, parsed.family);
   }
   return list;
+}
+
+const rangeProblem = (range: string): string =>
+  `must be "true", "false" or a comma-separated list of IP addresses and CIDR ranges; ${JSON.stringify(range)} is none of these`;
+
+/** undefined when the address may be fetched from, else the reason it may not. */
+export function refusedAddressReason(address: string, allowed: AllowedAddresses): string | undefined {
+  const reason = nonPublicReason(address);
+  if (reason === undefined || allowed === true) return undefined;
+  if (allowed !== false && allowed.check(address, isIP(address) === 4 ? 'ipv4' : 'ipv6')) return undefined;
+  return reason;
 }
 
 function parseRange(range: string): { network: string; prefix: number; family: 'ipv4' | 'ipv6' } | undefined {
@@ -121,8 +135,7 @@ export function parsePrivateAddressAllowance(text: string | undefined): PrivateA
   if (value.toLowerCase() === 'true') return true;
   const ranges = value.split(',').map((part) => part.trim()).filter((part) => part !== '');
   const bad = ranges.find((range) => parseRange(range) === undefined);
-  if (bad !== undefined) return `must be "true", "false" or a comma-separated list of IP addresses and CIDR ranges; ${JSON.stringify(bad)} is none of these`;
-  return ranges;
+  return bad === undefined ? ranges : rangeProblem(bad);
 }
 
 /** The setting as the text parsePrivateAddressAllowance reads, for the build Job's ConfigMap. */

@@ -8,7 +8,7 @@ import { lookup as dnsLookup } from 'node:dns/promises';
 import { isIP, type LookupFunction } from 'node:net';
 import { Agent, request } from 'undici';
 import { BuilderError } from '../errors.ts';
-import { parsePrivateAddressAllowance, refusedAddressReason, type PrivateAddressAllowance } from './address.ts';
+import { allowedAddresses, refusedAddressReason, type AllowedAddresses, type PrivateAddressAllowance } from './address.ts';
 import { SourceDownloadError, SourceTooLargeError, SourceUrlRefusedError } from './errors.ts';
 import { redactUrl } from './url.ts';
 
@@ -40,24 +40,22 @@ class AddressGuard {
   /** The URL being fetched and how many redirects led to it, for the message. */
   hop = { url: new URL('http://invalid/'), redirects: 0 };
   readonly #fn: string;
-  readonly #allowance: PrivateAddressAllowance | undefined;
+  readonly #allowed: AllowedAddresses;
   readonly #resolve: (hostname: string) => Promise<string[]>;
 
   constructor(fn: string, options: DownloadOptions) {
     this.#fn = fn;
-    this.#allowance = options.allowPrivateAddresses;
     this.#resolve = options.resolve ?? systemResolve;
-    if (Array.isArray(this.#allowance)) {
-      const problem = parsePrivateAddressAllowance(this.#allowance.join(','));
-      if (typeof problem === 'string') {
-        throw new BuilderError('E_CONFIG_INVALID', 'user', `download.allowPrivateAddresses ${problem}`, { details: { option: 'download.allowPrivateAddresses' } });
-      }
+    const allowed = allowedAddresses(options.allowPrivateAddresses);
+    if (typeof allowed === 'string') {
+      throw new BuilderError('E_CONFIG_INVALID', 'user', `download.allowPrivateAddresses ${allowed}`, { details: { option: 'download.allowPrivateAddresses' } });
     }
+    this.#allowed = allowed;
   }
 
   /** Throws when `address` may not be fetched from; `host` is the name it came from. */
   check(host: string, address: string): void {
-    const reason = refusedAddressReason(address, this.#allowance);
+    const reason = refusedAddressReason(address, this.#allowed);
     if (reason === undefined) return;
     const { url, redirects } = this.hop;
     const what = redirects === 0 ? redactUrl(url) : `redirect ${redirects} (to ${redactUrl(url)})`;
