@@ -26,36 +26,87 @@ export function parseFunctionText(input: string | Buffer): unknown[] {
   return parseYaml(text);
 }
 
-/** The value of a JSON text, or undefined when it is not JSON (it may still be YAML flow style). */
+/** An open object or array of the JSON scan: the keys an object has had, the item an array is at. */
+interface JsonFrame {
+  keys: Set<string> | undefined;
+  /** The key whose value is being read (objects), or the item index (arrays). */
+  at: string | number;
+  /** The next string of an object is a key: after "{" or ",". */
+  expectKey: boolean;
+}
+
+/**
+ * The value of a JSON text, or undefined when it is not JSON (it may still be YAML flow style).
+ * Of two equal keys JSON.parse keeps the last without a word, so a Function edited by hand could
+ * build other code than its author reads; YAML refuses them, and so does this scan.
+ */
 function parseJson(text: string): unknown {
-  let depth = 0;
   let tokens = 0;
-  let inString = false;
+  const open: JsonFrame[] = [];
+  let duplicate: string | undefined;
   for (let index = 0; index < text.length; index += 1) {
     const char = text.charCodeAt(index);
-    if (inString) {
-      if (char === 0x5c) index += 1; // backslash: the next character is escaped
-      else if (char === 0x22) inString = false;
-      continue;
-    }
+    const top = open[open.length - 1];
     if (char === 0x22) {
-      inString = true;
+      const start = index;
+      let escaped = false;
+      for (index += 1; index < text.length; index += 1) {
+        const inner = text.charCodeAt(index);
+        if (inner === 0x5c) {
+          escaped = true;
+          index += 1; // the next character is escaped
+        } else if (inner === 0x22) {
+          break;
+        }
+      }
       tokens += 1;
+      if (top?.keys !== undefined && top.expectKey) {
+        top.expectKey = false;
+        const key = escaped ? decodedKey(text.slice(start, index + 1)) : text.slice(start + 1, index);
+        if (key !== undefined && top.keys.has(key) && duplicate === undefined) duplicate = keyPath(open, key);
+        if (key !== undefined) top.keys.add(key);
+        top.at = key ?? '';
+      }
     } else if (char === 0x5b || char === 0x7b) {
-      if (++depth > maxDepth) throw tooDeep();
+      if (open.length >= maxDepth) throw tooDeep();
+      open.push(char === 0x7b ? { keys: new Set(), at: '', expectKey: true } : { keys: undefined, at: 0, expectKey: false });
       tokens += 1;
     } else if (char === 0x5d || char === 0x7d) {
-      depth -= 1;
-    } else if (char === 0x2c || char === 0x3a) {
+      open.pop();
+    } else if (char === 0x2c) {
+      if (top?.keys !== undefined) top.expectKey = true;
+      else if (top !== undefined) top.at = (top.at as number) + 1;
+      tokens += 1;
+    } else if (char === 0x3a) {
       tokens += 1;
     }
     if (tokens > maxTokens) throw tooManyTokens();
   }
+  let value: unknown;
   try {
-    return JSON.parse(text) as unknown;
+    value = JSON.parse(text) as unknown;
   } catch {
     return undefined;
   }
+  if (duplicate !== undefined) {
+    throw new FunctionInvalidError(undefined, duplicate, 'is given twice in one JSON object, and only the last would count; give each key once');
+  }
+  return value;
+}
+
+function decodedKey(quoted: string): string | undefined {
+  try {
+    return JSON.parse(quoted) as string;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Where `key` of the innermost open object is, e.g. `spec.deployment.spec` or `items[0].spec`. */
+function keyPath(open: JsonFrame[], key: string): string {
+  const part = (name: string | number): string =>
+    typeof name === 'number' ? `[${name}]` : /^[A-Za-z_$][\w$-]*$/.test(name) ? `.${name}` : `[${JSON.stringify(name)}]`;
+  return [...open.slice(0, -1).map((frame) => part(frame.at)), part(key)].join('').replace(/^\./, '');
 }
 
 function parseYaml(text: string): unknown[] {

@@ -97,6 +97,21 @@ test('a bad spec exits 2 with the error naming the field; usage errors exit 2', 
   assert.match(unknown.stderr, 'unknown command "frobnicate"');
 });
 
+test('a JSON Function with a key given twice exits 2 naming the key; nothing is built or pushed', async () => {
+  const fn = functionObject('cli-dup', { handler: 'handler.hello', runtime: 'nodejs24', function: 'module.exports = { hello: () => "read" }' });
+  const text = JSON.stringify(fn).replace('"spec":{', '"spec":{"function":"module.exports = { hello: () => \\"built\\" }",');
+  const path = join(dir, 'duplicate.json');
+  writeFileSync(path, text);
+  const registry = `${rig.targets.anonymous!.host}/cli-dup`;
+  const run = await cli(['build', path, '--registry', registry, '--runtimes', files.runtimes, '--docker-config', files.dockerConfig, '--json']);
+  assert.is(run.code, 2, run.stderr);
+  assert.match(run.stderr, 'E_FUNCTION_INVALID');
+  assert.match(run.stderr, 'spec.function: is given twice in one JSON object');
+  assert.is(run.stdout, '');
+  const tags = await fetch(`${rig.targets.anonymous!.url}/v2/cli-dup/cli-dup/tags/list`);
+  assert.is(tags.status, 404, 'nothing reached the registry');
+});
+
 test('a stopped registry exits 3; so does a Docker Engine that does not answer', async () => {
   const stopped = await startRegistry('anonymous');
   await stopped.stop();

@@ -167,4 +167,31 @@ test('a bad document in a multi-document file is named by its position', () => {
   assert.throws(() => parseFunctions('spec: [unclosed'), /document 1: is not valid YAML or JSON/);
 });
 
+test('JSON with a key given twice in one object is E_FUNCTION_INVALID naming its path, at any depth and however the key is escaped', () => {
+  const text = JSON.stringify(fn());
+  const cases: [string, string][] = [
+    [text.replace('"spec":{', '"spec":{"function":"module.exports = { evil: 1 }",'), 'spec.function'],
+    [text.replace(/}$/, `,"spec":${JSON.stringify(fn().spec)}}`), 'spec'],
+    [text.replace('"spec":{', '"sp\\u0065c":{},"spec":{'), 'spec'],
+    [`{"kind":"List","items":[${text},${text.replace('{"apiVersion"', '{"kind":"Function","apiVersion"')}]}`, 'items[1].kind'],
+    [JSON.stringify(fn(deployment({ name: 'c', env: [] }))).replace('"env":[]', '"env":[],"env":[]'), 'spec.deployment.spec.template.spec.containers[0].env'],
+    [JSON.stringify(fn({}, { name: 'hello', labels: { 'app.kubernetes.io/name': 'a' } })).replace('{"app', '{"app.kubernetes.io/name":"b","app'), 'metadata.labels["app.kubernetes.io/name"]'],
+  ];
+  for (const [input, path] of cases) {
+    const error = invalid(input);
+    assert.is(error.code, 'E_FUNCTION_INVALID');
+    assert.is(error.field, path, input);
+    assert.match(error.message, `${path}: is given twice in one JSON object`);
+  }
+  // Equal keys in different objects are no duplicates; neither are values equal to a key.
+  const fine = JSON.stringify(fn(deployment({ name: 'c', env: [{ name: 'A', value: 'name' }, { name: 'B', value: 'x' }] })));
+  assert.is(parseFunction(fine).env.length, 2);
+});
+
+test('YAML with a key given twice is refused too (by the YAML parser)', () => {
+  const yaml = 'apiVersion: kubeless.io/v1beta1\nkind: Function\nmetadata:\n  name: hello\nspec:\n  handler: handler.hello\n  runtime: nodejs14\n  function: a\n  function: b\n';
+  const error = invalid(yaml);
+  assert.match(error.message, /document 1: is not valid YAML or JSON: Map keys must be unique/);
+});
+
 test.run();
