@@ -1,5 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { randomBytes } from 'node:crypto';
+import { bunzip, DecompressionLimitError } from '../../lib/function/archive/decompress.ts';
 import { type ArchiveLimits } from '../../lib/function/archive/limits.ts';
 import { ArchiveUnsafeError } from '../../lib/function/errors.ts';
 import { parseFunction } from '../../lib/function/parse.ts';
@@ -119,6 +121,41 @@ test('bomb: highly compressed tar.gz, tar.bz2 and tar.xz stop at the decompressi
     assert.ok(bomb.length < 100_000, `${format} bomb is small: ${bomb.length}`);
     await rejected(unpack(bomb, 'compressedtar', limits), 'handler.js', /decompressed bytes/);
   }
+});
+
+/** What the decoder hands over before it fails, and how it fails. */
+function drain(chunks: Iterator<Buffer>): { bytes: Buffer; largest: number; error: unknown } {
+  const got: Buffer[] = [];
+  try {
+    for (let next = chunks.next(); !next.done; next = chunks.next()) got.push(next.value);
+  } catch (error) {
+    return { bytes: Buffer.concat(got), largest: Math.max(...got.map((chunk) => chunk.length)), error };
+  }
+  return { bytes: Buffer.concat(got), largest: Math.max(...got.map((chunk) => chunk.length)), error: undefined };
+}
+
+test('bzip2 is decoded a block at a time: the first blocks come out before a later one is read, in chunks of at most 64 KiB', () => {
+  // Random bytes do not compress: three 900 kB blocks, the last one corrupted.
+  const data = randomBytes(2_000_000);
+  const compressed = bzip2(data);
+  const at = compressed.length - 2000;
+  compressed[at] = compressed[at]! ^ 0xff;
+  const first = bunzip(compressed, 10_000_000).next();
+  assert.ok(!first.done && first.value.length > 0, 'the first chunk comes before the corrupt block is read');
+  const { bytes, largest, error } = drain(bunzip(compressed, 10_000_000));
+  assert.ok(bytes.length >= 1_700_000, `${bytes.length} bytes of the two good blocks`);
+  assert.ok(data.subarray(0, bytes.length).equals(bytes));
+  assert.ok(largest <= 64 * 1024, `largest chunk ${largest}`);
+  assert.match(String((error as Error)?.message), /Data error|CRC/);
+});
+
+test('bzip2 past the limit: exactly the limit is handed over, then DecompressionLimitError; concatenated streams are read on', () => {
+  const { bytes, error } = drain(bunzip(bzip2(Buffer.alloc(5_000_000)), 1_000_000));
+  assert.is(bytes.length, 1_000_000);
+  assert.instance(error, DecompressionLimitError);
+  const both = drain(bunzip(Buffer.concat([bzip2(Buffer.from('one ')), bzip2(Buffer.from('two'))]), 100));
+  assert.is(both.error, undefined);
+  assert.is(both.bytes.toString(), 'one two');
 });
 
 test('modes are normalised: 0644 files, 0755 when any execute bit, 0755 directories', async () => {

@@ -44,7 +44,7 @@ export function decompressStream(bytes: Buffer, compression: TarCompression, lim
   return Readable.from(limited(decoded(bytes, compression, limit), compression, limit));
 }
 
-function decoded(bytes: Buffer, compression: Exclude<TarCompression, 'none'>, limit: number): AsyncIterable<Buffer | Uint8Array> {
+function decoded(bytes: Buffer, compression: Exclude<TarCompression, 'none'>, limit: number): AsyncIterable<Buffer | Uint8Array> | Iterable<Buffer> {
   switch (compression) {
     case 'gzip':
       return Readable.from([bytes]).pipe(createGunzip());
@@ -55,7 +55,7 @@ function decoded(bytes: Buffer, compression: Exclude<TarCompression, 'none'>, li
   }
 }
 
-async function* limited(source: AsyncIterable<Buffer | Uint8Array>, compression: TarCompression, limit: number): AsyncGenerator<Buffer> {
+async function* limited(source: AsyncIterable<Buffer | Uint8Array> | Iterable<Buffer>, compression: TarCompression, limit: number): AsyncGenerator<Buffer> {
   let size = 0;
   try {
     for await (const chunk of source) {
@@ -73,28 +73,76 @@ async function* limited(source: AsyncIterable<Buffer | Uint8Array>, compression:
   }
 }
 
-/** seek-bzip decodes in one synchronous call: into a buffer that stops growing one byte past the limit. */
-async function* bunzip(bytes: Buffer, limit: number): AsyncGenerator<Buffer> {
-  let buffer = Buffer.alloc(Math.min(limit + 1, Math.max(64 * 1024, bytes.length * 4)));
-  let size = 0;
-  const sink = {
-    writeByte(byte: number): void {
-      if (size === buffer.length) {
-        if (size > limit) throw new DecompressionLimitError(limit);
-        const grown = Buffer.alloc(Math.min(limit + 1, buffer.length * 2));
-        buffer.copy(grown);
-        buffer = grown;
-      }
-      buffer[size] = byte;
-      size += 1;
+/**
+ * bzip2, one block at a time. seek-bzip's decode() runs over the whole stream in one synchronous call,
+ * which would hold all of the output at once; this is its loop (multistream, as decode(bytes, sink,
+ * true) was called) with the output of each block handed on before the next is read. A block is at
+ * most 900 kB compressed and about 46 MB decompressed (runs of 4 to 259 equal bytes), so that much,
+ * or the limit when smaller, is what is held. Past the limit, what was decoded goes first, so that
+ * the tar reader can name the entry the limit cut, then the DecompressionLimitError.
+ */
+export function* bunzip(bytes: Buffer, limit: number): Generator<Buffer> {
+  const input = Object.assign(new Bunzip.Stream(), {
+    position: 0,
+    readByte(this: { position: number }): number {
+      return this.position < bytes.length ? bytes[this.position++]! : -1;
     },
-  };
+    eof(this: { position: number }): boolean {
+      return this.position >= bytes.length;
+    },
+  });
+  const output = new BlockOutput(limit);
   try {
-    Bunzip.decode(bytes, sink, true);
+    const decoder = new Bunzip(input, output);
+    while (!input.eof()) {
+      if (decoder._init_block()) {
+        decoder._read_bunzip();
+        yield* output.take();
+        continue;
+      }
+      const expected = decoder.reader.read(32) >>> 0;
+      if (expected !== decoder.streamCRC) {
+        throw new Error(`Data error: Bad stream CRC (got ${decoder.streamCRC.toString(16)} expected ${expected.toString(16)})`);
+      }
+      if (input.eof()) break;
+      decoder._start_bunzip(input, output);
+    }
   } catch (error) {
-    // What was decoded goes first, so that the tar reader can name the entry the limit cut.
-    if (error instanceof DecompressionLimitError) yield buffer.subarray(0, size);
+    if (error instanceof DecompressionLimitError) yield* output.take();
     throw error;
   }
-  yield buffer.subarray(0, size);
+}
+
+/** The decoded bytes of the current block, in 64 KiB chunks; refuses a byte past the limit. */
+class BlockOutput {
+  readonly #limit: number;
+  #chunks: Buffer[] = [];
+  #chunk = Buffer.allocUnsafe(64 * 1024);
+  #used = 0;
+  #total = 0;
+
+  constructor(limit: number) {
+    this.#limit = limit;
+  }
+
+  writeByte(byte: number): void {
+    if (this.#total === this.#limit) throw new DecompressionLimitError(this.#limit);
+    if (this.#used === this.#chunk.length) {
+      this.#chunks.push(this.#chunk);
+      this.#chunk = Buffer.allocUnsafe(64 * 1024);
+      this.#used = 0;
+    }
+    this.#chunk[this.#used++] = byte;
+    this.#total += 1;
+  }
+
+  /** The chunks so far, handed over (the last one partly filled). */
+  take(): Buffer[] {
+    const taken = this.#chunks;
+    if (this.#used > 0) taken.push(this.#chunk.subarray(0, this.#used));
+    this.#chunks = [];
+    this.#chunk = Buffer.allocUnsafe(64 * 1024);
+    this.#used = 0;
+    return taken;
+  }
 }
