@@ -85,7 +85,6 @@ async function checks(input: LoadInput): Promise<LoadOutput['checks']> {
     await client.putManifest(`load/load-${i}`, tag, manifest);
     manifests.push(`${input.checkRegistry.url}/v2/load/load-${i}/manifests/${tag}`);
   }
-  await client.close();
   await closeRegistryConnections();
 
   const check = async (fn: object) => {
