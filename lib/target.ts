@@ -118,8 +118,8 @@ function checkImageName(
       ? `shorten ${context.pathName} by at least ${excess} characters: by itself it leaves no room for the function name`
       : `shorten the function name (metadata.name) to at most ${room} characters, or ${context.pathName} by ${excess}`;
     throw new TargetError(
-      `${context.subject} ${shown(repository)} is ${repository.length} characters, more than the ${NAME_MAX_LENGTH} a registry accepts ` +
-        `(${context.pathName} ${shown(registryPath)} has ${registryPath.length}, the function name ${functionName.length}); ${fix}`,
+      `${context.subject} ${shown(repository)} is longer than ${NAME_MAX_LENGTH} characters, the most a registry accepts ` +
+        `(${repository.length}: ${context.pathName} ${shown(registryPath)} has ${registryPath.length}, the function name ${functionName.length}); ${fix}`,
       { ...details, limit: NAME_MAX_LENGTH, length: repository.length, registryPath, functionName, functionNameMax: Math.max(room, 0) },
     );
   }

@@ -65,8 +65,7 @@ test('a name no image reference can hold is E_TARGET_INVALID naming it', () => {
 test('an image name past 255 characters says which part to shorten: the function name, by how much, or the registry path', () => {
   const longName = `fn-${'a'.repeat(247)}`;
   const byName = targetError({ registry: 'reg.example.com:5000/team', functionName: longName });
-  assert.match(byName.message, 'is 276 characters, more than the 255 a registry accepts');
-  assert.match(byName.message, 'the registry path "reg.example.com:5000/team" has 25, the function name 250');
+  assert.match(byName.message, 'is longer than 255 characters, the most a registry accepts (276: the registry path "reg.example.com:5000/team" has 25, the function name 250)');
   assert.match(byName.message, 'shorten the function name (metadata.name) to at most 229 characters, or the registry path by 21');
   assert.equal({ ...byName.details, repository: undefined }, { repository: undefined, limit: 255, length: 276, registryPath: 'reg.example.com:5000/team', functionName: longName, functionNameMax: 229 });
   // A name that fits exactly is taken.
@@ -90,7 +89,7 @@ test('an image name past 255 characters says which part to shorten: the function
   };
   const byPull = pull(`localhost:5000/${'p'.repeat(60)}`);
   assert.match(byPull.message, 'the pull name "localhost:5000/');
-  assert.match(byPull.message, 'is 276 characters');
+  assert.match(byPull.message, 'longer than 255 characters, the most a registry accepts (276: the pull path');
   assert.match(byPull.message, 'or the pull path (from pull registry "localhost:5000/ppp');
   assert.is(byPull.details.pullRegistry, `localhost:5000/${'p'.repeat(60)}`);
 });
