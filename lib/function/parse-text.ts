@@ -1,8 +1,9 @@
 // The documents of a Function's text (YAML, several documents allowed, or JSON), read within
 // FUNCTION_INPUT_LIMITS: the size is checked before anything is parsed, the nesting depth and the
 // token count while the text is read, YAML aliases as they are expanded. JSON goes through
-// JSON.parse after a linear scan for depth and tokens; YAML's double-quoted values through
-// decodeDoubleQuoted: yaml reads those one character at a time, at some fifty bytes each.
+// JSON.parse after a linear scan for depth, tokens and keys given twice; YAML's double-quoted
+// values through decodeDoubleQuoted: yaml reads those one character at a time, at some fifty
+// bytes each.
 import { randomBytes } from 'node:crypto';
 import { CST, Composer, Lexer, LineCounter, Parser, type Document } from 'yaml';
 import { decodeDoubleQuoted } from './double-quoted.ts';
