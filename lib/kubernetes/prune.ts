@@ -141,20 +141,16 @@ export async function pruneFunctionImages(kubeConfig: KubeConfig, config: Builde
     const users = images.filter((image) => image.repository === repository);
     const first = users[0]!;
     const client = new RegistryClient({ registry: first.host, credentials: dockerConfig, transport: transportFor(registries, first.host), signal: options.signal, log: (event) => log(event) });
-    try {
-      const names = new Set([repository, ...users.map((image) => image.pullRepository)]);
-      const inUse = { tags: new Set(users.map((image) => image.tag)), deployedTags: new Set<string>(), deployedDigests: new Set<string>() };
-      for (const ref of deployed) {
-        if (!names.has(ref.name)) continue;
-        if (ref.digest) inUse.deployedDigests.add(ref.digest);
-        if (ref.tag) inUse.deployedTags.add(ref.tag);
-      }
-      log({ event: 'prune-repository', level: 'info', repository, functions: users.map((image) => image.id) });
-      const result = await pruneRepository(client, repository, first.path, inUse, keep, options.delete === true, log);
-      repositories.push({ repository, functions: users.map((image) => image.id).sort(), ...result });
-    } finally {
-      await client.close();
+    const names = new Set([repository, ...users.map((image) => image.pullRepository)]);
+    const inUse = { tags: new Set(users.map((image) => image.tag)), deployedTags: new Set<string>(), deployedDigests: new Set<string>() };
+    for (const ref of deployed) {
+      if (!names.has(ref.name)) continue;
+      if (ref.digest) inUse.deployedDigests.add(ref.digest);
+      if (ref.tag) inUse.deployedTags.add(ref.tag);
     }
+    log({ event: 'prune-repository', level: 'info', repository, functions: users.map((image) => image.id) });
+    const result = await pruneRepository(client, repository, first.path, inUse, keep, options.delete === true, log);
+    repositories.push({ repository, functions: users.map((image) => image.id).sort(), ...result });
   }
   return { dryRun: options.delete !== true, keep, repositories, skipped };
 }

@@ -64,15 +64,9 @@ export async function scheduleBuild(kubeConfig: KubeConfig, fn: string | object,
   const pullRepo = pullRepository(target, config.pullRegistry, spec.name);
   const pullNames = pullRepo === target.repository ? {} : { pullImage: `${pullRepo}:${tag}` };
 
-  // One short-lived client per question: the Job may run for many minutes between the two.
-  const lookup = async () => {
-    const client = new RegistryClient({ registry: target.host, credentials: dockerConfig, transport: transportFor(registries, target.host), signal: options.signal });
-    try {
-      return await client.manifestExists(target.path, tag);
-    } finally {
-      await client.close();
-    }
-  };
+  // A client per question: the Job may run for many minutes between the two (connections are pooled).
+  const lookup = () =>
+    new RegistryClient({ registry: target.host, credentials: dockerConfig, transport: transportFor(registries, target.host), signal: options.signal }).manifestExists(target.path, tag);
   const existing = await lookup();
   if (existing) {
     log({ event: 'cached', function: id, image, digest: existing.digest });

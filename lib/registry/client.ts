@@ -152,14 +152,6 @@ export class RegistryClient {
     this.#log(this.#secrets.redactValue({ registry: this.registry, ...event }) as RegistryLogEvent);
   }
 
-  /**
-   * Does nothing. The connections belong to pools shared by every client with the same TLS settings
-   * and timeouts (idle ones close after 10 s and never keep the process alive);
-   * closeRegistryConnections() closes them.
-   * @deprecated Kept only while lib/kubernetes/schedule.ts and prune.ts still call it; drop both calls and this.
-   */
-  async close(): Promise<void> {}
-
   /** Runs a public operation so that whatever it throws is scrubbed of every secret this client knows. */
   async #guard<T>(operation: () => Promise<T>): Promise<T> {
     try {
