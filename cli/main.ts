@@ -49,7 +49,7 @@ export async function main(argv: string[], io: CommandIO): Promise<number> {
 }
 
 /** One line per error (code, message); the cause only when it adds something. */
-export function reportError(error: unknown, io: CommandIO, command?: Command): void {
+function reportError(error: unknown, io: CommandIO, command?: Command): void {
   if (error instanceof BuilderError) {
     io.stderr.write(`function-image-builder: ${error.code}: ${error.message}\n`);
     if (error instanceof UsageError && command) io.stderr.write(`\n${command.usage}\n`);

@@ -2,8 +2,8 @@
 // step, and an install command may print them; every line the builder shows passes through here.
 // Values shorter than MIN_REDACTED_LENGTH are left alone: "1" or "on" cannot be told from the rest
 // of a line, and hiding them would garble every line without hiding a secret.
-export const REDACTED = '***';
-export const MIN_REDACTED_LENGTH = 4;
+const REDACTED = '***';
+const MIN_REDACTED_LENGTH = 4;
 
 export type Redactor = (text: string) => string;
 

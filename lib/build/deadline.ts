@@ -5,7 +5,7 @@
 import { aborted, cleanupDeadline, deadline } from '../docker/deadline.ts';
 import { BuildAbortedError } from '../docker/errors.ts';
 
-export const DEFAULT_TIMEOUT_MS = 30 * 60_000;
+const DEFAULT_TIMEOUT_MS = 30 * 60_000;
 /**
  * The end of the limit kept for cleanup (removing a failed step's container, the local tags):
  * the work is cancelled this much earlier (at most a quarter of the limit), so that cleanup too ends

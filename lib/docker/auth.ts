@@ -28,7 +28,7 @@ export function engineAuthFor(config: DockerConfig | undefined, host: string): {
 const DOCKER_HUB_HOSTS = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io', 'registry.hub.docker.com']);
 
 /** The key the daemon looks a host up by in X-Registry-Config (Docker Hub has a historic one). */
-export function engineAuthKey(registryHost: string): string {
+function engineAuthKey(registryHost: string): string {
   return DOCKER_HUB_HOSTS.has(registryHost) ? 'https://index.docker.io/v1/' : registryHost;
 }
 

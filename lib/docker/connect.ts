@@ -10,7 +10,7 @@ import Dockerode from 'dockerode';
 import { deadline } from './deadline.ts';
 import { DockerConfigError, DockerUnavailableError } from './errors.ts';
 
-export const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
+const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
 const DEFAULT_PING_TIMEOUT_MS = 10_000;
 
 export interface DockerEndpoint {
@@ -84,7 +84,7 @@ export async function connectDocker(env: Env = process.env, options: ConnectOpti
 }
 
 /** Throws DockerUnavailableError naming `endpoint` unless the daemon answers `/_ping` in time. */
-export async function pingDocker(docker: Dockerode, endpoint: string, options: ConnectOptions = {}): Promise<void> {
+async function pingDocker(docker: Dockerode, endpoint: string, options: ConnectOptions = {}): Promise<void> {
   const timeoutMs = options.timeoutMs ?? DEFAULT_PING_TIMEOUT_MS;
   const { signal } = deadline(options.signal, timeoutMs);
   try {

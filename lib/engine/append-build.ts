@@ -29,7 +29,7 @@ import { openUploadSessions, type UploadSessions } from './upload-sessions.ts';
 
 type Log = (event: { event: string; level: 'debug' | 'info' | 'warn'; [field: string]: unknown }) => void;
 
-export const CODE_LAYER_HISTORY = 'function-image-builder: code /kubeless';
+const CODE_LAYER_HISTORY = 'function-image-builder: code /kubeless';
 
 export interface AppendBuildOptions {
   plan: BuildPlan;

@@ -4,7 +4,7 @@
 import { CONTEXT_MTIME } from '../image/context.ts';
 import { canonicalJson } from '../image/identity.ts';
 
-export const IMAGE_CREATED = CONTEXT_MTIME.toISOString().replace('.000Z', 'Z');
+const IMAGE_CREATED = CONTEXT_MTIME.toISOString().replace('.000Z', 'Z');
 
 export interface AppendedLayer {
   diffId: string;

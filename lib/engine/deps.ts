@@ -17,9 +17,9 @@ import { configBytes } from './config.ts';
 import { imageManifest } from './manifest.ts';
 import { sha256Digest } from '../registry/manifest.ts';
 
-export const DEPS_KEY_FORMAT = 'function-image-builder/deps/v1';
-export const DEPS_TAG_PREFIX = 'deps-';
-export const DEPS_KEY_LABEL = 'io.function-image-builder.deps-key';
+const DEPS_KEY_FORMAT = 'function-image-builder/deps/v1';
+const DEPS_TAG_PREFIX = 'deps-';
+const DEPS_KEY_LABEL = 'io.function-image-builder.deps-key';
 export const DEPS_LAYER_HISTORY = 'function-image-builder: installed deps /kubeless';
 
 /** The deps layer's key (sha256 hex), or undefined when no step runs (nothing to reuse). */
@@ -44,7 +44,7 @@ export function depsKey(plan: BuildPlan, source: MaterialisedSource): string | u
 export const depsTag = (key: string) => `${DEPS_TAG_PREFIX}${key}`;
 
 /** The annotation on the recorded layer's descriptor that carries its diff_id, so one GET finds both. */
-export const DIFF_ID_ANNOTATION = 'io.function-image-builder.diff-id';
+const DIFF_ID_ANNOTATION = 'io.function-image-builder.diff-id';
 
 /** The recorded deps layer of `key` in the target repository, or undefined. One request. */
 export async function findDepsLayer(client: RegistryClient, repository: string, key: string): Promise<AppendLayer | undefined> {

@@ -17,7 +17,7 @@ export class EngineError extends BuilderError {
 }
 
 export type BuildEngine = 'docker' | 'registry';
-export const BUILD_ENGINES: readonly BuildEngine[] = ['docker', 'registry'];
+const BUILD_ENGINES: readonly BuildEngine[] = ['docker', 'registry'];
 
 /** `value` as an engine name, or E_ENGINE_OPTION naming where it came from (`--engine`, `builder-engine`). */
 export function parseEngine(value: string, where: string): BuildEngine {

@@ -22,7 +22,7 @@ export const VOLUME_ENTRY = INSTALL_VOLUME.replace(/^\//, '');
 const owned = (name: string, type: LayerEntry['type'], mode: number, extra: Partial<LayerEntry> = {}): LayerEntry => ({ name, type, mode, uid: FUNCTION_UID, gid: FUNCTION_UID, ...extra });
 
 /** The /kubeless directory itself: owned by the function's user, so the runtime may write there as in Kubeless. */
-export const volumeEntry = (): LayerEntry => owned(VOLUME_ENTRY, 'directory', 0o755);
+const volumeEntry = (): LayerEntry => owned(VOLUME_ENTRY, 'directory', 0o755);
 
 /** One of the function's files (or its deps file) under /kubeless, owned by the function's user. */
 export function volumeFileEntry(file: SourceFile): LayerEntry {

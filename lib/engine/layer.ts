@@ -35,7 +35,7 @@ const GZIP_OS_UNKNOWN = 0xff;
 
 
 /** Adds the parent directories an entry list lacks (mode 0755, owner of the entry), then sorts by name. */
-export function withParents(entries: LayerEntry[]): LayerEntry[] {
+function withParents(entries: LayerEntry[]): LayerEntry[] {
   const byName = new Map<string, LayerEntry>();
   for (const entry of entries) byName.set(entry.name, entry);
   for (const entry of entries) {
@@ -78,7 +78,7 @@ export async function layerTar(entries: LayerEntry[]): Promise<Buffer> {
 }
 
 /** Gzip with a fixed level and header: bytes 4–7 (mtime) zero, byte 9 (OS) "unknown". */
-export function deterministicGzip(data: Buffer): Buffer {
+function deterministicGzip(data: Buffer): Buffer {
   const gz = gzipSync(data, { level: GZIP_LEVEL });
   gz.writeUInt32LE(0, 4);
   gz[9] = GZIP_OS_UNKNOWN;

@@ -9,13 +9,13 @@ import type { AssembledImage } from './assemble.ts';
 import type { BaseImage } from './base.ts';
 import { addCounts, copyBlobs, emptyCounts, type ByteCounts, type CopyBlobsOptions } from './copy-blobs.ts';
 
-export const MIRROR_SEGMENT = 'kubeless-base';
+const MIRROR_SEGMENT = 'kubeless-base';
 
 /** Mirrors known to hold a base (`registry/repository@digest`): a mirror, once made, is not asked for again in this process. */
 const known = new Set<string>();
 
 /** Where the target registry keeps its copy of `baseRepository`, beside the function repository `targetPath` (`ns/fn`). */
-export function mirrorRepository(targetPath: string, baseRepository: string): string {
+function mirrorRepository(targetPath: string, baseRepository: string): string {
   const slash = targetPath.lastIndexOf('/');
   return `${slash === -1 ? '' : targetPath.slice(0, slash + 1)}${MIRROR_SEGMENT}/${baseRepository}`;
 }

@@ -66,7 +66,7 @@ function expandIpv6(address: string): number[] | undefined {
 }
 
 /** Why the address is not a public unicast address, or undefined when it is one. */
-export function nonPublicReason(address: string): string | undefined {
+function nonPublicReason(address: string): string | undefined {
   const family = isIP(address);
   if (family === 0) return 'not an IP address';
   const type = family === 4 ? 'ipv4' : 'ipv6';

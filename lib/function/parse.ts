@@ -10,9 +10,9 @@ import { parseFunctionText } from './parse-text.ts';
 import type { ArchiveKind, ContentSource, ContentType, FunctionEnvVar, FunctionSpec } from './spec.ts';
 import { parseSourceUrl } from './url.ts';
 
-export const FUNCTION_API_VERSION = 'kubeless.io/v1beta1';
-export const FUNCTION_KIND = 'Function';
-export const DEFAULT_TIMEOUT = '180';
+const FUNCTION_API_VERSION = 'kubeless.io/v1beta1';
+const FUNCTION_KIND = 'Function';
+const DEFAULT_TIMEOUT = '180';
 
 const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;

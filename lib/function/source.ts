@@ -36,7 +36,7 @@ export interface MaterialisedSource {
 }
 
 /** The raw bytes spec.checksum covers: the text, the decoded base64, or the downloaded body. */
-export async function readSourceBytes(spec: FunctionSpec, options: { download?: DownloadOptions; signal?: AbortSignal } = {}): Promise<Buffer> {
+async function readSourceBytes(spec: FunctionSpec, options: { download?: DownloadOptions; signal?: AbortSignal } = {}): Promise<Buffer> {
   const fn = functionId(spec);
   switch (spec.contentType.source) {
     case 'text':
@@ -56,7 +56,7 @@ export async function readSourceBytes(spec: FunctionSpec, options: { download?: 
   }
 }
 
-export function verifyChecksum(spec: FunctionSpec, bytes: Buffer): string {
+function verifyChecksum(spec: FunctionSpec, bytes: Buffer): string {
   const actual = `sha256:${sha256Hex(bytes)}`;
   if (spec.checksum !== undefined && spec.checksum !== actual) {
     throw new ChecksumMismatchError(functionId(spec), spec.checksum, actual);
@@ -70,7 +70,7 @@ export async function materialiseSources(spec: FunctionSpec, options: SourceOpti
 }
 
 /** The files of an already read (and possibly downloaded) source. */
-export async function sourceFromBytes(spec: FunctionSpec, bytes: Buffer, options: SourceOptions): Promise<MaterialisedSource> {
+async function sourceFromBytes(spec: FunctionSpec, bytes: Buffer, options: SourceOptions): Promise<MaterialisedSource> {
   const fn = functionId(spec);
   const checksum = verifyChecksum(spec, bytes);
   const warnings: string[] = [];

@@ -10,9 +10,9 @@ import { MEDIA_TYPE, sha256Digest, type Descriptor } from '../registry/manifest.
 import { ociManifestBytes, readManifest, verifiedChunks, type LocalImage } from './local-image.ts';
 
 /** Annotation the OCI spec gives for an image's name in a layout: here the function's tag. */
-export const REF_NAME_ANNOTATION = 'org.opencontainers.image.ref.name';
+const REF_NAME_ANNOTATION = 'org.opencontainers.image.ref.name';
 /** The full name containerd's `ctr import` tags the image with. */
-export const CONTAINERD_NAME_ANNOTATION = 'io.containerd.image.name';
+const CONTAINERD_NAME_ANNOTATION = 'io.containerd.image.name';
 
 export interface WrittenImage {
   /** Digest of the manifest as written (an OCI layout holds the OCI form of a Docker manifest). */

@@ -17,7 +17,7 @@ import { parseReference } from './reference.ts';
 export const INSTALL_VOLUME = '/kubeless';
 /** The user Kubeless runtime images run as; /kubeless belongs to it. */
 export const FUNCTION_UID = 1000;
-export const FUNCTION_PORT = '8080';
+const FUNCTION_PORT = '8080';
 /** What the Kubeless runtime images are built for, and what a cluster without a word otherwise runs. */
 export const DEFAULT_PLATFORM = 'linux/amd64';
 

@@ -6,7 +6,7 @@ import { BuilderError } from '../errors.ts';
 
 export const DOCKER_HUB = 'docker.io';
 export const NAME_MAX_LENGTH = 255;
-export const TAG_MAX_LENGTH = 128;
+const TAG_MAX_LENGTH = 128;
 
 /** Registry hosts that all mean Docker Hub, in references and in credential keys. */
 const DOCKER_HUB_ALIASES = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io', 'registry.hub.docker.com']);
@@ -75,10 +75,6 @@ const DIGEST_HEX_LENGTH: Record<string, number> = { sha256: 64, sha384: 96, sha5
 export function normaliseRegistryHost(host: string): string {
   const lower = host.toLowerCase();
   return DOCKER_HUB_ALIASES.has(lower) ? DOCKER_HUB : lower;
-}
-
-export function isDockerHub(host: string): boolean {
-  return normaliseRegistryHost(host) === DOCKER_HUB;
 }
 
 export function parseReference(input: string): ImageReference {

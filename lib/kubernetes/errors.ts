@@ -12,7 +12,7 @@ export function statusOf(error: unknown): number | undefined {
 }
 
 /** The API server's own explanation (Status.message), when it sent one. */
-export function statusMessage(error: unknown): string | undefined {
+function statusMessage(error: unknown): string | undefined {
   if (!(error instanceof ApiException)) return undefined;
   let body: unknown = error.body;
   if (typeof body === 'string') {

@@ -20,13 +20,13 @@ import { daemonlessJobManifests } from './daemonless-job.ts';
 import type { JobSteps } from './job-steps.ts';
 import { buildJobName, labelValue } from './names.ts';
 
-export const LABEL_CREATED_BY = 'created-by';
-export const LABEL_FUNCTION = 'function';
-export const ANNOTATION_FUNCTION = 'function-image-builder.io/function';
+const LABEL_CREATED_BY = 'created-by';
+const LABEL_FUNCTION = 'function';
+const ANNOTATION_FUNCTION = 'function-image-builder.io/function';
 export const ANNOTATION_TAG = 'function-image-builder.io/tag';
-export const ANNOTATION_IMAGE = 'function-image-builder.io/image';
+const ANNOTATION_IMAGE = 'function-image-builder.io/image';
 /** etcd refuses objects past about 1.5 MB; a Secret's data is limited to 1 MiB. */
-export const BUILD_INPUT_MAX_BYTES = 1024 * 1024;
+const BUILD_INPUT_MAX_BYTES = 1024 * 1024;
 
 export interface JobFunction {
   name: string;
@@ -50,11 +50,11 @@ export interface JobManifests {
 }
 
 /** The namespace the Job runs in: the registry Secret's, because the pod mounts it. */
-export function jobNamespace(fn: JobFunction, config: BuilderConfig): string {
+function jobNamespace(fn: JobFunction, config: BuilderConfig): string {
   return config.registrySecret.namespace || fn.namespace;
 }
 
-export function functionLabels(name: string): Record<string, string> {
+function functionLabels(name: string): Record<string, string> {
   return { [LABEL_CREATED_BY]: 'kubeless', [LABEL_FUNCTION]: labelValue(name) };
 }
 

@@ -8,18 +8,18 @@
 import { createHash } from 'node:crypto';
 
 export const DNS1123_LABEL_MAX = 63;
-export const LABEL_VALUE_MAX = 63;
+const LABEL_VALUE_MAX = 63;
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
 /** Characters of the tag in a Job name, as Kubeless named its build Jobs. */
-export const JOB_NAME_TAG_LENGTH = 10;
+const JOB_NAME_TAG_LENGTH = 10;
 const HASH_LENGTH = 8;
 
 export function isDns1123Label(value: string): boolean {
   return value.length <= DNS1123_LABEL_MAX && DNS1123_LABEL.test(value);
 }
 
-export function isLabelValue(value: string): boolean {
+function isLabelValue(value: string): boolean {
   return value.length <= LABEL_VALUE_MAX && LABEL_VALUE.test(value);
 }
 
@@ -41,7 +41,7 @@ function labelCharacters(value: string): string {
  * already made of label characters and fits; otherwise it is cleaned, cut, and followed by a hash of
  * the original so that distinct names stay distinct.
  */
-export function dns1123Label(prefix: string, name: string, suffix = ''): string {
+function dns1123Label(prefix: string, name: string, suffix = ''): string {
   const room = DNS1123_LABEL_MAX - prefix.length - suffix.length;
   const clean = labelCharacters(name);
   if (clean === name && clean.length > 0 && clean.length <= room) return `${prefix}${clean}${suffix}`;

@@ -3,7 +3,7 @@
 // from the pod's status. One module so that the format cannot drift between writer and reader.
 
 /** The kubelet keeps at most this many bytes of a termination message. */
-export const TERMINATION_MESSAGE_MAX = 4096;
+const TERMINATION_MESSAGE_MAX = 4096;
 
 /** What the Job writes to its termination message on success. */
 export interface JobResult {

@@ -25,7 +25,7 @@ export interface RegistryTransport {
 /** Transport settings by registry host (Docker Hub aliases and case folded when looked up). */
 export type RegistrySettings = Record<string, RegistryTransport>;
 
-export const DOCKER_HUB_API = 'registry-1.docker.io';
+const DOCKER_HUB_API = 'registry-1.docker.io';
 
 export function transportFor(settings: RegistrySettings | undefined, host: string): RegistryTransport {
   if (!settings) return {};

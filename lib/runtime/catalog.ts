@@ -6,7 +6,7 @@ import { BuilderError } from '../errors.ts';
 import { CatalogInvalidError, RuntimeUnknownError } from './errors.ts';
 
 export type PhaseName = 'installation' | 'compilation' | 'runtime';
-export const PHASES: readonly PhaseName[] = ['installation', 'compilation', 'runtime'];
+const PHASES: readonly PhaseName[] = ['installation', 'compilation', 'runtime'];
 
 export interface RuntimePhase {
   /** As written in the catalog; a tag is resolved to a digest before it is used. */

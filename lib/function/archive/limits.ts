@@ -10,7 +10,7 @@ export interface ArchiveLimits {
   maxTotalBytes: number;
 }
 
-export const DEFAULT_ARCHIVE_LIMITS: ArchiveLimits = {
+const DEFAULT_ARCHIVE_LIMITS: ArchiveLimits = {
   maxEntries: 10_000,
   maxEntryBytes: 128 * 1024 * 1024,
   maxTotalBytes: 256 * 1024 * 1024,

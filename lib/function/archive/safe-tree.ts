@@ -23,7 +23,7 @@ export interface RawEntry {
 const MAX_PATH = 4096;
 const MAX_COMPONENT = 255;
 /** Directories deep; node_modules and site-packages trees stay far below. Bounds the work per entry. */
-export const MAX_DEPTH = 100;
+const MAX_DEPTH = 100;
 
 export class SafeTree {
   readonly #fn: string;
