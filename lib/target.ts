@@ -86,7 +86,9 @@ export function pullRepository(target: BuildTarget, pullRegistry: string | undef
   const { host, namespace } = splitRegistry(pullRegistry.trim());
   return checkImageName(namespace === undefined ? `${host}/${target.path}` : `${host}/${namespace}/${functionName}`, functionName, {
     subject: 'the pull name',
-    pathName: `the pull path (from pull registry "${pullRegistry}")`,
+    pathName: namespace === undefined
+      ? `the pull path (pull host "${host}" with the push path; give the pull registry as "host/namespace" to choose another)`
+      : `the pull path (from pull registry "${pullRegistry}")`,
     invalid: (name, rule) => `the pull name ${name} (from pull registry "${pullRegistry}") is not a valid image name (${rule}); give it as "host[/namespace]" with a lower-case namespace`,
     details: { pullRegistry },
   });
@@ -108,7 +110,8 @@ function checkImageName(
   } catch (error) {
     if (!(error instanceof ImageReferenceError)) throw error;
     const details = { ...context.details, repository };
-    if (repository.length <= NAME_MAX_LENGTH) throw new TargetError(context.invalid(repository, String(error.details.rule)), details);
+    // Only when length is the rule broken: a long name that also breaks another rule is told that one first.
+    if (error.details.tooLong !== true) throw new TargetError(context.invalid(repository, String(error.details.rule)), details);
     const registryPath = repository.slice(0, repository.length - functionName.length - 1);
     const excess = repository.length - NAME_MAX_LENGTH;
     // What the function name may have: the limit less the registry path and the "/" after it.

@@ -127,7 +127,7 @@ export function parseReference(input: string): ImageReference {
 
   checkRepositoryPath(path, fail);
   const name = `${registry}/${path}`;
-  if (name.length > NAME_MAX_LENGTH) fail(`the name "${name.slice(0, 40)}..." is longer than ${NAME_MAX_LENGTH} characters`);
+  if (name.length > NAME_MAX_LENGTH) fail(`the name "${name.slice(0, 40)}..." is longer than ${NAME_MAX_LENGTH} characters`, { tooLong: true });
   return new ImageReference(registry, path, tag, digest);
 }
 

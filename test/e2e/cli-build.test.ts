@@ -97,7 +97,7 @@ test('a bad spec exits 2 with the error naming the field; usage errors exit 2', 
   assert.match(unknown.stderr, 'unknown command "frobnicate"');
 });
 
-test('a JSON Function with a key given twice exits 2 naming the key; nothing is built or pushed', async () => {
+test('a JSON Function with a key given twice exits 2 naming the key; nothing is pushed', async () => {
   const fn = functionObject('cli-dup', { handler: 'handler.hello', runtime: 'nodejs24', function: 'module.exports = { hello: () => "read" }' });
   const text = JSON.stringify(fn).replace('"spec":{', '"spec":{"function":"module.exports = { hello: () => \\"built\\" }",');
   const path = join(dir, 'duplicate.json');

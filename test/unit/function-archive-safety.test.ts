@@ -135,7 +135,7 @@ function drain(chunks: Iterator<Buffer>): { bytes: Buffer; largest: number; erro
 }
 
 test('bzip2 is decoded a block at a time: the first blocks come out before a later one is read, in chunks of at most 64 KiB', () => {
-  // Random bytes do not compress: three 900 kB blocks, the last one corrupted.
+  // Random bytes do not compress: three blocks (900 kB, 900 kB, the rest), the last one corrupted.
   const data = randomBytes(2_000_000);
   const compressed = bzip2(data);
   const at = compressed.length - 2000;

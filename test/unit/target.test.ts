@@ -67,7 +67,11 @@ test('an image name past 255 characters says which part to shorten: the function
   const byName = targetError({ registry: 'reg.example.com:5000/team', functionName: longName });
   assert.match(byName.message, 'is longer than 255 characters, the most a registry accepts (276: the registry path "reg.example.com:5000/team" has 25, the function name 250)');
   assert.match(byName.message, 'shorten the function name (metadata.name) to at most 229 characters, or the registry path by 21');
-  assert.equal({ ...byName.details, repository: undefined }, { repository: undefined, limit: 255, length: 276, registryPath: 'reg.example.com:5000/team', functionName: longName, functionNameMax: 229 });
+  assert.equal(byName.details, { repository: `reg.example.com:5000/team/${longName}`, limit: 255, length: 276, registryPath: 'reg.example.com:5000/team', functionName: longName, functionNameMax: 229 });
+  // Long and also against another rule: that rule is told first, not the length.
+  const upperAndLong = targetError({ registry: 'reg.example.com/Team', functionName: longName });
+  assert.match(upperAndLong.message, 'lower-case namespace');
+  assert.not.match(upperAndLong.message, 'longer than');
   // A name that fits exactly is taken.
   assert.is(repository({ registry: 'reg.example.com:5000/team', functionName: 'b'.repeat(229) }).length, 255);
 
@@ -92,6 +96,16 @@ test('an image name past 255 characters says which part to shorten: the function
   assert.match(byPull.message, 'longer than 255 characters, the most a registry accepts (276: the pull path');
   assert.match(byPull.message, 'or the pull path (from pull registry "localhost:5000/ppp');
   assert.is(byPull.details.pullRegistry, `localhost:5000/${'p'.repeat(60)}`);
+  // A pull registry without a namespace keeps the push path, which only its own setting shortens.
+  const longPushed = resolveTarget({ registry: `reg.example.com/${'t'.repeat(30)}`, functionName: 'b'.repeat(200) });
+  let hostOnly: BuilderError | undefined;
+  try {
+    pullRepository(longPushed, `a-longer-pull-host.example.com:5000`, 'b'.repeat(200));
+  } catch (error) {
+    hostOnly = error as BuilderError;
+  }
+  assert.ok(hostOnly, 'the longer pull host makes the name too long');
+  assert.match(hostOnly!.message, 'pull host "a-longer-pull-host.example.com:5000" with the push path; give the pull registry as "host/namespace" to choose another');
 });
 
 test('local builds without a registry go to kubeless.local; with one, to it', () => {

@@ -76,16 +76,17 @@ async function* limited(source: AsyncIterable<Buffer | Uint8Array> | Iterable<Bu
 /**
  * bzip2, one block at a time. seek-bzip's decode() runs over the whole stream in one synchronous call,
  * which would hold all of the output at once; this is its loop (multistream, as decode(bytes, sink,
- * true) was called) with the output of each block handed on before the next is read. A block is at
- * most 900 kB compressed and about 46 MB decompressed (runs of 4 to 259 equal bytes), so that much,
- * or the limit when smaller, is what is held. Past the limit, what was decoded goes first, so that
+ * true) was called) with the output of each block handed on before the next is read. A block holds
+ * at most 900 000 bytes before its last run-length step, so about 46 MB once decoded (each run of 4
+ * equal bytes may stand for 259); that much, or the limit when smaller, is what is held. Past the limit, what was decoded goes first, so that
  * the tar reader can name the entry the limit cut, then the DecompressionLimitError.
  */
 export function* bunzip(bytes: Buffer, limit: number): Generator<Buffer> {
   const input = Object.assign(new Bunzip.Stream(), {
     position: 0,
-    readByte(this: { position: number }): number {
-      return this.position < bytes.length ? bytes[this.position++]! : -1;
+    // Past the end: undefined, as seek-bzip's own buffer input answers (its bit reader reads 0-bits then).
+    readByte(this: { position: number }): number | undefined {
+      return bytes[this.position++];
     },
     eof(this: { position: number }): boolean {
       return this.position >= bytes.length;

@@ -3,8 +3,8 @@ declare module 'seek-bzip' {
     writeByte(byte: number): void;
   }
   interface ByteSource {
-    /** The next byte, or -1 (or undefined) at the end. */
-    readByte(): number;
+    /** The next byte, or undefined at the end (as seek-bzip's own buffer input answers). */
+    readByte(): number | undefined;
     read(buffer: Uint8Array, offset: number, length: number): number;
     eof(): boolean;
   }
