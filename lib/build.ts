@@ -141,7 +141,6 @@ interface CallSettings {
   runInstall: boolean;
   platform: string;
   dockerConfig: DockerConfig | undefined;
-  catalog: RuntimeCatalog;
   target: BuildTarget;
   /** The repository the cluster pulls from: the pull registry's name for `target`, or `target`'s own. */
   pullRepo: string;
@@ -164,13 +163,20 @@ function callSettings(spec: FunctionSpec, id: string, options: BuildFunctionOpti
     throw new EngineError('E_ENGINE_OPTION', 'user', `function ${id}: installedDir is read by the registry engine only; give engine: 'registry' with it`, { details: { field: 'installedDir' } });
   }
   const dockerConfig = options.dockerConfig === undefined || isDockerConfig(options.dockerConfig) ? options.dockerConfig : parseDockerConfig(options.dockerConfig);
-  const catalog = options.catalog === undefined ? defaultRuntimeCatalog() : isCatalog(options.catalog) ? options.catalog : parseRuntimeCatalog(options.catalog);
   // An output needs no registry: without one the image is named kubeless.local/<function>:<tag>.
   const target = resolveTarget({ registry: options.registry, dockerConfig, functionName: spec.name, local: !push || output !== undefined });
   // A local image is run from the daemon that holds it, and an output is loaded where it is
   // written, so only pushed images get a pull name.
   const pullRepo = push && !output ? pullRepository(target, options.pullRegistry, spec.name) : target.repository;
-  return { push, output, engineName, runInstall: options.runInstall ?? true, platform: options.platform ?? DEFAULT_PLATFORM, dockerConfig, catalog, target, pullRepo };
+  return { push, output, engineName, runInstall: options.runInstall ?? true, platform: options.platform ?? DEFAULT_PLATFORM, dockerConfig, target, pullRepo };
+}
+
+/** What one call shares between its steps. */
+interface CallContext {
+  limit: BuildDeadline;
+  clients: RegistryClients;
+  log: IdentifiedBuild['log'];
+  progress: IdentifiedBuild['progress'];
 }
 
 /**
@@ -182,7 +188,7 @@ async function identify(
   id: string,
   options: BuildFunctionOptions,
   settings: CallSettings,
-  call: { limit: BuildDeadline; clients: RegistryClients; log: IdentifiedBuild['log']; progress: IdentifiedBuild['progress'] },
+  call: CallContext,
   resolved: BuildPlan | undefined,
 ): Promise<IdentifiedBuild> {
   const { limit, clients, log, progress } = call;
@@ -211,12 +217,14 @@ async function identify(
 }
 
 /** The Function against the catalog: runtime images pinned to digests (through the call's clients), the source read. */
-async function resolve(spec: FunctionSpec, id: string, options: BuildFunctionOptions, settings: CallSettings, call: { limit: BuildDeadline; clients: RegistryClients; log: IdentifiedBuild['log']; progress: IdentifiedBuild['progress'] }): Promise<BuildPlan> {
+async function resolve(spec: FunctionSpec, id: string, options: BuildFunctionOptions, settings: CallSettings, call: CallContext): Promise<BuildPlan> {
   const { limit, clients, log, progress } = call;
   const { platform } = settings;
   progress({ kind: 'phase', phase: 'resolve', message: `resolving ${id} (${spec.runtime})` });
+  // Parsed here, not with the other settings: a plan handed in (buildResolvedImage) has its runtime already.
+  const catalog = options.catalog === undefined ? defaultRuntimeCatalog() : isCatalog(options.catalog) ? options.catalog : parseRuntimeCatalog(options.catalog);
   return resolveBuildPlan(spec, {
-    catalog: settings.catalog,
+    catalog,
     signal: limit.signal,
     platform,
     ...(options.labels === undefined ? {} : { labels: options.labels }),

@@ -10,6 +10,7 @@ import { UsageError, type Command, type CommandIO } from '../command.ts';
 import { readJobInputs, targetOf } from '../mounted-inputs.ts';
 import { createJsonLog, libraryLog, progressLog } from '../json-log.ts';
 import { reportJobFailure, writeTermination } from '../job-termination.ts';
+import { planInputs } from '../../lib/kubernetes/plan-options.ts';
 
 const usage = `usage: function-image-builder job
 
@@ -59,12 +60,12 @@ async function run(args: string[], io: CommandIO): Promise<number> {
 
     const result = await buildFunctionImage(spec, {
       registry: inputs.registry,
-      catalog: inputs.catalog,
+      // The same catalog and url allowance as job-sources and the scheduler that computed BUILDER_TAG.
+      ...planInputs(inputs),
       dockerConfig: inputs.dockerConfig,
       registries,
       ...(inputs.engine !== undefined ? { engine: inputs.engine } : {}),
       ...(inputs.installedDir !== undefined ? { installedDir: inputs.installedDir } : {}),
-      download: { allowPrivateAddresses: inputs.allowPrivateAddresses },
       push: true,
       ...(inputs.tag !== undefined ? { expectedTag: inputs.tag } : {}),
       docker: io.env,

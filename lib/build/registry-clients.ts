@@ -1,5 +1,6 @@
 // The registry clients of one build, one per host: the runtime image's digest, the existence check
-// and the push to one host share a client (its token, its connection). Its own module so that the
+// and the push to one host share a client bound to the build's credentials, log and signal (tokens
+// and auth challenges are shared across clients by lib/registry/auth.ts). Its own module so that the
 // pipeline asks for "the client of this host". Nothing to close when the call ends: the connections
 // belong to the process-wide pools of lib/registry/transport.ts.
 import { RegistryClient, type RegistryLogEvent } from '../registry/client.ts';

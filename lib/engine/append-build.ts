@@ -101,7 +101,7 @@ export async function assembleFunctionImages(options: AppendBuildOptions): Promi
     );
   };
   // Installed deps are new bytes every time they are installed; everything else is made the same way
-  // by any build of this tag (recorded deps layer, deterministic code layer and config).
+  // by every build of this tag that reads the same deps record (deterministic code layer and config).
   const reproducible = deps?.record === undefined;
   return { images, bases: bases.images, ...(bases.index && images.length > 1 ? { index: bases.index.family } : {}), reproducible, afterPush };
 }
@@ -186,9 +186,11 @@ async function appendAndPush(options: AppendBuildOptions, sessions: UploadSessio
   const blobs = images.flatMap((image) => [...image.layers, image.config]);
   const copyAll = (verify: boolean) => copyBlobs(blobs, { ...copying, repository: target.path, verify });
   // Another build of the same tag may finish meanwhile. An image with freshly installed deps differs
-  // from theirs, so the tag is asked about beside the blob copy and their image stays the tag's. A
-  // reproducible image is the one any build that found the same deps record makes: putting it again
-  // moves nothing, and the question would only cost the registry a request before the manifest.
+  // from theirs, so the tag is asked about beside the blob copy and their image stays the tag's. An
+  // image without them is the one every build that found the same deps record makes: putting it
+  // again moves nothing, and the question would cost the registry a request before the manifest.
+  // (Only a race with a build that installed the same deps anew moves the tag, once, between two
+  // images that both work.)
   const [raced, copied] = await Promise.all([reproducible ? undefined : client.manifestExists(target.path, tag), copyAll(false)]);
   let bytes = addCounts(mirrored, copied);
   if (raced) return { digest: raced.digest, bytes, buildMs, pushMs: Date.now() - pushStarted, raced: true, images };

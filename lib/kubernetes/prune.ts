@@ -91,10 +91,10 @@ export async function pruneFunctionImages(kubeConfig: KubeConfig, config: Builde
   const log = options.log ?? (() => {});
   const dockerConfig = config.registrySecret.dockerConfig;
   const registries = withExtraRegistrySettings(config.registries, options.registries);
-  const plan = planOptions({ ...config, registries }, options.signal);
+  const resolveOptions = planOptions({ ...config, registries }, options.signal, log);
   // One lookup per runtime image for the whole run, not one per Function: a cluster's Functions
   // share a few runtimes, and every tag of one run is computed against the same digests.
-  const resolveImageDigest = memoized(plan.resolveImageDigest);
+  const resolveImageDigest = memoized(resolveOptions.resolveImageDigest);
 
   const [functionObjects, deployments] = await Promise.all([listFunctions(kubeConfig), listDeployments(kubeConfig)]);
   const images: FunctionImage[] = [];
@@ -107,7 +107,7 @@ export async function pruneFunctionImages(kubeConfig: KubeConfig, config: Builde
       const spec = parseFunction(object);
       if (spec.prebuiltImage) continue;
       const target = resolveTarget({ registry: config.registry, dockerConfig, functionName: spec.name });
-      const tag = await functionImageTag(spec, { ...plan, resolveImageDigest });
+      const tag = await functionImageTag(spec, { ...resolveOptions, resolveImageDigest });
       images.push({
         id: functionId(spec),
         namespace: spec.namespace,

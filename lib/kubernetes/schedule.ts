@@ -57,7 +57,7 @@ export async function scheduleBuild(kubeConfig: KubeConfig, fn: string | object,
 
   // Resolved once: the fast path and the Job's manifest use this plan and tag (a url source without
   // a checksum is downloaded once), and the registry is asked about the tag once.
-  const plan = await resolveBuildPlan(spec, planOptions({ ...config, registries }, options.signal));
+  const plan = await resolveBuildPlan(spec, planOptions({ ...config, registries }, options.signal, log));
   const tag = planIdentity(plan);
   const image = `${target.repository}:${tag}`;
   // The Job pushes and reports under the push name; nodes pull under this one (same registry, same digest).

@@ -121,6 +121,25 @@ test('the daemon frozen during the push: E_BUILD_TIMEOUT by timeoutMs, nothing i
   assert.equal(await registryTags(registry, 'faults/frozen-push'), []);
 });
 
+test('registry engine, the daemon frozen during the install step: E_BUILD_TIMEOUT by timeoutMs, cleanup included; the daemon, thawed, keeps nothing', async () => {
+  const { error, ms } = await failing('frozen-install', {
+    engine: 'registry',
+    timeoutMs: 12_000,
+    // The step's output is read after it ends, so the freeze follows the install's start by a moment.
+    onProgress: (event) => {
+      if (event.kind === 'phase' && event.phase === 'build' && event.message.startsWith('installing')) setTimeout(() => daemon.freeze(), 2_000);
+    },
+  });
+  daemon.thaw();
+  assert.is(error.code, 'E_BUILD_TIMEOUT', error.message);
+  // The step's container cannot be removed from a frozen daemon: that try ends with the limit too.
+  assert.ok(ms <= 12_000 + 500, `ended after ${ms} ms`);
+  const until = Date.now() + 30_000;
+  while ((await daemonTraces('frozen-install')).length > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 500));
+  assert.equal(await daemonTraces('frozen-install'), []);
+  assert.equal(await registryTags(registry, 'faults/frozen-install'), []);
+});
+
 test('the daemon SIGKILLed mid-RUN and started again: an infrastructure error, and the step\'s container is removed', async () => {
   let fault: Promise<void> | undefined;
   const { error } = await failing('killed-run', {

@@ -174,7 +174,7 @@ test('prune --namespace other --yes (CLI): deletes by digest in the repositories
   assert.equal(await tagsOf('fns/broken'), expectedTags('brokenOld'));
 });
 
-test('a url source on a private address: its tag is computed with kubeless-config\'s allowance (so its current image stays), and without it the repository is skipped', async () => {
+test('a url source on a private address: its tag is computed with the builder config\'s allowance (so its current image stays), and without it the repository is skipped', async () => {
   const files = await startFileServer();
   try {
     const object = functionObject('from-url', { handler: 'handler.hello', runtime: 'nodejs24', 'function-content-type': 'url', function: files.put('hello.js', 'module.exports = { hello: () => "url" }') }) as { metadata: { namespace: string } };
