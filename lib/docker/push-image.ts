@@ -117,10 +117,5 @@ export async function tagImage(docker: Dockerode, imageId: string, repository: s
 
 /** The image ID a local name points at, undefined when there is none. */
 export async function localImageId(docker: Dockerode, name: string, signal: AbortSignal): Promise<string | undefined> {
-  try {
-    return (await inspectImage(docker, name, signal))?.Id;
-  } catch (error) {
-    if (signal.aborted) throw error;
-    throw new DockerUnavailableError(`the Docker Engine could not look up ${name}: ${(error as Error).message}`, { cause: error, details: { image: name } });
-  }
+  return (await inspectImage(docker, name, signal))?.Id;
 }
