@@ -41,7 +41,7 @@ export class BlobCacheError extends BuilderError {
   }
 }
 
-/** Bytes that do not hash to the digest they were stored under, or (downloaded, already verified) are not the size given. */
+/** Bytes that are not the size given, or do not hash to the digest they were stored under. */
 export class BlobDigestError extends BuilderError {
   constructor(digest: string, computed: string | undefined, size: number, expectedSize?: number) {
     const found = computed === undefined ? `the ${size} bytes received are not the ${expectedSize} bytes expected` : `the ${size} bytes received hash to ${computed}`;
@@ -130,9 +130,9 @@ export class BlobCache {
         }
       };
       await pipeline(Readable.from(counting(), { objectMode: false }), createWriteStream(temp, { flags: 'wx' }));
+      if (size !== undefined && received !== size) throw new BlobDigestError(digest, undefined, received, size);
       const computed = hasher === undefined ? undefined : `${algorithm}:${hasher.digest('hex')}`;
-      if (computed !== undefined && (computed !== digest || (size !== undefined && received !== size))) throw new BlobDigestError(digest, computed, received);
-      if (computed === undefined && size !== undefined && received !== size) throw new BlobDigestError(digest, undefined, received, size);
+      if (computed !== undefined && computed !== digest) throw new BlobDigestError(digest, computed, received);
       await rename(temp, final);
       return received;
     } catch (error) {

@@ -81,7 +81,8 @@ test('put stores a blob under its digest, and bytes that do not match are not st
   const other = sha256Digest('something else');
   const error = await failure(cache.put(other, [data]), BlobDigestError, 'E_CACHE_DIGEST_MISMATCH');
   assert.match(error.message, digest);
-  await failure(cache.put(digest, [data], data.length - 1), BlobDigestError, 'E_CACHE_DIGEST_MISMATCH');
+  const short = await failure(cache.put(digest, [data], data.length - 1), BlobDigestError, 'E_CACHE_DIGEST_MISMATCH');
+  assert.match(short.message, `the ${data.length} bytes received are not the ${data.length - 1} bytes expected`, 'bytes that hash to the digest but are not the size given are told as the wrong size');
   assert.equal(files(cache.dir), [cache.path(digest)], 'no temp file and no wrong blob left');
 });
 
