@@ -95,7 +95,7 @@ export type ErrorCode =
   | 'E_MANIFEST_MEDIA_TYPE'
   /** other builds writing the same oci:DIR at once kept replacing it while this one put its layout in place */
   | 'E_OUTPUT_BUSY'
-  /** an output (oci:DIR, docker-archive:FILE) is malformed or its path cannot take it */
+  /** an output (oci:DIR, docker-archive:FILE) is malformed or its path cannot take it (infrastructure: the file system failed the final rename) */
   | 'E_OUTPUT_INVALID'
   /** the Deployment patch options are malformed */
   | 'E_PATCH_INVALID'

@@ -34,6 +34,8 @@ export interface OutputOptions {
   client: (host: string) => Pick<RegistryClient, 'openBlob'>;
   onProgress?: (message: string) => void;
   signal?: AbortSignal;
+  /** Every rename of the swap into place goes through this (fs rename otherwise): lets a test force races and refusals. */
+  rename?: (from: string, to: string) => Promise<void>;
 }
 
 export async function writeImageOutput(output: OutputSpec, image: OutputImage, options: OutputOptions): Promise<OutputResult> {
@@ -71,7 +73,7 @@ export async function writeImageOutput(output: OutputSpec, image: OutputImage, o
   try {
     const written = output.format === 'oci' ? await writeOciLayout(temp, local) : await writeDockerArchive(temp, local);
     options.signal?.throwIfAborted();
-    await replace(output, temp);
+    await replace(output, temp, options.rename ?? rename);
     return { ...written, format: output.format, path: output.path, bytes };
   } catch (error) {
     await rm(temp, { recursive: true, force: true });
@@ -91,7 +93,7 @@ export async function writeImageOutput(output: OutputSpec, image: OutputImage, o
 const MAX_SWAPS = 32;
 
 /** Other writes to the same oci:DIR kept replacing it, so this write could not put its layout in place. */
-export class OutputBusyError extends BuilderError {
+class OutputBusyError extends BuilderError {
   constructor(output: OutputSpec) {
     super('E_OUTPUT_BUSY', 'infrastructure', `output "${output.spec}": other builds writing ${output.path} at the same time replaced it ${MAX_SWAPS} times while this one put its layout in place; write again, or give each build its own directory`, {
       details: { output: output.spec },
@@ -107,13 +109,17 @@ export class OutputBusyError extends BuilderError {
  * went in whole, so the path always holds one complete layout, the last writer's stays, and every
  * writer removes what it moved aside.
  */
-async function replace(output: OutputSpec, temp: string): Promise<void> {
-  if (output.format === 'docker-archive') return rename(temp, output.path);
+async function replace(output: OutputSpec, temp: string, rename: (from: string, to: string) => Promise<void>): Promise<void> {
+  if (output.format === 'docker-archive') {
+    return rename(temp, output.path).catch((error: unknown) => {
+      throw cannotPlace(output, error);
+    });
+  }
   const aside: string[] = [];
   try {
     for (let swap = 0; swap < MAX_SWAPS; swap++) {
       const old = siblingTempPath(output.path, 'old', randomBytes(6).toString('hex'));
-      if (await moveAside(output, old)) aside.push(old);
+      if (await moveAside(output, old, rename)) aside.push(old);
       try {
         await rename(temp, output.path);
         return;
@@ -123,9 +129,10 @@ async function replace(output: OutputSpec, temp: string): Promise<void> {
     }
     throw new OutputBusyError(output);
   } catch (error) {
-    // Put back the first layout moved aside (the previous output), unless another write's is there now.
-    const first = aside[0];
-    if (first !== undefined && (await rename(first, output.path).then(() => true, () => false))) aside.shift();
+    // Put back the last layout moved aside, unless another write's is there now: the older ones were
+    // replaced by it, and its writer may already have reported success.
+    const newest = aside.at(-1);
+    if (newest !== undefined && (await rename(newest, output.path).then(() => true, () => false))) aside.pop();
     throw error;
   } finally {
     await Promise.all(aside.map((old) => rm(old, { recursive: true, force: true })));
@@ -133,7 +140,7 @@ async function replace(output: OutputSpec, temp: string): Promise<void> {
 }
 
 /** Renames what is at the output's path to `old`; false when nothing is there. */
-async function moveAside(output: OutputSpec, old: string): Promise<boolean> {
+async function moveAside(output: OutputSpec, old: string, rename: (from: string, to: string) => Promise<void>): Promise<boolean> {
   try {
     await rename(output.path, old);
     return true;
@@ -149,9 +156,16 @@ function occupied(error: unknown): boolean {
   return code === 'ENOTEMPTY' || code === 'EEXIST';
 }
 
+/**
+ * A rename into place refused after the image was written. A path this user may not write fails
+ * the same way again (user); anything else (an I/O error, a full disk) may pass on a retry.
+ */
 function cannotPlace(output: OutputSpec, cause: unknown): OutputSpecError {
-  const reason = (cause as NodeJS.ErrnoException).code ?? (cause as Error).message;
-  return new OutputSpecError(output.spec, `the layout cannot be put in place at ${output.path} (${reason}); give a directory whose parent this user may write`, { cause });
+  const code = (cause as NodeJS.ErrnoException).code;
+  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
+    return new OutputSpecError(output.spec, `the image cannot be renamed into place at ${output.path} (${code}); give a path this user may write`, { cause });
+  }
+  return new OutputSpecError(output.spec, `the image could not be renamed into place at ${output.path}: ${(cause as Error).message}; write again`, { cause, kind: 'infrastructure' });
 }
 
 /** A hidden name beside `path`, in its directory so the final rename stays on one file system. */

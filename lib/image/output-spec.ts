@@ -1,9 +1,10 @@
 // Where an image is written instead of a registry: `oci:DIR` (an OCI image layout) or
 // `docker-archive:FILE` (a tarball `docker load` reads), in the transport syntax skopeo uses.
-// Checked before anything is built, so a bad spec or an unusable path costs nothing.
+// Checked before anything is built, so a bad spec or an unusable path costs nothing; only the final
+// rename into place (engine/write-output.ts) can still be refused once the image is written.
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { BuilderError } from '../errors.ts';
+import { BuilderError, type ErrorKind } from '../errors.ts';
 
 export type OutputFormat = 'oci' | 'docker-archive';
 
@@ -16,8 +17,9 @@ export interface OutputSpec {
 }
 
 export class OutputSpecError extends BuilderError {
-  constructor(spec: string, problem: string, options: { cause?: unknown } = {}) {
-    super('E_OUTPUT_INVALID', 'user', `output "${spec}": ${problem}`, { ...options, details: { output: spec } });
+  /** `kind` infrastructure: the path was fine but the file system failed it (an I/O error renaming into place). */
+  constructor(spec: string, problem: string, options: { cause?: unknown; kind?: ErrorKind } = {}) {
+    super('E_OUTPUT_INVALID', options.kind ?? 'user', `output "${spec}": ${problem}`, { cause: options.cause, details: { output: spec } });
   }
 }
 
