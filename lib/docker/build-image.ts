@@ -51,7 +51,6 @@ export interface BuiltImage {
 }
 
 const OUTPUT_LIMIT = 5_000;
-const DEFAULT_CLEANUP_MS = 10_000;
 const TAIL_LINES = 25;
 
 interface Step {
@@ -136,7 +135,7 @@ export async function buildImage(docker: Dockerode, options: BuildImageOptions):
     // A step's container outlives a build whose daemon died or restarted, or whose request was
     // cancelled before the daemon noticed; the id is known from "Running in".
     if (container) {
-      await removeContainer(docker, container, options.cleanupSignal ?? AbortSignal.timeout(DEFAULT_CLEANUP_MS)).catch((cleanupError: unknown) => {
+      await removeContainer(docker, container, options.cleanupSignal).catch((cleanupError: unknown) => {
         if (error instanceof BuilderError) error.details.leftContainer = container;
         options.onCleanupFailed?.(`container ${container}`, cleanupError);
       });

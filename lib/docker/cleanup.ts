@@ -8,6 +8,8 @@ import { sleep } from '../sleep.ts';
 
 const FIRST_RETRY_MS = 200;
 const MAX_RETRY_MS = 2_000;
+/** How long removing a step's container may take when the caller gives no bound of its own. */
+const DEFAULT_CLEANUP_MS = 10_000;
 
 /**
  * Runs `attempt` until it succeeds, fails for good (a 4xx other than 409), or `signal` fires; in
@@ -35,7 +37,7 @@ export async function retryCleanup(attempt: (signal: AbortSignal) => Promise<unk
   }
 }
 
-/** Force-removes a container (a build step's), with its anonymous volumes. */
-export function removeContainer(docker: Dockerode, id: string, signal: AbortSignal): Promise<void> {
+/** Force-removes a container (a build step's), with its anonymous volumes; without `signal`, for at most 10 s from now. */
+export function removeContainer(docker: Dockerode, id: string, signal: AbortSignal = AbortSignal.timeout(DEFAULT_CLEANUP_MS)): Promise<void> {
   return retryCleanup((abortSignal) => docker.getContainer(id).remove({ force: true, v: true, abortSignal } as Dockerode.ContainerRemoveOptions), signal);
 }

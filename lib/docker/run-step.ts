@@ -39,8 +39,6 @@ export interface RunStepOptions {
 }
 
 const TAIL_LINES = 25;
-/** How long removing the step's container may take when the caller gives no cleanupSignal. */
-const DEFAULT_CLEANUP_MS = 10_000;
 
 /** Pulls `image` unless the daemon has it; returns the user its config runs as ('' = root). */
 export async function ensureImage(
@@ -95,7 +93,7 @@ export async function runStep(docker: Dockerode, options: RunStepOptions): Promi
   abortSignal?.throwIfAborted();
   // Named by us, so that it can be removed even when the create request is cut off after the daemon made it.
   const name = `fib-step-${randomBytes(8).toString('hex')}`;
-  const remove = () => removeContainer(docker, name, options.cleanupSignal ?? AbortSignal.timeout(DEFAULT_CLEANUP_MS)).catch(() => undefined);
+  const remove = () => removeContainer(docker, name, options.cleanupSignal).catch(() => undefined);
   try {
     const container = await docker.createContainer({
       name,
