@@ -1,6 +1,7 @@
 // How the Engine is told registry credentials: X-Registry-Auth (one credential, for push) and
 // X-Registry-Config (a map host → credential, for the base images a build pulls). Both are JSON in
 // base64url *with* padding, which is what the daemon's decoder (Go's base64.URLEncoding) expects.
+import { DOCKER_HUB, normaliseRegistryHost } from '../image/reference.ts';
 import { resolveCredentials, type DockerConfig, type RegistryCredential } from '../registry/credentials.ts';
 
 /** The Engine's AuthConfig. Exactly one of password, identitytoken or registrytoken is set, or none. */
@@ -25,11 +26,9 @@ export function engineAuthFor(config: DockerConfig | undefined, host: string): {
   return credential === undefined ? undefined : { key: credential.key, auth: engineAuth(credential, host) };
 }
 
-const DOCKER_HUB_HOSTS = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io', 'registry.hub.docker.com']);
-
 /** The key the daemon looks a host up by in X-Registry-Config (Docker Hub has a historic one). */
 function engineAuthKey(registryHost: string): string {
-  return DOCKER_HUB_HOSTS.has(registryHost) ? 'https://index.docker.io/v1/' : registryHost;
+  return normaliseRegistryHost(registryHost) === DOCKER_HUB ? 'https://index.docker.io/v1/' : registryHost;
 }
 
 function base64url(value: unknown): string {

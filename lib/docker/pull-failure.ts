@@ -16,8 +16,7 @@ export interface PullFailureOptions {
 }
 
 /**
- * The typed error for the daemon's failed pull of `image`, from the daemon's message (already
- * redacted by the caller). A missing image and a refused pull are the user's to fix and say how;
+ * The typed error for the daemon's failed pull of `image`, from the daemon's message. A missing image and a refused pull are the user's to fix and say how;
  * anything else (a registry down, a broken connection) may pass on a retry.
  */
 export function pullFailure(image: string, message: string, options: PullFailureOptions = {}): BaseImageError {

@@ -44,9 +44,12 @@ const TAIL_LINES = 25;
 export async function ensureImage(
   docker: Dockerode,
   image: string,
-  /** auth: credentials for the image's registry, when the daemon has to pull it. */
-  /** what: the image's part in the build, for messages ("image of the install step"). */
-  options: { auth?: EngineAuth | undefined; what?: string | undefined } & Pick<RunStepOptions, 'onProgress' | 'signal'>,
+  options: {
+    /** Credentials for the image's registry, when the daemon has to pull it. */
+    auth?: EngineAuth | undefined;
+    /** The image's part in the build, for messages ("image of the install step"). */
+    what?: string | undefined;
+  } & Pick<RunStepOptions, 'onProgress' | 'signal'>,
 ): Promise<string> {
   const userOf = async () => {
     const info = await inspectImage(docker, image, options.signal);
