@@ -284,17 +284,21 @@ test('runStep: a daemon that never answers the wait for the step: the call ends 
   const frozen = await frozenEngine((request) => request.method === 'POST' && /\/containers\/[^/]+\/wait/.test(request.url ?? ''));
   try {
     const started = Date.now();
+    const signal = AbortSignal.timeout(1_500);
     const running = runStep(frozen.docker, {
       image: base,
       command: 'sleep 60',
       env: {},
       input: await layerTar([{ name: 'kubeless', type: 'directory', mode: 0o755, uid: 0, gid: 0 }]),
       step: 'install',
-      signal: AbortSignal.timeout(1_500),
+      signal,
     });
     // Without the signal on the wait, the call would hang for good: give up well before the test runner does.
-    const outcome = await Promise.race([running.then(() => 'resolved', () => 'rejected'), new Promise((resolve) => setTimeout(resolve, 20_000, 'still waiting'))]);
-    assert.is(outcome, 'rejected');
+    const outcome = await Promise.race([running.then(() => 'resolved', (reason: unknown) => ({ reason })), new Promise((resolve) => setTimeout(resolve, 20_000, 'still waiting'))]);
+    assert.type(outcome, 'object', `rejected, not ${String(outcome)}`);
+    // The cancelled request's AbortError carries the signal's reason; a daemon failure would not.
+    const reason = (outcome as { reason: unknown }).reason;
+    assert.ok(reason === signal.reason || (reason as Error).cause === signal.reason, `rejected with the signal's reason, not ${String(reason)}`);
     assert.ok(Date.now() - started < 8_000, `ended after ${Date.now() - started} ms`);
     assert.is(frozen.held(), 1, 'the wait was asked for and never answered');
     assert.equal(await containersFrom(base), [], 'the step container is removed');
