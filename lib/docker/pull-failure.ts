@@ -16,8 +16,9 @@ export interface PullFailureOptions {
 }
 
 /**
- * The typed error for the daemon's failed pull of `image`, from the daemon's message. A missing image and a refused pull are the user's to fix and say how;
- * anything else (a registry down, a broken connection) may pass on a retry.
+ * The typed error for the daemon's failed pull of `image`, from the daemon's message. A missing
+ * image and a refused pull are the user's to fix and say how; anything else (a registry down, a
+ * broken connection) may pass on a retry.
  */
 export function pullFailure(image: string, message: string, options: PullFailureOptions = {}): BaseImageError {
   const what = options.what ?? 'image';
