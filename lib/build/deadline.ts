@@ -2,7 +2,7 @@
 // pipeline shares it: the signal that cancels the work, the later one that ends the cleanup, and the
 // typing of whatever a cancelled step throws. The timers are cleared when the call ends, so a
 // controller making thousands of calls does not pile up 30-minute timers.
-import { aborted, cleanupDeadline, deadline } from '../docker/deadline.ts';
+import { aborted, deadline } from '../docker/deadline.ts';
 import { BuildAbortedError } from '../docker/errors.ts';
 
 const DEFAULT_TIMEOUT_MS = 30 * 60_000;
@@ -61,4 +61,25 @@ export function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<
     signal.addEventListener('abort', onAbort, { once: true });
     work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
   });
+}
+
+/**
+ * The limit of the cleanup after a call: the call's own limit (from its start), and at most
+ * `afterAbortMs` once the caller's signal fired, so cleanup never outlasts what the caller allowed.
+ * `dispose()` when the call is over, so a long-lived caller signal does not collect listeners.
+ */
+function cleanupDeadline(signal: AbortSignal | undefined, timeoutMs: number | undefined, afterAbortMs: number): { signal: AbortSignal; dispose(): void } {
+  const controller = new AbortController();
+  const expire = () => controller.abort(new DOMException('cleanup limit reached', 'TimeoutError'));
+  const timers: NodeJS.Timeout[] = [];
+  if (timeoutMs) timers.push(setTimeout(expire, timeoutMs).unref());
+  const onAbort = () => timers.push(setTimeout(expire, afterAbortMs).unref());
+  signal?.addEventListener('abort', onAbort, { once: true });
+  return {
+    signal: controller.signal,
+    dispose() {
+      signal?.removeEventListener('abort', onAbort);
+      for (const timer of timers) clearTimeout(timer);
+    },
+  };
 }

@@ -8,10 +8,10 @@ import { removeContainer } from './cleanup.ts';
 import { aborted, deadline } from './deadline.ts';
 import { BuilderError } from '../errors.ts';
 import { BuildFailedError, DockerUnavailableError, killedBySignal } from './errors.ts';
-import type { Redactor } from '../redact.ts';
+import { redactor, type Redactor } from '../redact.ts';
 import type { ProgressListener } from './progress.ts';
 import { pullFailure } from './pull-failure.ts';
-import { errorText, readMessages, type EngineMessage } from './stream.ts';
+import { errorText, isFailure, layerProgress, OUTPUT_TAIL_LINES, readMessages, shownTail, type EngineMessage } from './stream.ts';
 
 export interface BuildImageOptions {
   /** The build context: a tar holding the Dockerfile and everything it copies. */
@@ -51,7 +51,6 @@ export interface BuiltImage {
 }
 
 const OUTPUT_LIMIT = 5_000;
-const TAIL_LINES = 25;
 
 interface Step {
   step: number;
@@ -70,7 +69,7 @@ export async function buildImage(docker: Dockerode, options: BuildImageOptions):
   let failure: EngineMessage | undefined;
 
   let container: string | undefined;
-  const redact = options.redact ?? ((text: string) => text);
+  const redact = options.redact ?? redactor([]);
   const line = (raw: string) => {
     // stderr of RUN steps arrives wrapped in colour codes.
     const text = redact(raw.replace(/\x1b\[[0-9;]*m/g, ''));
@@ -83,13 +82,13 @@ export async function buildImage(docker: Dockerode, options: BuildImageOptions):
       options.onProgress?.({ kind: 'step', step: step.step, steps: step.steps, instruction: step.instruction });
     } else {
       if (!/^ ---> |^Removing intermediate container /.test(text)) step?.output.push(text);
-      if (step && step.output.length > TAIL_LINES * 4) step.output.splice(0, step.output.length - TAIL_LINES);
+      if (step && step.output.length > OUTPUT_TAIL_LINES * 4) step.output.splice(0, step.output.length - OUTPUT_TAIL_LINES);
       options.onProgress?.({ kind: 'output', line: text });
     }
     if (output.length < OUTPUT_LIMIT) output.push(text);
   };
   const onMessage = (message: EngineMessage) => {
-    if (message.error !== undefined || message.errorDetail !== undefined) {
+    if (isFailure(message)) {
       failure ??= message;
       return;
     }
@@ -100,9 +99,8 @@ export async function buildImage(docker: Dockerode, options: BuildImageOptions):
       for (const text of lines) if (text.trim()) line(text);
     }
     if (typeof message.aux?.ID === 'string') imageId = message.aux.ID;
-    if (message.status && message.id) {
-      options.onProgress?.({ kind: 'pull', layer: message.id, status: message.status, current: message.progressDetail?.current, total: message.progressDetail?.total });
-    }
+    const progress = layerProgress('pull', message);
+    if (progress) options.onProgress?.(progress);
   };
 
   const query: Record<string, unknown> = {
@@ -144,7 +142,7 @@ export async function buildImage(docker: Dockerode, options: BuildImageOptions):
   }
   if (!imageId) {
     const built = output.map((l) => /^Successfully built ([0-9a-f]+)$/.exec(l)?.[1]).filter(Boolean).pop();
-    if (!built) throw new BuildFailedError('infrastructure', `the build on ${endpoint} ended without reporting an image`, { details: { outputTail: output.slice(-TAIL_LINES) } });
+    if (!built) throw new BuildFailedError('infrastructure', `the build on ${endpoint} ended without reporting an image`, { details: { outputTail: output.slice(-OUTPUT_TAIL_LINES) } });
     imageId = built;
   }
   return { imageId, output, steps: step?.steps ?? 0 };
@@ -152,12 +150,12 @@ export async function buildImage(docker: Dockerode, options: BuildImageOptions):
 
 function buildFailure(failure: EngineMessage, step: Step | undefined, redact: Redactor): Error {
   const message = redact(errorText(failure));
-  const tail = step?.output.slice(-TAIL_LINES) ?? [];
+  const tail = step?.output.slice(-OUTPUT_TAIL_LINES) ?? [];
   const where = step ? `step ${step.step}/${step.steps} \`${clip(step.instruction)}\`` : 'the build';
   const details = { step: step?.instruction, stepNumber: step?.step, outputTail: tail, daemonMessage: message };
   const from = step && /^FROM\s/i.test(step.instruction) ? step.instruction.split(/\s+/)[1] : undefined;
   if (from) return pullFailure(from, message, { what: 'base image', details });
-  const shown = tail.length ? `\n--- last output of that step ---\n${tail.join('\n')}` : '';
+  const shown = shownTail(tail);
   // A RUN step that exits non-zero reports its exit code; that is the function's own install or
   // compile command failing, which will fail the same way on every retry, unless a signal killed it.
   const exitCode = failure.errorDetail?.code;

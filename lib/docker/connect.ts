@@ -86,7 +86,7 @@ export async function connectDocker(env: Env = process.env, options: ConnectOpti
 /** Throws DockerUnavailableError naming `endpoint` unless the daemon answers `/_ping` in time. */
 async function pingDocker(docker: Dockerode, endpoint: string, options: ConnectOptions = {}): Promise<void> {
   const timeoutMs = options.timeoutMs ?? DEFAULT_PING_TIMEOUT_MS;
-  const { signal } = deadline(options.signal, timeoutMs);
+  const { signal, clear } = deadline(options.signal, timeoutMs);
   try {
     // dockerode accepts an abortSignal on ping; its type declarations do not say so.
     const ping = docker.ping as unknown as (this: Dockerode, o: { abortSignal: AbortSignal }) => Promise<unknown>;
@@ -97,6 +97,8 @@ async function pingDocker(docker: Dockerode, endpoint: string, options: ConnectO
       cause: error,
       details: { endpoint },
     });
+  } finally {
+    clear();
   }
 }
 

@@ -21,24 +21,3 @@ export function aborted(timedOut: boolean, timeoutMs: number | undefined, what: 
     ? new BuildAbortedError('E_BUILD_TIMEOUT', `the ${what} took longer than ${timeoutMs} ms and was cancelled`, { cause, details: { timeoutMs } })
     : new BuildAbortedError('E_BUILD_ABORTED', `the ${what} was cancelled by the caller`, { cause });
 }
-
-/**
- * The limit of the cleanup after a call: the call's own limit (from its start), and at most
- * `afterAbortMs` once the caller's signal fired, so cleanup never outlasts what the caller allowed.
- * `dispose()` when the call is over, so a long-lived caller signal does not collect listeners.
- */
-export function cleanupDeadline(signal: AbortSignal | undefined, timeoutMs: number | undefined, afterAbortMs: number): { signal: AbortSignal; dispose(): void } {
-  const controller = new AbortController();
-  const expire = () => controller.abort(new DOMException('cleanup limit reached', 'TimeoutError'));
-  const timers: NodeJS.Timeout[] = [];
-  if (timeoutMs) timers.push(setTimeout(expire, timeoutMs).unref());
-  const onAbort = () => timers.push(setTimeout(expire, afterAbortMs).unref());
-  signal?.addEventListener('abort', onAbort, { once: true });
-  return {
-    signal: controller.signal,
-    dispose() {
-      signal?.removeEventListener('abort', onAbort);
-      for (const timer of timers) clearTimeout(timer);
-    },
-  };
-}

@@ -9,7 +9,7 @@ import { aborted, deadline } from './deadline.ts';
 import { DockerUnavailableError, PushFailedError } from './errors.ts';
 import { inspectImage } from './inspect-image.ts';
 import type { ProgressListener } from './progress.ts';
-import { errorText, readMessages, type EngineMessage } from './stream.ts';
+import { errorText, isFailure, layerProgress, readMessages, type EngineMessage } from './stream.ts';
 
 export interface PushImageOptions {
   /** Repository with its registry: `127.0.0.1:5000/ns/fn`. */
@@ -38,7 +38,7 @@ export async function pushImage(docker: Dockerode, options: PushImageOptions): P
   let size: number | undefined;
   let failure: EngineMessage | undefined;
   const onMessage = (message: EngineMessage) => {
-    if (message.error !== undefined || message.errorDetail !== undefined) {
+    if (isFailure(message)) {
       failure ??= message;
       return;
     }
@@ -46,9 +46,8 @@ export async function pushImage(docker: Dockerode, options: PushImageOptions): P
       digest = message.aux.Digest;
       if (typeof message.aux.Size === 'number') size = message.aux.Size;
     }
-    if (message.status && message.id) {
-      options.onProgress?.({ kind: 'push', layer: message.id, status: message.status, current: message.progressDetail?.current, total: message.progressDetail?.total });
-    }
+    const progress = layerProgress('push', message);
+    if (progress) options.onProgress?.(progress);
   };
   try {
     const response = (await docker.getImage(options.repository).push({

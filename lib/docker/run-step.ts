@@ -9,12 +9,12 @@ import type { Readable } from 'node:stream';
 import type Dockerode from 'dockerode';
 import type { EngineAuth } from './auth.ts';
 import { removeContainer } from './cleanup.ts';
-import { BaseImageError, BuildFailedError, DockerUnavailableError, killedBySignal } from './errors.ts';
-import type { Redactor } from '../redact.ts';
+import { BuildFailedError, DockerUnavailableError, killedBySignal } from './errors.ts';
+import { redactor, type Redactor } from '../redact.ts';
 import { inspectImage } from './inspect-image.ts';
 import type { ProgressListener } from './progress.ts';
 import { pullFailure } from './pull-failure.ts';
-import { errorText, readMessages, type EngineMessage } from './stream.ts';
+import { errorText, isFailure, layerProgress, OUTPUT_TAIL_LINES, readMessages, shownTail, type EngineMessage } from './stream.ts';
 
 export interface RunStepOptions {
   /** Pinned phase image, `host/repo@sha256:...`. */
@@ -28,7 +28,6 @@ export interface RunStepOptions {
   labels?: Record<string, string>;
   /** What the step is, for messages: "install", "compile". */
   step: string;
-  onProgress?: ProgressListener | undefined;
   /** Cancels every request of the step, the wait for its end included. */
   signal?: AbortSignal | undefined;
   /** Bounds the removal of the container (retried while the daemon does not answer); default 10 s from when it starts. */
@@ -37,8 +36,6 @@ export interface RunStepOptions {
   /** Applied to the step's output before it is returned or put in an error (hides the function's env values). */
   redact?: Redactor | undefined;
 }
-
-const TAIL_LINES = 25;
 
 /** Pulls `image` unless the daemon has it; returns the user its config runs as ('' = root). */
 export async function ensureImage(
@@ -49,7 +46,11 @@ export async function ensureImage(
     auth?: EngineAuth | undefined;
     /** The image's part in the build, for messages ("image of the install step"). */
     what?: string | undefined;
-  } & Pick<RunStepOptions, 'onProgress' | 'signal'>,
+    /** Receives the pull's layer progress. */
+    onProgress?: ProgressListener | undefined;
+    /** Cancels the lookup and the pull. */
+    signal?: AbortSignal | undefined;
+  },
 ): Promise<string> {
   const userOf = async () => {
     const info = await inspectImage(docker, image, options.signal);
@@ -73,9 +74,10 @@ export async function ensureImage(
   await readMessages(
     stream,
     (message) => {
-      if (message.error !== undefined || message.errorDetail !== undefined) failure = message;
-      else if (message.id !== undefined && message.status !== undefined) {
-        options.onProgress?.({ kind: 'pull', layer: message.id, status: message.status, current: message.progressDetail?.current, total: message.progressDetail?.total });
+      if (isFailure(message)) failure ??= message;
+      else {
+        const progress = layerProgress('pull', message);
+        if (progress) options.onProgress?.(progress);
       }
     },
     options.signal,
@@ -114,11 +116,11 @@ export async function runStep(docker: Dockerode, options: RunStepOptions): Promi
     abortSignal?.throwIfAborted();
     if (status !== 0) {
       const logs = (await container.logs({ stdout: true, stderr: true, follow: false, abortSignal })) as unknown as Buffer;
-      const tail = (options.redact ?? ((text: string) => text))(demultiplex(logs)).split('\n').filter(Boolean).slice(-TAIL_LINES);
+      const tail = (options.redact ?? redactor([]))(demultiplex(logs)).split('\n').filter(Boolean).slice(-OUTPUT_TAIL_LINES);
       // The function's own install or compile command failed: it fails the same way on a retry,
       // unless a signal killed it (the daemon restarting, the OOM killer).
       const signal = killedBySignal(status);
-      throw new BuildFailedError(signal === undefined ? 'user' : 'infrastructure', `the ${options.step} step \`${options.command}\` in ${options.image} exited with code ${status} on ${endpoint}${tail.length ? `\n--- last output of that step ---\n${tail.join('\n')}` : ''}`, {
+      throw new BuildFailedError(signal === undefined ? 'user' : 'infrastructure', `the ${options.step} step \`${options.command}\` in ${options.image} exited with code ${status} on ${endpoint}${shownTail(tail)}`, {
         details: { step: options.step, image: options.image, exitCode: status, outputTail: tail },
       });
     }
@@ -126,7 +128,7 @@ export async function runStep(docker: Dockerode, options: RunStepOptions): Promi
     return { output, remove };
   } catch (error) {
     await remove();
-    if (error instanceof BuildFailedError || error instanceof BaseImageError || abortSignal?.aborted) throw error;
+    if (error instanceof BuildFailedError || abortSignal?.aborted) throw error;
     throw new DockerUnavailableError(`the ${options.step} step in ${options.image} could not be run on ${endpoint}: ${(error as Error).message}`, { cause: error, details: { step: options.step } });
   }
 }

@@ -1,6 +1,7 @@
 // The Engine answers /build and /images/{name}/push with HTTP 200 and then streams JSON messages;
 // success or failure is only known from those messages, so the stream is always read to its end.
 import type { Readable } from 'node:stream';
+import type { DockerProgress } from './progress.ts';
 
 /** One message of the Engine's JSON progress stream (pkg/jsonmessage). */
 export interface EngineMessage {
@@ -12,6 +13,25 @@ export interface EngineMessage {
   error?: string;
   errorDetail?: { code?: number; message?: string };
   aux?: Record<string, unknown>;
+}
+
+/** A message that says the request failed (the stream still goes on to its end). */
+export function isFailure(message: EngineMessage): boolean {
+  return message.error !== undefined || message.errorDetail !== undefined;
+}
+
+/** A layer's pull or push progress, when the message is one. */
+export function layerProgress(kind: 'pull' | 'push', message: EngineMessage): DockerProgress | undefined {
+  if (message.id === undefined || !message.status) return undefined;
+  return { kind, layer: message.id, status: message.status, current: message.progressDetail?.current, total: message.progressDetail?.total };
+}
+
+/** How many of a failed step's last output lines an error keeps. */
+export const OUTPUT_TAIL_LINES = 25;
+
+/** A failed step's last output lines, as they follow its error message ('' when there are none). */
+export function shownTail(tail: readonly string[]): string {
+  return tail.length ? `\n--- last output of that step ---\n${tail.join('\n')}` : '';
 }
 
 /** The text of an error message, whichever of its two fields the daemon filled. */

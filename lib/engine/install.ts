@@ -70,7 +70,6 @@ async function step(docker: Dockerode, name: string, phase: PlanPhase, files: La
     networkMode: options.networkMode,
     labels: options.labels ?? {},
     step: name,
-    onProgress: options.onProgress,
     signal: options.signal,
     cleanupSignal: options.cleanupSignal,
     endpoint: options.endpoint,

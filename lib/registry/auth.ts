@@ -2,7 +2,7 @@
 // realm (anonymous, Basic-authenticated, or exchanged from an identity token), cached per scope until
 // they expire, and registry tokens sent as they are. Every secret seen here is registered with the
 // SecretSet so the client can scrub it from anything it reports.
-import { createHash } from 'node:crypto';
+import { sha256Digest } from './manifest.ts';
 import { BuilderError } from '../errors.ts';
 import type { RegistryCredential } from './credentials.ts';
 import { errorFromResponse, RegistryError, type RegistryErrorContext } from './errors.ts';
@@ -95,13 +95,17 @@ export function covers(held: string[], wanted: string[]): boolean {
 /** Values that must never appear in a message or log line, and the scrubber for them. */
 export class SecretSet {
   readonly #values = new Set<string>();
+  /** redactable(#values), made again only when a value is added: redact() runs on every log line. */
+  #ordered: string[] = [];
 
   add(value: string | undefined): void {
-    if (value !== undefined) this.#values.add(value);
+    if (value === undefined || this.#values.has(value)) return;
+    this.#values.add(value);
+    this.#ordered = redactable(this.#values);
   }
 
   redact(text: string): string {
-    return replaceSecrets(text, redactable(this.#values), '<redacted>');
+    return replaceSecrets(text, this.#ordered, '<redacted>');
   }
 
   /**
@@ -179,7 +183,7 @@ const sharedTokens = new Map<string, CachedToken[]>();
 
 function tokenOwner(registry: string, credential: RegistryCredential | undefined): string {
   const secret = credential === undefined ? 'anonymous' : JSON.stringify([credential.key, credential.username, credential.password, credential.identityToken]);
-  return `${registry} ${createHash('sha256').update(secret).digest('hex')}`;
+  return `${registry} ${sha256Digest(secret)}`;
 }
 
 /** What a registry accepts, learned from its /v2/ ping or a later 401. */
