@@ -12,9 +12,10 @@ import { formatPlatform, parsePlatform } from '../registry/manifest.ts';
 import { findRuntime, type ResolvedRuntime, type RuntimeCatalog, type RuntimePhase } from '../runtime/catalog.ts';
 import { defaultRuntimeCatalog } from '../runtime/default-catalog.ts';
 import { expandEnv } from '../runtime/expand.ts';
+import { INSTALL_VOLUME } from './install-volume.ts';
 import { parseReference } from './reference.ts';
 
-export const INSTALL_VOLUME = '/kubeless';
+export { INSTALL_VOLUME };
 /** The user Kubeless runtime images run as; /kubeless belongs to it. */
 export const FUNCTION_UID = 1000;
 const FUNCTION_PORT = '8080';

@@ -1,7 +1,7 @@
 // The build Job's contract: where the Job manifest mounts things and where the in-cluster entrypoint
 // (`function-image-builder job`) looks for them. Both sides import these names so they cannot drift;
 // docs/kubernetes.md ("The Job's contract") documents every one of them.
-import { INSTALL_VOLUME } from '../image/plan.ts';
+import { INSTALL_VOLUME } from '../image/install-volume.ts';
 
 /** Directory holding the build ConfigMap: the Function and the settings, in kubeless-config's keys. */
 export const JOB_CONFIG_DIR = '/etc/function-image-builder/build';
