@@ -169,18 +169,25 @@ async function pruneRepository(
     if (error instanceof RegistryError && error.code === 'E_REGISTRY_NOT_FOUND') return [];
     throw error;
   });
-  // Deleting by digest removes every tag of it, so images are grouped by digest.
+  // Deleting by digest removes every tag of it, so images are grouped by digest. One GET per tag
+  // gives both the digest and the manifest the creation time is read from.
   const byDigest = new Map<string, PrunedImage>();
+  const manifests = new Map<string, Record<string, unknown>>();
   for (const tag of tags.sort()) {
-    const found = await client.manifestExists(path, tag);
+    const found = await client.getManifest(path, tag).catch((error: unknown) => {
+      // Deleted since the tags were listed.
+      if (error instanceof RegistryError && error.code === 'E_REGISTRY_NOT_FOUND') return undefined;
+      throw error;
+    });
     if (!found) continue;
     const image = byDigest.get(found.digest) ?? { reference: `${repository}@${found.digest}`, digest: found.digest, tags: [] };
     image.tags.push(tag);
     byDigest.set(found.digest, image);
+    manifests.set(found.digest, found.json);
   }
   const images = [...byDigest.values()];
   for (const image of images) {
-    image.created = await createdOf(client, path, image.digest);
+    image.created = await createdOf(client, path, manifests.get(image.digest)!);
     const reasons: KeepReason[] = [];
     if (image.tags.some((tag) => inUse.tags.has(tag))) reasons.push('current');
     if (inUse.deployedDigests.has(image.digest) || image.tags.some((tag) => inUse.deployedTags.has(tag))) reasons.push('deployed');
@@ -201,9 +208,8 @@ async function pruneRepository(
 }
 
 /** The image config's `created`, or undefined for an index or a config without it. */
-async function createdOf(client: RegistryClient, path: string, digest: string): Promise<string | undefined> {
-  const manifest = await client.getManifest(path, digest);
-  const configDigest = (manifest.json.config as { digest?: unknown } | undefined)?.digest;
+async function createdOf(client: RegistryClient, path: string, manifest: Record<string, unknown>): Promise<string | undefined> {
+  const configDigest = (manifest.config as { digest?: unknown } | undefined)?.digest;
   if (typeof configDigest !== 'string') return undefined;
   const config = JSON.parse((await client.getBlob(path, configDigest, { maxBytes: 4 * 1024 * 1024 })).toString('utf8')) as { created?: unknown };
   if (typeof config.created !== 'string' || Number.isNaN(Date.parse(config.created))) return undefined;
