@@ -4,12 +4,12 @@
 // image compiles — and the build container appends /kubeless and the code to the runtime image
 // through the registry API and pushes the result.
 //
-// Made from the Docker-engine Job (buildJobManifest) by taking the socket out and adding the rest, so
+// Made from the Job buildJobManifest makes (without the socket for this engine) by adding the rest, so
 // that everything else (inputs, names, limits, ownership) stays one definition.
-import type { V1Container, V1Job, V1PodFailurePolicyRule, V1VolumeMount } from '@kubernetes/client-node';
+import type { V1Container, V1PodFailurePolicyRule, V1VolumeMount } from '@kubernetes/client-node';
 import { EXIT_USER_ERROR } from '../errors.ts';
 import type { BuilderConfig } from './config.ts';
-import { BUILD_CONTAINER_NAME, DOCKER_SOCKET_PATH, JOB_ENV, JOB_INSTALL_DIR, JOB_STEPS_DIR, STEP_CONTAINER_NAMES } from './contract.ts';
+import { BUILD_CONTAINER_NAME, JOB_ENV, JOB_INSTALL_DIR, JOB_STEPS_DIR, STEP_CONTAINER_NAMES } from './contract.ts';
 import { hasSteps, stepCommand, type JobSteps, type StepPhase } from './job-steps.ts';
 import type { JobManifests } from './manifest.ts';
 
@@ -19,20 +19,17 @@ const STEPS_VOLUME = 'build-steps';
 const KILLED_EXIT_CODES = [137, 143];
 
 export function daemonlessJobManifests(manifests: JobManifests, steps: JobSteps, config: BuilderConfig): JobManifests {
-  const job: V1Job = structuredClone(manifests.job);
+  const { job } = manifests;
   const pod = job.spec!.template.spec!;
   const build = pod.containers.find((container) => container.name === BUILD_CONTAINER_NAME)!;
 
-  const socketMounts = new Set((build.volumeMounts ?? []).filter((mount) => mount.mountPath === DOCKER_SOCKET_PATH).map((mount) => mount.name));
-  pod.volumes = (pod.volumes ?? []).filter((volume) => !socketMounts.has(volume.name));
   // What `job` reads (the Function, the settings, the registry Secret): `job-sources` reads the same.
-  const inputMounts = (build.volumeMounts ?? []).filter((mount) => !socketMounts.has(mount.name));
-  build.volumeMounts = inputMounts;
-  build.env = [...(build.env ?? []).filter((env) => env.name !== JOB_ENV.engine), { name: JOB_ENV.engine, value: 'registry' }];
-  if (!hasSteps(steps)) return { input: manifests.input, job };
+  const inputMounts = build.volumeMounts ?? [];
+  build.env = [{ name: JOB_ENV.engine, value: 'registry' }];
+  if (!hasSteps(steps)) return manifests;
 
   // Kubernetes makes an emptyDir writable for every user, so the step images keep their own users.
-  pod.volumes.push({ name: INSTALL_VOLUME, emptyDir: {} }, { name: STEPS_VOLUME, emptyDir: { medium: 'Memory', sizeLimit: '4Mi' } });
+  pod.volumes!.push({ name: INSTALL_VOLUME, emptyDir: {} }, { name: STEPS_VOLUME, emptyDir: { medium: 'Memory', sizeLimit: '4Mi' } });
   const installMount: V1VolumeMount = { name: INSTALL_VOLUME, mountPath: JOB_INSTALL_DIR };
   const stepsMount: V1VolumeMount = { name: STEPS_VOLUME, mountPath: JOB_STEPS_DIR };
   build.volumeMounts = [...inputMounts, { ...installMount, readOnly: true }];
@@ -43,7 +40,8 @@ export function daemonlessJobManifests(manifests: JobManifests, steps: JobSteps,
     name,
     args: ['job-sources', part],
     volumeMounts: [...inputMounts, installMount, stepsMount],
-    env: (build.env ?? []).filter((env) => env.name !== JOB_ENV.installedDir && env.name !== JOB_ENV.engine),
+    // Neither the engine nor the installed dir is job-sources's: it builds nothing and writes to JOB_INSTALL_DIR.
+    env: [],
   });
   const step = (name: string, phase: StepPhase): V1Container => ({
     name,

@@ -105,13 +105,16 @@ export function buildJobManifest(fn: JobFunction, config: BuilderConfig): JobMan
   const volumes: V1Volume[] = [
     { name: 'build-config', secret: { secretName: name, defaultMode: 0o400 } },
     { name: 'registry-secret', secret: { secretName: config.registrySecret.name, defaultMode: 0o400 } },
-    { name: 'docker-socket', hostPath: { path: config.job.dockerSocket, type: 'Socket' } },
   ];
   const volumeMounts: V1VolumeMount[] = [
     { name: 'build-config', mountPath: JOB_CONFIG_DIR, readOnly: true },
     { name: 'registry-secret', mountPath: JOB_SECRET_DIR, readOnly: true },
-    { name: 'docker-socket', mountPath: DOCKER_SOCKET_PATH },
   ];
+  // Only the Docker engine talks to the node's daemon; the registry engine's pod has no socket anywhere.
+  if (config.engine !== 'registry') {
+    volumes.push({ name: 'docker-socket', hostPath: { path: config.job.dockerSocket, type: 'Socket' } });
+    volumeMounts.push({ name: 'docker-socket', mountPath: DOCKER_SOCKET_PATH });
+  }
 
   const job: V1Job = {
     apiVersion: 'batch/v1',
