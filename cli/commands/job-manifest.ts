@@ -103,7 +103,6 @@ async function run(args: string[], io: CommandIO): Promise<number> {
     where: values['kubeless-config'] ?? 'kubeless-config',
     // The credentials given here stand in for the Secret's in the runtime images' lookups.
     registrySecret: { name: values.secret ?? REGISTRY_SECRET_NAME, namespace: '', dockerConfig },
-    dockerConfig,
     overrides: {
       registry: values.registry,
       builderImage,

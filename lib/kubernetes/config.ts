@@ -177,7 +177,6 @@ export async function readBuilderConfig(kubeConfig: KubeConfig, options: ReadBui
   return parseBuilderConfig(data, {
     where: configWhere,
     registrySecret: { name: secretName, namespace: secretNamespace, type: secret.type, dockerConfig },
-    dockerConfig,
     overrides: { registry: options.registry, pullRegistry: options.pullRegistry, builderImage: options.builderImage, job: options.job },
   });
 }
@@ -199,13 +198,14 @@ export interface BuilderConfigOverrides {
 /**
  * kubeless-config's data, parsed: the one place its keys are read, for readBuilderConfig (the
  * ConfigMap in the cluster) and the job-manifest command (a file). `where` names the source in
- * errors; `dockerConfig` has the credentials that may name the target registry.
+ * errors; `registrySecret.dockerConfig` has the credentials that may name the target registry.
  */
 export function parseBuilderConfig(
   data: Record<string, string | undefined>,
-  context: { where: string; registrySecret: RegistrySecretRef; dockerConfig: DockerConfig | undefined; overrides?: BuilderConfigOverrides },
+  context: { where: string; registrySecret: RegistrySecretRef; overrides?: BuilderConfigOverrides },
 ): BuilderConfig {
-  const { where, dockerConfig } = context;
+  const { where } = context;
+  const { dockerConfig } = context.registrySecret;
   const overrides = context.overrides ?? {};
   const registry = overrides.registry ?? nonEmpty(data['function-registry'])?.trim();
   const builderImage = overrides.builderImage ?? nonEmpty(data['builder-image']);
