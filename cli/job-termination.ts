@@ -2,10 +2,10 @@
 // scheduler reads each one's outcome from the pod's status, and how a failure is reported there.
 import { writeFileSync } from 'node:fs';
 import { BuilderError, exitCodeFor } from '../lib/errors.ts';
-import { JOB_ENV, TERMINATION_LOG_PATH } from '../lib/kubernetes/contract.ts';
 import { encodeTerminationMessage, type JobFailure, type JobResult } from '../lib/kubernetes/termination-message.ts';
 import type { CommandIO } from './command.ts';
 import type { JsonLog } from './json-log.ts';
+import { terminationLogPath } from './mounted-inputs.ts';
 
 export function writeTermination(path: string, outcome: JobResult | JobFailure, log: JsonLog): void {
   try {
@@ -16,17 +16,14 @@ export function writeTermination(path: string, outcome: JobResult | JobFailure, 
   }
 }
 
-/**
- * A failed in-cluster command: the error to the termination message and the log; its exit code.
- * `terminationLog` is undefined when the inputs that name it could not be read.
- */
-export function reportJobFailure(error: unknown, terminationLog: string | undefined, io: CommandIO, log: JsonLog): number {
+/** A failed in-cluster command: the error to the termination message and the log; its exit code. */
+export function reportJobFailure(error: unknown, io: CommandIO, log: JsonLog): number {
   const exitCode = exitCodeFor(error);
   const reported =
     error instanceof BuilderError
       ? { code: error.code, kind: error.kind, message: error.message }
       : { code: 'E_INTERNAL', kind: 'internal', message: error instanceof Error ? error.message : String(error) };
-  writeTermination(terminationLog ?? (io.env[JOB_ENV.terminationLog] || TERMINATION_LOG_PATH), { error: reported }, log);
+  writeTermination(terminationLogPath(io.env), { error: reported }, log);
   log('error', 'failed', { ...reported, exitCode, ...(error instanceof BuilderError ? { details: error.details } : {}) });
   return exitCode;
 }

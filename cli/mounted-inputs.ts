@@ -113,6 +113,11 @@ export function readRegistryInputs(env: Env): RegistryInputs {
   };
 }
 
+/** Where the in-cluster commands leave their outcome; readable even when no other input is. */
+export function terminationLogPath(env: Env): string {
+  return env[JOB_ENV.terminationLog] || TERMINATION_LOG_PATH;
+}
+
 export function readJobInputs(env: Env): JobInputs {
   const configDir = env[JOB_ENV.configDir] || JOB_CONFIG_DIR;
   const registry = readRegistryInputs(env);
@@ -161,7 +166,7 @@ export function readJobInputs(env: Env): JobInputs {
     catalog: runtimeImages === undefined ? defaultRuntimeCatalog() : parseRuntimeCatalog(runtimeImages.value),
     tag: tag?.value.trim(),
     allowPrivateAddresses,
-    terminationLog: env[JOB_ENV.terminationLog] || TERMINATION_LOG_PATH,
+    terminationLog: terminationLogPath(env),
     engine,
     installedDir: env[JOB_ENV.installedDir] || undefined,
   };

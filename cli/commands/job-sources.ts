@@ -39,10 +39,8 @@ async function run(args: string[], io: CommandIO): Promise<number> {
     throw new UsageError(`job-sources takes what to write: ${PARTS.join(' and/or ')}${unknown.length > 0 ? ` (not ${unknown.join(', ')})` : ''}`);
   }
   const log = createJsonLog(io.stdout);
-  let terminationLog: string | undefined;
   try {
     const inputs = readJobInputs(io.env);
-    terminationLog = inputs.terminationLog;
     log('info', 'inputs', { sources: inputs.sources, credentialKeys: inputs.dockerConfig?.entries.map((entry) => entry.key) ?? [] });
     const spec = parseFunction(inputs.function);
     const { registries } = targetOf(inputs, spec.name);
@@ -51,7 +49,7 @@ async function run(args: string[], io: CommandIO): Promise<number> {
     // (a runtime image tag moved since) would install for an image nobody waits for.
     expectedPlanIdentity(plan, inputs.tag);
     const files: VolumeFiles = volumeFiles(plan, await plan.materialise(io.signal));
-    const dir = io.env[JOB_ENV.installedDir] || JOB_INSTALL_DIR;
+    const dir = inputs.installedDir ?? JOB_INSTALL_DIR;
     const written = (parts as Part[]).flatMap((part) => files[part]);
     writeVolumeFiles(dir, written);
 
@@ -67,7 +65,7 @@ async function run(args: string[], io: CommandIO): Promise<number> {
     log('info', 'sources-written', { function: functionId(spec), parts, dir, files: written.map((file) => file.path), steps });
     return EXIT_OK;
   } catch (error) {
-    return reportJobFailure(error, terminationLog, io, log);
+    return reportJobFailure(error, io, log);
   }
 }
 

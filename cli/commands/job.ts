@@ -41,10 +41,8 @@ Exit codes: 0 built or found, 2 user error (retrying cannot help), 3 infrastruct
 async function run(args: string[], io: CommandIO): Promise<number> {
   if (args.length > 0) throw new UsageError(`job takes no arguments (got ${args.join(' ')}); it reads the mounted files and the environment`);
   const log = createJsonLog(io.stdout);
-  let terminationLog: string | undefined;
   try {
     const inputs = readJobInputs(io.env);
-    terminationLog = inputs.terminationLog;
     log('info', 'inputs', {
       sources: inputs.sources,
       registry: inputs.registry ?? null,
@@ -78,7 +76,7 @@ async function run(args: string[], io: CommandIO): Promise<number> {
     log('info', 'result', { ...outcome, timings: result.timings });
     return EXIT_OK;
   } catch (error) {
-    return reportJobFailure(error, terminationLog, io, log);
+    return reportJobFailure(error, io, log);
   }
 }
 
