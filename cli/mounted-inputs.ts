@@ -6,7 +6,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { BuilderError } from '../lib/errors.ts';
 import { parseEngine, type BuildEngine } from '../lib/engine/errors.ts';
-import { parseRegistrySettings, targetRegistrySettings } from '../lib/kubernetes/registry-settings.ts';
+import { parseRegistrySettings, withTlsVerifyOff } from '../lib/kubernetes/registry-settings.ts';
 import { parseRuntimeCatalog, type RuntimeCatalog } from '../lib/runtime/catalog.ts';
 import { defaultRuntimeCatalog } from '../lib/runtime/default-catalog.ts';
 import { resolveTarget, type BuildTarget } from '../lib/target.ts';
@@ -175,5 +175,5 @@ export function readJobInputs(env: Env): JobInputs {
 /** The target of the Function, and the registry settings with function-registry-tls-verify applied to it. */
 export function targetOf(inputs: RegistryInputs, functionName: string): { target: BuildTarget; registries: RegistrySettings } {
   const target = resolveTarget({ registry: inputs.registry, dockerConfig: inputs.dockerConfig, functionName });
-  return { target, registries: targetRegistrySettings(inputs.registries, inputs.tlsVerify, inputs) };
+  return { target, registries: inputs.tlsVerify ? inputs.registries : withTlsVerifyOff(inputs.registries, target.host) };
 }
