@@ -18,7 +18,7 @@ import { defaultRuntimeCatalog } from './runtime/default-catalog.ts';
 import { DEFAULT_PLATFORM, resolveBuildPlan, type BuildPlan } from './image/plan.ts';
 import { expectedPlanIdentity } from './image/identity.ts';
 import { redactor } from './redact.ts';
-import { pullRepository, resolveTarget, type BuildTarget } from './target.ts';
+import { pullNames, pullRepository, resolveTarget, type BuildTarget } from './target.ts';
 import { emptyCounts } from './engine/copy-blobs.ts';
 import { EngineError, parseEngine, type BuildEngine } from './engine/errors.ts';
 import { checkOutputPath, OutputSpecError, parseOutputSpec, type OutputSpec } from './image/output-spec.ts';
@@ -65,13 +65,12 @@ async function buildImage(spec: FunctionSpec, options: BuildFunctionOptions, res
   // One limit for everything from here on, so no step (a hung download, registry or daemon) can outlast it.
   const limit = buildDeadline(options.signal, options.timeoutMs, `build of ${id}`);
   const clients = new RegistryClients({ dockerConfig, registries: options.registries, log: (event) => log({ ...event, function: id }), signal: limit.signal });
-  const pullNames = (tag: string) => (pullRepo === target.repository ? {} : { pullImage: `${pullRepo}:${tag}` });
   const result = (build: IdentifiedBuild, outcome: Pick<EngineOutcome, 'digest' | 'cached' | 'pushed' | 'bytes'>): BuildResult => {
     timings.totalMs = Date.now() - started;
     const { image, tag } = build;
     // A pushed image is referred to by its registry digest; a local one by its content-addressed tag.
     const reference = push ? `${pullRepo}@${outcome.digest}` : image;
-    return { function: id, image, tag, digest: outcome.digest, reference, ...pullNames(tag), cached: outcome.cached, pushed: outcome.pushed, prebuilt: false, timings, ...(outcome.bytes ? { bytes: outcome.bytes } : {}) };
+    return { function: id, image, tag, digest: outcome.digest, reference, ...pullNames(target, pullRepo, tag), cached: outcome.cached, pushed: outcome.pushed, prebuilt: false, timings, ...(outcome.bytes ? { bytes: outcome.bytes } : {}) };
   };
 
   try {
@@ -167,7 +166,7 @@ function callSettings(spec: FunctionSpec, id: string, options: BuildFunctionOpti
   const target = resolveTarget({ registry: options.registry, dockerConfig, functionName: spec.name, local: !push || output !== undefined });
   // A local image is run from the daemon that holds it, and an output is loaded where it is
   // written, so only pushed images get a pull name.
-  const pullRepo = push && !output ? pullRepository(target, options.pullRegistry, spec.name) : target.repository;
+  const pullRepo = push && !output ? pullRepository(target, options.pullRegistry) : target.repository;
   return { push, output, engineName, runInstall: options.runInstall ?? true, platform: options.platform ?? DEFAULT_PLATFORM, dockerConfig, target, pullRepo };
 }
 

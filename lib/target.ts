@@ -81,9 +81,10 @@ export function targetRegistry(options: { registry?: string | undefined; dockerC
  * pull from `localhost:5000`. `HOST` keeps the push repository's path on another host; `HOST/NS`
  * also replaces the namespace (`HOST/NS/<function>`). Same digest either way: it is one registry.
  */
-export function pullRepository(target: BuildTarget, pullRegistry: string | undefined, functionName: string): string {
+export function pullRepository(target: BuildTarget, pullRegistry: string | undefined): string {
   if (pullRegistry === undefined || pullRegistry.trim() === '') return target.repository;
   const { host, namespace } = splitRegistry(pullRegistry.trim());
+  const functionName = target.path.slice(target.path.lastIndexOf('/') + 1);
   return checkImageName(namespace === undefined ? `${host}/${target.path}` : `${host}/${namespace}/${functionName}`, functionName, {
     subject: 'the pull name',
     pathName: namespace === undefined
@@ -92,6 +93,11 @@ export function pullRepository(target: BuildTarget, pullRegistry: string | undef
     invalid: (name, rule) => `the pull name ${name} (from pull registry "${pullRegistry}") is not a valid image name (${rule}); give it as "host[/namespace]" with a lower-case namespace`,
     details: { pullRegistry },
   });
+}
+
+/** A build result's `pullImage`: only when nodes pull the image under another name than it is pushed under. */
+export function pullNames(target: BuildTarget, pullRepo: string, tag: string): { pullImage?: string } {
+  return pullRepo === target.repository ? {} : { pullImage: `${pullRepo}:${tag}` };
 }
 
 /**

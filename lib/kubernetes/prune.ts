@@ -114,7 +114,7 @@ export async function pruneFunctionImages(kubeConfig: KubeConfig, config: Builde
         host: target.host,
         path: target.path,
         repository: target.repository,
-        pullRepository: pullRepository(target, config.pullRegistry, spec.name),
+        pullRepository: pullRepository(target, config.pullRegistry),
         tag,
       });
     } catch (error) {

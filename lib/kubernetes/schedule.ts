@@ -13,7 +13,7 @@ import type { DockerConfig } from '../registry/credentials.ts';
 import { parseReference } from '../image/reference.ts';
 import { RegistryClient } from '../registry/client.ts';
 import { transportFor, type RegistrySettings } from '../registry/transport.ts';
-import { pullRepository, resolveTarget } from '../target.ts';
+import { pullNames, pullRepository, resolveTarget } from '../target.ts';
 import type { BuilderConfig } from './config.ts';
 import { jobSteps } from './job-steps.ts';
 import type { JobLog } from './job-context.ts';
@@ -61,8 +61,8 @@ export async function scheduleBuild(kubeConfig: KubeConfig, fn: string | object,
   const tag = planIdentity(plan);
   const image = `${target.repository}:${tag}`;
   // The Job pushes and reports under the push name; nodes pull under this one (same registry, same digest).
-  const pullRepo = pullRepository(target, config.pullRegistry, spec.name);
-  const pullNames = pullRepo === target.repository ? {} : { pullImage: `${pullRepo}:${tag}` };
+  const pullRepo = pullRepository(target, config.pullRegistry);
+  const pullImage = pullNames(target, pullRepo, tag);
 
   // A client per question: the Job may run for many minutes between the two (connections are pooled).
   const lookup = () =>
@@ -70,7 +70,7 @@ export async function scheduleBuild(kubeConfig: KubeConfig, fn: string | object,
   const existing = await lookup();
   if (existing) {
     log({ event: 'cached', function: id, image, digest: existing.digest });
-    return { function: id, image, tag, digest: existing.digest, reference: `${pullRepo}@${existing.digest}`, ...pullNames, cached: true, prebuilt: false, created: false };
+    return { function: id, image, tag, digest: existing.digest, reference: `${pullRepo}@${existing.digest}`, ...pullImage, cached: true, prebuilt: false, created: false };
   }
 
   if (config.engine === 'registry' && (options.fastPath ?? config.fastPath) !== false) {
@@ -82,7 +82,7 @@ export async function scheduleBuild(kubeConfig: KubeConfig, fn: string | object,
   // A Job that completed since the lookup above is joined when its image is there, not rebuilt.
   const imageExists = async (result: { digest: string }) => (await lookup())?.digest === result.digest;
   const outcome = await runBuildJob(kubeConfig, manifests, { imageExists, ...options });
-  return { function: id, tag, ...outcome.result, reference: `${pullRepo}@${outcome.result.digest}`, ...pullNames, prebuilt: false, job: outcome.job, created: outcome.created };
+  return { function: id, tag, ...outcome.result, reference: `${pullRepo}@${outcome.result.digest}`, ...pullImage, prebuilt: false, job: outcome.job, created: outcome.created };
 }
 
 /**

@@ -84,7 +84,7 @@ test('an image name past 255 characters says which part to shorten: the function
   const pushed = resolveTarget({ registry: 'reg.example.com/team', functionName: 'b'.repeat(200) });
   const pull = (pullRegistry: string) => {
     try {
-      pullRepository(pushed, pullRegistry, 'b'.repeat(200));
+      pullRepository(pushed, pullRegistry);
     } catch (error) {
       assert.is((error as BuilderError).code, 'E_TARGET_INVALID');
       return error as BuilderError;
@@ -100,7 +100,7 @@ test('an image name past 255 characters says which part to shorten: the function
   const longPushed = resolveTarget({ registry: `reg.example.com/${'t'.repeat(30)}`, functionName: 'b'.repeat(200) });
   let hostOnly: BuilderError | undefined;
   try {
-    pullRepository(longPushed, `a-longer-pull-host.example.com:5000`, 'b'.repeat(200));
+    pullRepository(longPushed, `a-longer-pull-host.example.com:5000`);
   } catch (error) {
     hostOnly = error as BuilderError;
   }
