@@ -15,12 +15,11 @@ import type { ImageDigestResolver } from '../image/plan.ts';
 import { parseReference } from '../image/reference.ts';
 import { RegistryClient } from '../registry/client.ts';
 import { RegistryError } from '../registry/errors.ts';
-import { transportFor, type RegistrySettings } from '../registry/transport.ts';
+import { transportFor } from '../registry/transport.ts';
 import { pullRepository, resolveTarget } from '../target.ts';
 import type { BuilderConfig } from './config.ts';
 import { kubernetesError } from './errors.ts';
 import { planOptions } from './plan-options.ts';
-import { withExtraRegistrySettings } from './registry-settings.ts';
 
 export const DEFAULT_KEEP = 3;
 
@@ -34,8 +33,6 @@ export interface PruneOptions {
   keep?: number | undefined;
   /** true: delete. Default false: a dry run. */
   delete?: boolean | undefined;
-  /** Transport settings over the config's (registry-settings, tls-verify). */
-  registries?: RegistrySettings | undefined;
   signal?: AbortSignal | undefined;
   log?: ((event: Record<string, unknown>) => void) | undefined;
 }
@@ -90,8 +87,7 @@ export async function pruneFunctionImages(kubeConfig: KubeConfig, config: Builde
   }
   const log = options.log ?? (() => {});
   const dockerConfig = config.registrySecret.dockerConfig;
-  const registries = withExtraRegistrySettings(config.registries, options.registries);
-  const resolveOptions = planOptions({ ...config, registries }, options.signal, log);
+  const resolveOptions = planOptions(config, options.signal, log);
   // One lookup per runtime image for the whole run, not one per Function: a cluster's Functions
   // share a few runtimes, and every tag of one run is computed against the same digests.
   const resolveImageDigest = memoized(resolveOptions.resolveImageDigest);
@@ -140,7 +136,7 @@ export async function pruneFunctionImages(kubeConfig: KubeConfig, config: Builde
     if (unknownRepositories.has(repository)) continue;
     const users = images.filter((image) => image.repository === repository);
     const first = users[0]!;
-    const client = new RegistryClient({ registry: first.host, credentials: dockerConfig, transport: transportFor(registries, first.host), signal: options.signal, log: (event) => log(event) });
+    const client = new RegistryClient({ registry: first.host, credentials: dockerConfig, transport: transportFor(config.registries, first.host), signal: options.signal, log: (event) => log(event) });
     const names = new Set([repository, ...users.map((image) => image.pullRepository)]);
     const inUse = { tags: new Set(users.map((image) => image.tag)), deployedTags: new Set<string>(), deployedDigests: new Set<string>() };
     for (const ref of deployed) {
