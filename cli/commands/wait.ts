@@ -44,7 +44,6 @@ function seconds(value: string | undefined, option: string, fallback: number): n
   return number;
 }
 
-
 async function run(args: string[], io: CommandIO): Promise<number> {
   const { values, positionals } = parseCommandLine(args, {
     timeout: { type: 'string' },

@@ -12,8 +12,7 @@ import type { RegistrySettings } from '../registry/transport.ts';
 import { BuilderError } from '../errors.ts';
 import { parseEngine, type BuildEngine } from '../engine/errors.ts';
 import { kubernetesError } from './errors.ts';
-import { SECRET_KEYS } from './contract.ts';
-import { CONFIG_KEYS } from './contract.ts';
+import { CONFIG_KEYS, SECRET_KEYS } from './contract.ts';
 import { parsePrivateAddressAllowance, type PrivateAddressAllowance } from '../function/address.ts';
 
 export const KUBELESS_CONFIG_NAME = 'kubeless-config';

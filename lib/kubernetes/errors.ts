@@ -3,7 +3,6 @@
 import { ApiException } from '@kubernetes/client-node';
 import { BuilderError } from '../errors.ts';
 
-
 /** HTTP status of a client-node API failure, or undefined when the request never got an answer. */
 export function statusOf(error: unknown): number | undefined {
   if (error instanceof ApiException) return error.code;

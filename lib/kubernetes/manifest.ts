@@ -3,7 +3,7 @@
 // whose plain values may be passwords, and ConfigMaps are readable by whoever may read the
 // namespace's configuration (and shown by `kubectl describe`).
 import type { V1Job, V1OwnerReference, V1Secret, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
-import { EXIT_USER_ERROR } from '../errors.ts';
+import { BuilderError, EXIT_USER_ERROR } from '../errors.ts';
 import { functionId } from '../function/spec.ts';
 import { formatPrivateAddressAllowance } from '../function/address.ts';
 import type { BuilderConfig } from './config.ts';
@@ -15,7 +15,6 @@ import {
   JOB_SECRET_DIR,
   TERMINATION_LOG_PATH,
 } from './contract.ts';
-import { BuilderError } from '../errors.ts';
 import { daemonlessJobManifests } from './daemonless-job.ts';
 import type { JobSteps } from './job-steps.ts';
 import { buildJobName, labelValue } from './names.ts';
