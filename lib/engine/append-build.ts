@@ -22,7 +22,8 @@ import { DEPS_LAYER_HISTORY, depsKey, findDepsLayer, recordDepsLayer } from './d
 import { EngineError } from './errors.ts';
 import { installOnDocker } from './install.ts';
 import { codeLayerEntries, directoryEntries } from './kubeless-layers.ts';
-import { buildLayer, type LayerEntry } from './layer.ts';
+import type { LayerEntry } from '../image/tar.ts';
+import { buildLayer } from './layer.ts';
 import { imageIndex } from './manifest.ts';
 import type { Redactor } from '../redact.ts';
 import { openUploadSessions, type UploadSessions } from './upload-sessions.ts';

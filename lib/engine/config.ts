@@ -1,7 +1,7 @@
 // The function image's config: the base image's config with the runtime env and labels set, and one
 // rootfs.diff_ids + history entry appended per new layer. User, Entrypoint, Cmd, WorkingDir and the
 // rest of the base's settings stay as they are. Every time in it is fixed, so it is reproducible.
-import { CONTEXT_MTIME } from '../image/context.ts';
+import { CONTEXT_MTIME } from '../image/tar.ts';
 import { canonicalJson } from '../image/identity.ts';
 
 const IMAGE_CREATED = CONTEXT_MTIME.toISOString().replace('.000Z', 'Z');

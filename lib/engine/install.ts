@@ -10,8 +10,8 @@ import type { ProgressListener } from '../docker/progress.ts';
 import type { MaterialisedSource } from '../function/source.ts';
 import type { BuildPlan, PlanPhase } from '../image/plan.ts';
 import { volumeFiles } from '../image/volume-files.ts';
+import { layerTar, type LayerEntry } from '../image/tar.ts';
 import { codeLayerEntries, tarStreamEntries, VOLUME_ENTRY, volumeFileEntry } from './kubeless-layers.ts';
-import { layerTar, type LayerEntry } from './layer.ts';
 
 export interface InstallOptions {
   /** Credentials for a phase image's registry host. */

@@ -14,7 +14,7 @@ import type { MaterialisedSource } from '../function/source.ts';
 import { BuilderError } from '../errors.ts';
 import { FUNCTION_UID, INSTALL_VOLUME, type BuildPlan } from '../image/plan.ts';
 import { volumeFiles } from '../image/volume-files.ts';
-import type { LayerEntry } from './layer.ts';
+import type { LayerEntry } from '../image/tar.ts';
 
 /** "kubeless": INSTALL_VOLUME as a layer path. */
 export const VOLUME_ENTRY = INSTALL_VOLUME.replace(/^\//, '');

@@ -10,7 +10,7 @@ import { connectDocker, dockerEndpointFromEnv } from '../../lib/docker/connect.t
 import { buildImage } from '../../lib/docker/build-image.ts';
 import { pushImage, removeImage } from '../../lib/docker/push-image.ts';
 import { ensureImage, runStep } from '../../lib/docker/run-step.ts';
-import { layerTar } from '../../lib/engine/layer.ts';
+import { layerTar } from '../../lib/image/tar.ts';
 import type { DockerProgress } from '../../lib/docker/progress.ts';
 import { docker } from '../support/docker.ts';
 import { dockerTlsEndpoint } from '../support/docker-tls.ts';
