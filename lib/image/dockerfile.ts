@@ -18,7 +18,7 @@
 // hold) are refused; image references and paths are checked against strict patterns first.
 import { BuilderError } from '../errors.ts';
 import { FUNCTION_UID, INSTALL_VOLUME, type BuildPlan } from './plan.ts';
-import { stepEnvScript, type StepPhase } from './step-env.ts';
+import { stepArgv, stepEnvScript, stepEnvScriptPath, type StepPhase } from './step-env.ts';
 
 export const CONTEXT_FUNCTION_DIR = 'function';
 export const CONTEXT_DEPS_DIR = 'deps';
@@ -70,7 +70,7 @@ export function stepEnvScripts(plan: BuildPlan): StepEnvScript[] {
   const scripts: StepEnvScript[] = [];
   for (const phase of ['installation', 'compilation'] as const) {
     const planned = plan.phases[phase];
-    if (planned !== undefined) scripts.push({ path: `${CONTEXT_STEP_ENV_DIR}/${phase}.sh`, content: stepEnvScript(phase, planned.env) });
+    if (planned !== undefined) scripts.push({ path: stepEnvScriptPath(phase, CONTEXT_STEP_ENV_DIR), content: stepEnvScript(phase, planned.env) });
   }
   return scripts;
 }
@@ -79,13 +79,13 @@ export function stepEnvScripts(plan: BuildPlan): StepEnvScript[] {
 function stepSetup(step: StepPhase): string[] {
   return [
     `COPY --chown=${FUNCTION_UID}:${FUNCTION_UID} ${execForm([`${CONTEXT_STEP_VOLUME_DIR}/`, '/'])}`,
-    `COPY ${execForm([`${CONTEXT_STEP_ENV_DIR}/${step}.sh`, `${STEP_ENV_DIR}/${step}.sh`])}`,
+    `COPY ${execForm([stepEnvScriptPath(step, CONTEXT_STEP_ENV_DIR), stepEnvScriptPath(step, STEP_ENV_DIR)])}`,
   ];
 }
 
-/** `sh <env script> sh -c <command>`: the instruction (and so the history) names the command, never a value of the env. */
+/** The instruction (and so the history) names the command, never a value of the env. */
 function runStep(step: StepPhase, command: string): string {
-  return `RUN ${execForm(['sh', `${STEP_ENV_DIR}/${step}.sh`, 'sh', '-c', command])}`;
+  return `RUN ${execForm(stepArgv(stepEnvScriptPath(step, STEP_ENV_DIR), command))}`;
 }
 
 function envInstruction(env: Record<string, string>): string {

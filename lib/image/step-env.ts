@@ -8,6 +8,16 @@ import { BuilderError } from '../errors.ts';
 
 export type StepPhase = 'installation' | 'compilation';
 
+/** Where the env script of `phase` lies in `dir`. */
+export function stepEnvScriptPath(phase: StepPhase, dir: string): string {
+  return `${dir}/${phase}.sh`;
+}
+
+/** `sh <script> sh -c <command>`: the argv names the command, never a value of the env. */
+export function stepArgv(script: string, command: string): string[] {
+  return ['sh', script, 'sh', '-c', command];
+}
+
 /** `'text'` for sh: single quotes hold everything literally except a single quote itself. */
 function shellQuote(value: string): string {
   return `'${value.replace(/'/g, `'\\''`)}'`;

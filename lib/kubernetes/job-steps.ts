@@ -6,7 +6,7 @@
 // from the Job's input, writes it as a script into an in-memory emptyDir; the step container runs
 // `sh <script> sh -c <command>`, and the script execs the command under `env -- NAME=value ...`.
 import type { BuildPlan } from '../image/plan.ts';
-import type { StepPhase } from '../image/step-env.ts';
+import { stepArgv, stepEnvScriptPath, type StepPhase } from '../image/step-env.ts';
 import { JOB_STEPS_DIR } from './contract.ts';
 
 export { stepEnvScript, type StepPhase } from '../image/step-env.ts';
@@ -39,10 +39,10 @@ export function hasSteps(steps: JobSteps): boolean {
 
 /** Where a step's env script lies, for the `job-sources` container that writes it and the step that runs it. */
 export function stepScriptPath(phase: StepPhase, dir: string = JOB_STEPS_DIR): string {
-  return `${dir}/${phase}.sh`;
+  return stepEnvScriptPath(phase, dir);
 }
 
 /** The step container's command: the env script, then the catalog command under `sh -c`. */
 export function stepCommand(phase: StepPhase, step: JobStep): string[] {
-  return ['sh', stepScriptPath(phase), 'sh', '-c', step.command];
+  return stepArgv(stepScriptPath(phase), step.command);
 }
