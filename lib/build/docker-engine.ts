@@ -9,7 +9,7 @@ import { retryCleanup } from '../docker/cleanup.ts';
 import { PushFailedError } from '../docker/errors.ts';
 import { EngineError } from '../engine/errors.ts';
 import { createBuildContext } from '../image/context.ts';
-import { planImages } from '../image/plan.ts';
+import { planHasSteps, planImages } from '../image/plan.ts';
 import { parseReference } from '../image/reference.ts';
 import type { EngineOutcome, IdentifiedBuild } from './types.ts';
 
@@ -24,7 +24,7 @@ const PUSH_ATTEMPTS = 3;
 export async function buildOnDocker(build: IdentifiedBuild, options: { push: boolean; runInstall: boolean }): Promise<EngineOutcome> {
   const { id, plan, tag, image, target, dockerConfig, signal, cleanupSignal, log, progress } = build;
   const { push } = options;
-  if (!options.runInstall && (plan.phases.installation !== undefined || plan.phases.compilation !== undefined)) {
+  if (!options.runInstall && planHasSteps(plan)) {
     throw new EngineError('E_INSTALL_REQUIRED', 'user', `function ${id} has an install or compile step, and runInstall is false; the docker engine runs that step in every build`, { details: { function: id } });
   }
   const buildStarted = Date.now();

@@ -8,7 +8,7 @@ import type { EngineAuth } from '../docker/auth.ts';
 import type { BuildProgress } from '../build/types.ts';
 import type { MaterialisedSource } from '../function/source.ts';
 import { imageLabels } from '../image/dockerfile.ts';
-import type { BuildPlan } from '../image/plan.ts';
+import { planHasSteps, type BuildPlan } from '../image/plan.ts';
 import { parseReference } from '../image/reference.ts';
 import type { RegistryClient } from '../registry/client.ts';
 import { parsePlatform, type Descriptor } from '../registry/manifest.ts';
@@ -77,7 +77,7 @@ export async function assembleFunctionImages(options: AppendBuildOptions): Promi
   const fn = `${plan.function.namespace}/${plan.function.name}`;
   const source = await plan.materialise(signal);
   const runtimeImage = plan.phases.runtime.image;
-  const steps = plan.phases.installation !== undefined || plan.phases.compilation !== undefined;
+  const steps = planHasSteps(plan);
   const exclude = new Set(source.files.map((file) => file.path));
   // Independent reads and work at once: the base's manifest and config, the deps layer, the code layer.
   const [bases, deps, code] = await Promise.all([

@@ -8,7 +8,7 @@
 import { canonicalJson } from '../image/identity.ts';
 import { sha256Hex } from '../function/files.ts';
 import type { MaterialisedSource } from '../function/source.ts';
-import type { BuildPlan } from '../image/plan.ts';
+import { planHasSteps, type BuildPlan } from '../image/plan.ts';
 import type { RegistryClient } from '../registry/client.ts';
 import { RegistryError } from '../registry/errors.ts';
 import { MEDIA_TYPE, type Descriptor } from '../registry/manifest.ts';
@@ -24,8 +24,8 @@ export const DEPS_LAYER_HISTORY = 'function-image-builder: installed deps /kubel
 
 /** The deps layer's key (sha256 hex), or undefined when no step runs (nothing to reuse). */
 export function depsKey(plan: BuildPlan, source: MaterialisedSource): string | undefined {
+  if (!planHasSteps(plan)) return undefined;
   const { installation, compilation } = plan.phases;
-  if (installation === undefined && compilation === undefined) return undefined;
   const step = (phase: typeof installation) => phase && { image: phase.image, command: phase.command ?? null, env: phase.env };
   return sha256Hex(
     canonicalJson({

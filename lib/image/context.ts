@@ -15,7 +15,7 @@ import {
   stepEnvScripts,
 } from './dockerfile.ts';
 import { planIdentity } from './identity.ts';
-import { INSTALL_VOLUME, type BuildPlan } from './plan.ts';
+import { INSTALL_VOLUME, planHasSteps, type BuildPlan } from './plan.ts';
 import { layerTar, type LayerEntry } from './tar.ts';
 import { volumeFiles } from './volume-files.ts';
 
@@ -55,7 +55,7 @@ export async function createBuildContext(plan: BuildPlan, options: BuildContextO
   for (const script of stepEnvScripts(plan)) entries.push({ name: script.path, type: 'file', mode: 0o644, content: Buffer.from(script.content, 'utf8'), ...owner });
   // Directories that are not 0755: the /kubeless each stage gets.
   entries.push({ name: `${CONTEXT_FINAL_VOLUME_DIR}${INSTALL_VOLUME}`, type: 'directory', mode: FINAL_VOLUME_MODE, ...owner });
-  if (plan.phases.installation !== undefined || plan.phases.compilation !== undefined) entries.push({ name: `${CONTEXT_STEP_VOLUME_DIR}${INSTALL_VOLUME}`, type: 'directory', mode: STEP_VOLUME_MODE, ...owner });
+  if (planHasSteps(plan)) entries.push({ name: `${CONTEXT_STEP_VOLUME_DIR}${INSTALL_VOLUME}`, type: 'directory', mode: STEP_VOLUME_MODE, ...owner });
 
   return { tar: await layerTar(entries, { directorySlash: false }), dockerfile, tag };
 }

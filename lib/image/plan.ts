@@ -72,6 +72,10 @@ export interface BuildPlan {
   materialise(signal?: AbortSignal): Promise<MaterialisedSource>;
 }
 
+/** An installation or compilation step runs: the build needs a container of a phase image, not just the runtime image. */
+export function planHasSteps(plan: BuildPlan): boolean {
+  return plan.phases.installation !== undefined || plan.phases.compilation !== undefined;
+}
 
 /** Every base image the Dockerfile pulls, pinned by digest, without repeats. */
 export function planImages(plan: BuildPlan): string[] {
