@@ -294,5 +294,3 @@ function isCatalog(value: unknown): value is RuntimeCatalog {
 function isDockerode(value: unknown): value is Dockerode {
   return typeof value === 'object' && value !== null && 'modem' in value;
 }
-
-export type { BuildTarget };

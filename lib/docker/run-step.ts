@@ -24,8 +24,6 @@ export interface RunStepOptions {
   /** A tar of what /kubeless holds before the step, entries named `kubeless/...`. */
   input: Buffer;
   networkMode?: string | undefined;
-  /** Labels of the step's container. */
-  labels?: Record<string, string>;
   /** What the step is, for messages: "install", "compile". */
   step: string;
   /** Cancels every request of the step, the wait for its end included. */
@@ -106,7 +104,7 @@ export async function runStep(docker: Dockerode, options: RunStepOptions): Promi
       Cmd: ['sh', '-c', options.command],
       Env: Object.entries(options.env).map(([variable, value]) => `${variable}=${value}`),
       WorkingDir: '/kubeless',
-      Labels: options.labels ?? {},
+      Labels: {},
       HostConfig: { ...(options.networkMode ? { NetworkMode: options.networkMode } : {}) },
       abortSignal,
     });

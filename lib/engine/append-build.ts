@@ -67,8 +67,6 @@ export interface AppendBuildResult {
   pushMs: number;
   /** Another build pushed the tag meanwhile; digest is theirs and nothing was pushed. */
   raced: boolean;
-  /** The images that were assembled (one per platform). */
-  images: AssembledImage[];
 }
 
 /** Makes the function images (one per platform) without pushing anything but new deps blobs' records. */
@@ -194,7 +192,7 @@ async function appendAndPush(options: AppendBuildOptions, sessions: UploadSessio
   // images that both work.)
   const [raced, copied] = await Promise.all([reproducible ? undefined : client.manifestExists(target.path, tag), copyAll(false)]);
   let bytes = addCounts(mirrored, copied);
-  if (raced) return { digest: raced.digest, bytes, buildMs, pushMs: Date.now() - pushStarted, raced: true, images };
+  if (raced) return { digest: raced.digest, bytes, buildMs, pushMs: Date.now() - pushStarted, raced: true };
   const putManifests = async (): Promise<string> => {
     if (index === undefined) {
       const image = images[0] as AssembledImage;
@@ -221,7 +219,7 @@ async function appendAndPush(options: AppendBuildOptions, sessions: UploadSessio
   }
   await afterPush();
   log({ event: 'appended', level: 'info', image: `${target.repository}:${tag}`, digest, bytes });
-  return { digest, bytes, buildMs, pushMs: Date.now() - pushStarted, raced: false, images };
+  return { digest, bytes, buildMs, pushMs: Date.now() - pushStarted, raced: false };
 }
 
 /** The registry refused a manifest because a blob it names is not in the repository. */

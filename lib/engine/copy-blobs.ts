@@ -35,12 +35,8 @@ export interface CopyBlobsOptions {
   source: (registry: string) => RegistryClient;
   log?: (event: { event: string; level: 'debug' | 'info' | 'warn'; [field: string]: unknown }) => void;
   onBlob?: (descriptor: Descriptor, outcome: 'skipped' | 'mounted' | 'uploaded') => void;
-  /** Attempts per blob for infrastructure failures, 0.25 s, 0.5 s, 1 s, 2 s apart: a registry restarting has about 4 s to come back. Default 5. */
-  attempts?: number;
   /** A cancelled build is not retried. */
   signal?: AbortSignal | undefined;
-  /** Blobs copied at once. Default 8: most are a HEAD or a mount, one round trip each. */
-  concurrency?: number;
   /** true: ask the registry about every blob, trusting neither the source repository nor what this process saw. */
   verify?: boolean;
   /** Upload sessions opened beforehand, for the blobs made by this build. */
@@ -48,6 +44,10 @@ export interface CopyBlobsOptions {
 }
 
 const SMALL_BLOB = 256 * 1024;
+/** Attempts per blob for infrastructure failures, 0.25 s, 0.5 s, 1 s, 2 s apart: a registry restarting has about 4 s to come back. */
+const ATTEMPTS = 5;
+/** Blobs copied at once: most are a HEAD or a mount, one round trip each. */
+const CONCURRENCY = 8;
 
 /** `registry/repository@digest` of blobs this process saw in a repository, oldest first; bounded. */
 const seen = new Set<string>();
@@ -85,18 +85,17 @@ export async function copyBlobs(blobs: AssembledBlob[], options: CopyBlobsOption
       options.onBlob?.(blob.descriptor, outcome);
     }
   };
-  await Promise.all(Array.from({ length: Math.min(options.concurrency ?? 8, unique.length) }, worker));
+  await Promise.all(Array.from({ length: Math.min(CONCURRENCY, unique.length) }, worker));
   return counts;
 }
 
 async function copyWithRetry(blob: AssembledBlob, options: CopyBlobsOptions): Promise<keyof ByteCounts> {
-  const attempts = options.attempts ?? 5;
   for (let attempt = 1; ; attempt++) {
     try {
       return await copyBlob(blob, options);
     } catch (error) {
       const retryable = (error instanceof BuilderError && error.kind === 'infrastructure' && error.code !== 'E_BUILD_ABORTED' && error.code !== 'E_BUILD_TIMEOUT') || uploadLost(error);
-      if (!retryable || attempt >= attempts || options.signal?.aborted) throw error;
+      if (!retryable || attempt >= ATTEMPTS || options.signal?.aborted) throw error;
       options.log?.({ event: 'blob-retry', level: 'warn', digest: blob.descriptor.digest, attempt, code: (error as BuilderError).code, message: (error as Error).message });
       await sleep(250 * 2 ** (attempt - 1), options.signal).catch(() => undefined);
       if (options.signal?.aborted) throw error;

@@ -17,7 +17,6 @@ export interface InstallOptions {
   /** Credentials for a phase image's registry host. */
   auth: (image: string) => EngineAuth | undefined;
   networkMode?: string | undefined;
-  labels?: Record<string, string>;
   onProgress?: ProgressListener | undefined;
   /** Cancels the steps: the pull, every request to the daemon and the wait for a step's end. */
   signal?: AbortSignal | undefined;
@@ -68,7 +67,6 @@ async function step(docker: Dockerode, name: string, phase: PlanPhase, files: La
     env: phase.env,
     input: await layerTar(entries),
     networkMode: options.networkMode,
-    labels: options.labels ?? {},
     step: name,
     signal: options.signal,
     cleanupSignal: options.cleanupSignal,
