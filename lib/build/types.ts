@@ -26,6 +26,9 @@ export interface BuildLogEvent {
   [field: string]: unknown;
 }
 
+/** Where the pipeline and the engines send their log events. */
+export type BuildLog = (event: BuildLogEvent) => void;
+
 export interface BuildFunctionOptions {
   /** Target `host[/namespace]`. Without it: the host and username of the docker config's only entry. */
   registry?: string;
@@ -162,7 +165,7 @@ export interface IdentifiedBuild {
   clients: RegistryClients;
   /** The Docker Engine, connected on first use, and how to name it in messages. */
   docker(): Promise<{ docker: Dockerode; endpoint: string }>;
-  log: (event: BuildLogEvent) => void;
+  log: BuildLog;
   progress: (event: BuildProgress) => void;
 }
 

@@ -5,7 +5,7 @@
 // index of function images, one per platform, when no install step ties the build to one platform.
 import type Dockerode from 'dockerode';
 import type { EngineAuth } from '../docker/auth.ts';
-import type { BuildProgress } from '../build/types.ts';
+import type { BuildLog, BuildProgress } from '../build/types.ts';
 import type { MaterialisedSource } from '../function/source.ts';
 import { imageLabels } from '../image/dockerfile.ts';
 import { planHasSteps, type BuildPlan } from '../image/plan.ts';
@@ -27,8 +27,6 @@ import { buildLayer } from './layer.ts';
 import { imageIndex } from './manifest.ts';
 import type { Redactor } from '../redact.ts';
 import { openUploadSessions, type UploadSessions } from './upload-sessions.ts';
-
-type Log = (event: { event: string; level: 'debug' | 'info' | 'warn'; [field: string]: unknown }) => void;
 
 const CODE_LAYER_HISTORY = 'function-image-builder: code /kubeless';
 
@@ -56,7 +54,7 @@ export interface AppendBuildOptions {
   signal: AbortSignal;
   /** Bounds the removal of the install step's container, a little later than `signal`. */
   cleanupSignal?: AbortSignal | undefined;
-  log: Log;
+  log: BuildLog;
   progress: (event: BuildProgress) => void;
 }
 

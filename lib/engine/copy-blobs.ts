@@ -11,6 +11,7 @@
 // A blob whose copy fails for an infrastructure reason (a registry restarted, a 5xx, a broken
 // connection) is tried again from the start with a new upload session; a mount the registry refuses
 // falls back to streaming. Blobs go first; the caller pushes the manifest only when all are in.
+import type { BuildLog } from '../build/types.ts';
 import { sleep } from '../sleep.ts';
 import type { RegistryClient } from '../registry/client.ts';
 import { BuilderError } from '../errors.ts';
@@ -33,7 +34,7 @@ export interface CopyBlobsOptions {
   repository: string;
   /** A client of each source registry, by host (the target's own client for its own host). */
   source: (registry: string) => RegistryClient;
-  log?: (event: { event: string; level: 'debug' | 'info' | 'warn'; [field: string]: unknown }) => void;
+  log?: BuildLog;
   onBlob?: (descriptor: Descriptor, outcome: 'skipped' | 'mounted' | 'uploaded') => void;
   /** A cancelled build is not retried. */
   signal?: AbortSignal | undefined;

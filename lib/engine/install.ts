@@ -3,6 +3,7 @@
 // deps file; for compile also the install result and the code), and what /kubeless holds afterwards
 // becomes the deps layer. Used only when no recorded deps layer and no installedDir can stand in.
 import type Dockerode from 'dockerode';
+import type { BuildLog } from '../build/types.ts';
 import { ensureImage, runStep } from '../docker/run-step.ts';
 import type { Redactor } from '../redact.ts';
 import type { EngineAuth } from '../docker/auth.ts';
@@ -24,7 +25,7 @@ export interface InstallOptions {
   cleanupSignal?: AbortSignal | undefined;
   endpoint?: string | undefined;
   redact?: Redactor | undefined;
-  log?: (event: { event: string; level: 'debug' | 'info' | 'warn'; [field: string]: unknown }) => void;
+  log?: BuildLog;
 }
 
 /** The numeric uid (and gid) an image's USER names, when it names one by number. */

@@ -3,9 +3,8 @@
 // start and drops the body), so every new blob costs POST then PUT. The POSTs do not depend on the
 // blob, so they are sent while the build still reads the base and the deps record and makes the
 // code layer: the PUTs then follow at once, and the push's critical path is one round trip shorter.
+import type { BuildLog } from '../build/types.ts';
 import type { RegistryClient } from '../registry/client.ts';
-
-type Log = (event: { event: string; level: 'debug' | 'info' | 'warn'; [field: string]: unknown }) => void;
 
 export interface UploadSessions {
   /** A session opened beforehand, or undefined when none is left (or opening it failed): open one then. */
@@ -14,7 +13,7 @@ export interface UploadSessions {
   release(): Promise<void>;
 }
 
-export function openUploadSessions(client: RegistryClient, repository: string, count: number, log: Log): UploadSessions {
+export function openUploadSessions(client: RegistryClient, repository: string, count: number, log: BuildLog): UploadSessions {
   // A session that could not be opened is only a lost head start: the upload opens its own.
   const pending = Array.from({ length: count }, () =>
     client.startUpload(repository).catch((error: unknown) => {
