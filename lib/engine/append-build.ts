@@ -7,6 +7,7 @@ import type Dockerode from 'dockerode';
 import type { EngineAuth } from '../docker/auth.ts';
 import type { BuildLog, BuildProgress } from '../build/types.ts';
 import type { MaterialisedSource } from '../function/source.ts';
+import { functionId } from '../function/spec.ts';
 import { imageLabels } from '../image/dockerfile.ts';
 import { planHasSteps, type BuildPlan } from '../image/plan.ts';
 import { parseReference } from '../image/reference.ts';
@@ -70,7 +71,7 @@ export interface AppendBuildResult {
 /** Makes the function images (one per platform) without pushing anything but new deps blobs' records. */
 export async function assembleFunctionImages(options: AppendBuildOptions): Promise<{ images: AssembledImage[]; bases: BaseImage[]; index?: 'docker' | 'oci'; reproducible: boolean; afterPush: () => Promise<void> }> {
   const { plan, tag, target, signal, log } = options;
-  const fn = `${plan.function.namespace}/${plan.function.name}`;
+  const fn = functionId(plan.function);
   const source = await plan.materialise(signal);
   const runtimeImage = plan.phases.runtime.image;
   const steps = planHasSteps(plan);
@@ -106,7 +107,7 @@ export async function assembleFunctionImages(options: AppendBuildOptions): Promi
 /** The deps layer: from installedDir, from the target's record, or from an install run on the Docker Engine. */
 async function depsLayer(options: AppendBuildOptions, source: MaterialisedSource, exclude: ReadonlySet<string>): Promise<{ layer: AppendLayer; record?: string } | undefined> {
   const { plan, target, log } = options;
-  const fn = `${plan.function.namespace}/${plan.function.name}`;
+  const fn = functionId(plan.function);
   const key = depsKey(plan, source);
   if (key === undefined) return undefined;
   const fromEntries = async (entries: LayerEntry[]) => memoryLayer(await buildLayer(entries.filter((e) => !exclude.has(e.name.slice('kubeless/'.length)))), DEPS_LAYER_HISTORY);

@@ -1,6 +1,7 @@
 // The registry engine with an output instead of a registry: the function image is assembled as for a
 // push (base manifest and config read by digest, deps and code layers made here) and written to an
 // OCI layout or a docker archive, its base layers taken from the local blob cache. Nothing is pushed.
+import { functionId } from '../function/spec.ts';
 import type { BlobCache } from '../image/blob-cache.ts';
 import type { OutputSpec } from '../image/output-spec.ts';
 import { writeImageOutput, type OutputResult } from './write-output.ts';
@@ -34,6 +35,6 @@ export async function buildToOutput(options: OutputBuildOptions): Promise<Output
     signal: options.signal,
     onProgress: (message) => progress({ kind: 'phase', phase: 'write', message }),
   });
-  options.log({ event: 'output-written', level: 'info', function: `${options.plan.function.namespace}/${options.plan.function.name}`, image: `${target.repository}:${tag}`, output: output.spec, manifestDigest: written.manifestDigest, bytes: written.bytes });
+  options.log({ event: 'output-written', level: 'info', function: functionId(options.plan.function), image: `${target.repository}:${tag}`, output: output.spec, manifestDigest: written.manifestDigest, bytes: written.bytes });
   return { written, buildMs, writeMs: Date.now() - writeStarted };
 }
