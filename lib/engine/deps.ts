@@ -11,11 +11,10 @@ import type { MaterialisedSource } from '../function/source.ts';
 import { planHasSteps, type BuildPlan } from '../image/plan.ts';
 import type { RegistryClient } from '../registry/client.ts';
 import { RegistryError } from '../registry/errors.ts';
-import { MEDIA_TYPE, type Descriptor } from '../registry/manifest.ts';
+import { MEDIA_TYPE, parsePlatform, sha256Digest, type Descriptor } from '../registry/manifest.ts';
 import type { AppendLayer } from './assemble.ts';
 import { configBytes } from './config.ts';
 import { imageManifest } from './manifest.ts';
-import { sha256Digest } from '../registry/manifest.ts';
 
 const DEPS_KEY_FORMAT = 'function-image-builder/deps/v1';
 const DEPS_TAG_PREFIX = 'deps-';
@@ -66,7 +65,7 @@ export async function findDepsLayer(client: RegistryClient, repository: string, 
  * and the manifest are sent.
  */
 export async function recordDepsLayer(client: RegistryClient, repository: string, key: string, layer: AppendLayer, platform: string): Promise<void> {
-  const [os, architecture, variant] = platform.split('/');
+  const { os, architecture, variant } = parsePlatform(platform);
   const config = configBytes({
     architecture,
     os,
