@@ -1,14 +1,9 @@
 // Typed failures of the registry engine's own decisions (the registry and daemon steps it uses have
 // their own error classes).
-import { BuilderError, type BuilderErrorOptions, type ErrorKind } from '../errors.ts';
+import { BuilderError, type BuilderErrorOptions, type ErrorCode, type ErrorKind } from '../errors.ts';
 
-export type EngineErrorCode =
-  /** runInstall: false, an install/compile step is needed and no deps layer is recorded for it. */
-  | 'E_INSTALL_REQUIRED'
-  /** The install step has to run locally and no Docker Engine answers. */
-  | 'E_INSTALL_NO_DOCKER'
-  /** An engine name or an option the chosen engine cannot honour. */
-  | 'E_ENGINE_OPTION';
+/** The codes the engine raises itself; each is described in ErrorCode. */
+export type EngineErrorCode = Extract<ErrorCode, 'E_INSTALL_REQUIRED' | 'E_INSTALL_NO_DOCKER' | 'E_ENGINE_OPTION'>;
 
 export class EngineError extends BuilderError {
   constructor(code: EngineErrorCode, kind: ErrorKind, message: string, options: BuilderErrorOptions = {}) {
