@@ -22,7 +22,7 @@ import { RegistryError } from '../registry/errors.ts';
 import { DEPS_LAYER_HISTORY, depsKey, findDepsLayer, recordDepsLayer } from './deps.ts';
 import { EngineError } from './errors.ts';
 import { installOnDocker } from './install.ts';
-import { codeLayerEntries, directoryEntries } from './kubeless-layers.ts';
+import { codeLayerEntries, directoryEntries, VOLUME_ENTRY } from './kubeless-layers.ts';
 import type { LayerEntry } from '../image/tar.ts';
 import { buildLayer } from './layer.ts';
 import { imageIndex } from './manifest.ts';
@@ -110,7 +110,7 @@ async function depsLayer(options: AppendBuildOptions, source: MaterialisedSource
   const fn = functionId(plan.function);
   const key = depsKey(plan, source);
   if (key === undefined) return undefined;
-  const fromEntries = async (entries: LayerEntry[]) => memoryLayer(await buildLayer(entries.filter((e) => !exclude.has(e.name.slice('kubeless/'.length)))), DEPS_LAYER_HISTORY);
+  const fromEntries = async (entries: LayerEntry[]) => memoryLayer(await buildLayer(entries), DEPS_LAYER_HISTORY);
   if (options.installedDir !== undefined) {
     log({ event: 'deps-from-dir', level: 'info', function: fn, dir: options.installedDir, key });
     return { layer: await fromEntries(await directoryEntries(options.installedDir, exclude)), record: key };
@@ -148,7 +148,8 @@ async function depsLayer(options: AppendBuildOptions, source: MaterialisedSource
     redact: options.redact,
     log: (event) => log({ ...event, function: fn }),
   });
-  return { layer: await fromEntries(entries), record: key };
+  // The compile step's /kubeless holds the function's own files too: the code layer carries them.
+  return { layer: await fromEntries(entries.filter((entry) => !exclude.has(entry.name.slice(VOLUME_ENTRY.length + 1)))), record: key };
 }
 
 /** Assembles, copies the blobs and pushes the manifest(s); the tag goes last. */
