@@ -11,6 +11,7 @@ import { BlobCache, BlobCacheError, BlobDigestError, CACHE_DIR_ENV, defaultCache
 import { RegistryClient } from '../../lib/registry/client.ts';
 import { RegistryError } from '../../lib/registry/errors.ts';
 import { sha256Digest } from '../../lib/registry/manifest.ts';
+import { rejectsWith } from '../support/errors.ts';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.ts';
 import { startRegistry, type RegistryHandle } from '../support/registry.ts';
 
@@ -49,17 +50,6 @@ function files(root: string): string[] {
     .map((e) => join(e.parentPath, e.name));
 }
 
-async function failure<T extends Error>(work: Promise<unknown>, type: new (...args: never[]) => T, code: string): Promise<T> {
-  try {
-    await work;
-  } catch (error) {
-    assert.instance(error, type);
-    assert.is((error as { code?: string }).code, code, (error as Error).message);
-    return error as T;
-  }
-  throw new Error(`expected ${code}`);
-}
-
 test('the default directory follows FUNCTION_IMAGE_BUILDER_CACHE_DIR, then XDG_CACHE_HOME, then ~/.cache', () => {
   assert.is(defaultCacheDir({ [CACHE_DIR_ENV]: '/x/cache', XDG_CACHE_HOME: '/y', HOME: '/home/u' }), '/x/cache');
   assert.is(defaultCacheDir({ XDG_CACHE_HOME: '/y', HOME: '/home/u' }), '/y/function-image-builder');
@@ -79,9 +69,9 @@ test('put stores a blob under its digest, and bytes that do not match are not st
   assert.is(await cache.size(digest, data.length + 1), undefined, 'a stored blob of another size does not count');
 
   const other = sha256Digest('something else');
-  const error = await failure(cache.put(other, [data]), BlobDigestError, 'E_CACHE_DIGEST_MISMATCH');
+  const error = await rejectsWith(cache.put(other, [data]), 'E_CACHE_DIGEST_MISMATCH', BlobDigestError);
   assert.match(error.message, digest);
-  const short = await failure(cache.put(digest, [data], data.length - 1), BlobDigestError, 'E_CACHE_DIGEST_MISMATCH');
+  const short = await rejectsWith(cache.put(digest, [data], data.length - 1), 'E_CACHE_DIGEST_MISMATCH', BlobDigestError);
   assert.match(short.message, `the ${data.length} bytes received are not the ${data.length - 1} bytes expected`, 'bytes that hash to the digest but are not the size given are told as the wrong size');
   assert.equal(files(cache.dir), [cache.path(digest)], 'no temp file and no wrong blob left');
 });
@@ -122,7 +112,7 @@ test('a cache directory that cannot be created is a clear error naming it', asyn
   const blocker = join(dir, 'a-file');
   writeFileSync(blocker, 'not a directory');
   const cache = new BlobCache(join(blocker, 'cache'));
-  const error = await failure(cache.put(sha256Digest('x'), [Buffer.from('x')]), BlobCacheError, 'E_CACHE_UNUSABLE');
+  const error = await rejectsWith(cache.put(sha256Digest('x'), [Buffer.from('x')]), 'E_CACHE_UNUSABLE', BlobCacheError);
   assert.match(error.message, join(blocker, 'cache'));
   assert.match(error.message, '--cache-dir');
   assert.is(error.kind, 'user');
@@ -161,7 +151,7 @@ test('a blob whose bytes do not match its digest is refused by the stream and no
     const data = randomBytes(4096);
     corruptDigest = (await client.pushBlob(repo, data)).digest;
     const cache = new BlobCache(join(dir, 'corrupt'));
-    const error = await failure(cache.fetch(client, repo, corruptDigest), RegistryError, 'E_REGISTRY_DIGEST_MISMATCH');
+    const error = await rejectsWith(cache.fetch(client, repo, corruptDigest), 'E_REGISTRY_DIGEST_MISMATCH', RegistryError);
     assert.match(error.message, corruptDigest);
     assert.is(await cache.size(corruptDigest), undefined);
     assert.equal(files(cache.dir), []);
@@ -175,7 +165,7 @@ test('a download of another length than the descriptor gives is refused and not 
   const digest = sha256Digest(data);
   const client = { openBlob: async () => ({ size: data.length, stream: (async function* () { yield data; })() }) };
   const cache = new BlobCache(join(dir, 'length'));
-  const error = await failure(cache.fetch(client, 'any/repo', digest, data.length + 1), BlobDigestError, 'E_CACHE_DIGEST_MISMATCH');
+  const error = await rejectsWith(cache.fetch(client, 'any/repo', digest, data.length + 1), 'E_CACHE_DIGEST_MISMATCH', BlobDigestError);
   assert.match(error.message, `the ${data.length} bytes received are not the ${data.length + 1} bytes expected`);
   assert.equal(files(cache.dir), []);
   assert.equal(await cache.fetch(client, 'any/repo', digest, data.length), { digest, size: data.length, downloaded: true });
@@ -188,7 +178,7 @@ test('a download that stalls half-way is E_REGISTRY_TIMEOUT and stores nothing',
     const data = randomBytes(50_000);
     stalled = { digest: (await client.pushBlob(repo, data)).digest, data };
     const cache = new BlobCache(join(dir, 'stalled'));
-    await failure(cache.fetch(client, repo, stalled.digest, data.length), RegistryError, 'E_REGISTRY_TIMEOUT');
+    await rejectsWith(cache.fetch(client, repo, stalled.digest, data.length), 'E_REGISTRY_TIMEOUT', RegistryError);
     assert.equal(files(cache.dir), [], 'no half blob, no temp file');
   } finally {
     stalled = undefined;

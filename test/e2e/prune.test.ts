@@ -7,13 +7,13 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BuilderError } from '../../lib/errors.ts';
 import { functionImageTag } from '../../lib/image/identity.ts';
 import { readBuilderConfig } from '../../lib/kubernetes/config.ts';
 import { pruneFunctionImages, type PrunedRepository } from '../../lib/kubernetes/prune.ts';
 import { RegistryClient } from '../../lib/registry/client.ts';
 import { parseRuntimeCatalog } from '../../lib/runtime/catalog.ts';
 import { exec } from '../support/docker.ts';
+import { rejectsWith } from '../support/errors.ts';
 import { startFaultProxy } from '../support/fault-proxy.ts';
 import { startKubeApi, type KubeApi } from '../support/kube-api.ts';
 import { functionObject, LOOPBACK_SOURCES, startFileServer } from '../support/pipeline.ts';
@@ -132,14 +132,9 @@ test('a registry that refuses DELETE: E_REGISTRY_DELETE_UNSUPPORTED (a user erro
   });
   try {
     const config = { ...(await readBuilderConfig(api.kubeConfig, { namespace: 'default' })), registry: `${proxy.host}/fns` };
-    const error = await pruneFunctionImages(api.kubeConfig, config, { keep: 2, delete: true }).then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    assert.instance(error, BuilderError);
-    assert.is((error as BuilderError).code, 'E_REGISTRY_DELETE_UNSUPPORTED');
-    assert.is((error as BuilderError).kind, 'user');
-    assert.match((error as BuilderError).message, /does not allow deletes \(HTTP 405 UNSUPPORTED/);
+    const error = await rejectsWith(pruneFunctionImages(api.kubeConfig, config, { keep: 2, delete: true }), 'E_REGISTRY_DELETE_UNSUPPORTED');
+    assert.is(error.kind, 'user');
+    assert.match(error.message, /does not allow deletes \(HTTP 405 UNSUPPORTED/);
     assert.ok(proxy.requests.some((r) => r.method === 'DELETE' && r.status === 405));
   } finally {
     await proxy.stop();

@@ -9,12 +9,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { buildFunctionImage } from '../../lib/build.ts';
-import { BuilderError } from '../../lib/errors.ts';
 import { readBuilderConfig } from '../../lib/kubernetes/config.ts';
 import { functionDeploymentPatch, WAIT_CONTAINER_NAME } from '../../lib/kubernetes/deployment.ts';
 import { scheduleBuild } from '../../lib/kubernetes/schedule.ts';
 import { RegistryClient } from '../../lib/registry/client.ts';
 import { exec } from '../support/docker.ts';
+import { rejectsWith } from '../support/errors.ts';
 import { startKubeApi, type KubeApi } from '../support/kube-api.ts';
 import { callBuiltFunction, functionObject, registryTags, startPipelineRig, type PipelineRig } from '../support/pipeline.ts';
 import { parseFunction } from '../../lib/function/parse.ts';
@@ -72,13 +72,11 @@ test('the reference names the pull registry with the pushed digest; the Engine p
 test('a pull registry with a namespace replaces the namespace; an invalid one is E_TARGET_INVALID before anything is pushed', async () => {
   const fn = functionObject('pull-ns', { handler: 'handler.echo', runtime: 'nodejs24', function: FIXTURE });
   const target = rig.targets.anonymous!;
-  const bad = await buildFunctionImage(parseFunction(fn), { registry: pushRegistry, pullRegistry: 'localhost:5000/Upper Case', catalog: rig.catalog, dockerConfig: rig.dockerConfigJson }).then(
-    () => undefined,
-    (error: unknown) => error,
+  const bad = await rejectsWith(
+    buildFunctionImage(parseFunction(fn), { registry: pushRegistry, pullRegistry: 'localhost:5000/Upper Case', catalog: rig.catalog, dockerConfig: rig.dockerConfigJson }),
+    'E_TARGET_INVALID',
   );
-  assert.instance(bad, BuilderError);
-  assert.is((bad as BuilderError).code, 'E_TARGET_INVALID');
-  assert.match((bad as BuilderError).message, /pull registry "localhost:5000\/Upper Case"/);
+  assert.match(bad.message, /pull registry "localhost:5000\/Upper Case"/);
   assert.equal(await registryTags(target, 'pushed/pull-ns'), [], 'nothing was pushed');
 
   const built = await buildFunctionImage(parseFunction(fn), { registry: pushRegistry, pullRegistry: `${pullRegistry}/mirror`, catalog: rig.catalog, dockerConfig: rig.dockerConfigJson });

@@ -3,13 +3,13 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readBuilderConfig } from '../../lib/kubernetes/config.ts';
 import { buildInputData } from '../../lib/kubernetes/manifest.ts';
-import { BuilderError } from '../../lib/errors.ts';
 import { DEFAULT_RUNTIME_IMAGES } from '../../lib/runtime/default-catalog.ts';
 import { parseRuntimeCatalog } from '../../lib/runtime/catalog.ts';
 import { withTlsVerifyOff } from '../../lib/kubernetes/registry-settings.ts';
 import { transportFor } from '../../lib/registry/transport.ts';
 
 const RUNTIME_IMAGES = JSON.stringify(DEFAULT_RUNTIME_IMAGES);
+import { rejectsWith } from '../support/errors.ts';
 import { startKubeApi, type KubeApi } from '../support/kube-api.ts';
 
 const b64 = (text: string) => Buffer.from(text).toString('base64');
@@ -17,16 +17,6 @@ const dockerconfigjson = (server: string, username = 'builder', password = 's3cr
   JSON.stringify({ auths: { [server]: { username, password, auth: b64(`${username}:${password}`) } } });
 
 let api: KubeApi;
-
-async function rejection(promise: Promise<unknown>): Promise<BuilderError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.instance(error, BuilderError);
-    return error as BuilderError;
-  }
-  throw new assert.Assertion({ message: 'expected a rejection', generated: true, operator: 'rejects', expects: 'rejection', actual: 'fulfilled' });
-}
 
 test.before(async () => {
   api = await startKubeApi();
@@ -108,41 +98,30 @@ test('function-url-allow-private-addresses: none by default, true or a list of r
   const ranges = await read(' 10.20.0.0/16, fd00::/8 ');
   assert.equal(ranges.allowPrivateAddresses, ['10.20.0.0/16', 'fd00::/8']);
   assert.is(buildInputData({ name: 'f', namespace: 'team-a', source: {}, tag: 't' }, ranges)['function-url-allow-private-addresses'], '10.20.0.0/16,fd00::/8');
-  const bad = await rejection(read('everything'));
-  assert.is(bad.code, 'E_CONFIG_INVALID');
+  const bad = await rejectsWith(read('everything'), 'E_CONFIG_INVALID');
   assert.match(bad.message, '"function-url-allow-private-addresses" must be "true", "false" or a comma-separated list');
 });
 
 test('a missing Secret is a user error that names it and says how to create it, without any secret', async () => {
-  try {
-    await readBuilderConfig(api.kubeConfig, { namespace: 'nowhere' });
-    assert.unreachable('accepted');
-  } catch (error) {
-    assert.instance(error, BuilderError);
-    assert.is((error as BuilderError).kind, 'user');
-    assert.is((error as BuilderError).code, 'E_KUBERNETES_NOT_FOUND');
-    assert.match((error as Error).message, 'nowhere/kubeless-registry-credentials');
-    assert.match((error as Error).message, 'kubectl create secret docker-registry');
-  }
+  const error = await rejectsWith(readBuilderConfig(api.kubeConfig, { namespace: 'nowhere' }), 'E_KUBERNETES_NOT_FOUND');
+  assert.is(error.kind, 'user');
+  assert.match(error.message, 'nowhere/kubeless-registry-credentials');
+  assert.match(error.message, 'kubectl create secret docker-registry');
 });
 
 test('a missing kubeless-config, a bad boolean and an unreachable API server are told apart', async () => {
-  const missing = await rejection(readBuilderConfig(api.kubeConfig, { namespace: 'team-a', configMapNamespace: 'other' }));
-  assert.is(missing.code, 'E_KUBERNETES_NOT_FOUND');
+  const missing = await rejectsWith(readBuilderConfig(api.kubeConfig, { namespace: 'team-a', configMapNamespace: 'other' }), 'E_KUBERNETES_NOT_FOUND');
   assert.match(missing.message, 'other/kubeless-config');
   api.create('configmaps', { metadata: { name: 'bad', namespace: 'kubeless' }, data: { 'enable-build-step': 'yes', 'builder-image': 'x' } });
-  const bad = await rejection(readBuilderConfig(api.kubeConfig, { namespace: 'team-a', configMapName: 'bad' }));
-  assert.is(bad.code, 'E_CONFIG_INVALID');
+  const bad = await rejectsWith(readBuilderConfig(api.kubeConfig, { namespace: 'team-a', configMapName: 'bad' }), 'E_CONFIG_INVALID');
   assert.match(bad.message, '"enable-build-step" must be "true" or "false"');
   api.create('configmaps', { metadata: { name: 'bad-catalog', namespace: 'kubeless' }, data: { 'runtime-images': '[{"ID":"nodejs","versions":[]}]', 'builder-image': 'x' } });
-  const catalog = await rejection(readBuilderConfig(api.kubeConfig, { namespace: 'team-a', configMapName: 'bad-catalog' }));
-  assert.is(catalog.code, 'E_CATALOG_INVALID');
+  const catalog = await rejectsWith(readBuilderConfig(api.kubeConfig, { namespace: 'team-a', configMapName: 'bad-catalog' }), 'E_CATALOG_INVALID');
   assert.match(catalog.message, 'kubeless/bad-catalog key "runtime-images"');
   const down = await startKubeApi();
   const kubeConfig = down.kubeConfig;
   await down.close();
-  const unreachable = await rejection(readBuilderConfig(kubeConfig, { namespace: 'team-a' }));
-  assert.is(unreachable.code, 'E_KUBERNETES_UNREACHABLE');
+  const unreachable = await rejectsWith(readBuilderConfig(kubeConfig, { namespace: 'team-a' }), 'E_KUBERNETES_UNREACHABLE');
   assert.is(unreachable.kind, 'infrastructure');
 });
 
@@ -151,8 +130,7 @@ test('builder-engine: docker when unset, registry when set, anything else an err
   api.create('configmaps', { metadata: { name: 'engine-registry', namespace: 'kubeless' }, data: { 'builder-engine': ' registry ', 'builder-image': 'x' } });
   assert.is((await readBuilderConfig(api.kubeConfig, { namespace: 'team-a', configMapName: 'engine-registry' })).engine, 'registry');
   api.create('configmaps', { metadata: { name: 'engine-bad', namespace: 'kubeless' }, data: { 'builder-engine': 'kaniko', 'builder-image': 'x' } });
-  const bad = await rejection(readBuilderConfig(api.kubeConfig, { namespace: 'team-a', configMapName: 'engine-bad' }));
-  assert.is(bad.code, 'E_ENGINE_OPTION');
+  const bad = await rejectsWith(readBuilderConfig(api.kubeConfig, { namespace: 'team-a', configMapName: 'engine-bad' }), 'E_ENGINE_OPTION');
   assert.is(bad.kind, 'user');
   assert.match(bad.message, 'kubeless/engine-bad key "builder-engine"');
   assert.match(bad.message, 'docker, registry');
@@ -165,20 +143,14 @@ test('builder-fast-path: on unless "false"; another value is refused, naming the
   assert.is(off.fastPath, false);
   assert.is(off.engine, 'registry');
   api.create('configmaps', { metadata: { name: 'bad-fast-path', namespace: 'kubeless' }, data: { 'builder-image': 'x', 'builder-fast-path': 'off' } });
-  const bad = await rejection(readBuilderConfig(api.kubeConfig, { namespace: 'team-a', configMapName: 'bad-fast-path' }));
-  assert.is(bad.code, 'E_CONFIG_INVALID');
+  const bad = await rejectsWith(readBuilderConfig(api.kubeConfig, { namespace: 'team-a', configMapName: 'bad-fast-path' }), 'E_CONFIG_INVALID');
   assert.match(bad.message, '"builder-fast-path" must be "true" or "false"');
 });
 
 test('errors never carry the registry password', async () => {
   api.create('secrets', { metadata: { name: 'broken', namespace: 'team-a' }, type: 'kubernetes.io/dockerconfigjson', data: { '.dockerconfigjson': b64('{"auths": {"x.io": {"auth": "s3cret-pa55"}}}') } });
-  try {
-    await readBuilderConfig(api.kubeConfig, { namespace: 'team-a', secretName: 'broken' });
-    assert.unreachable('accepted');
-  } catch (error) {
-    assert.is((error as BuilderError).code, 'E_REGISTRY_SECRET_INVALID');
-    assert.not.match(JSON.stringify({ m: (error as Error).message, d: (error as BuilderError).details }), 's3cret');
-  }
+  const error = await rejectsWith(readBuilderConfig(api.kubeConfig, { namespace: 'team-a', secretName: 'broken' }), 'E_REGISTRY_SECRET_INVALID');
+  assert.not.match(JSON.stringify({ m: error.message, d: error.details }), 's3cret');
 });
 
 test('function-registry-tls-verify "false" extends the registry-settings entry that names the host in another spelling', () => {
