@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { docker, exec } from '../support/docker.ts';
-import { startFunctionContainer } from '../support/function-container.ts';
+import { callFunctionImage } from '../support/function-container.ts';
 import { functionObject, registryTags, startPipelineRig, type PipelineRig } from '../support/pipeline.ts';
 
 const test = suite('cli --output');
@@ -59,13 +59,8 @@ function nodeFunction(name: string, greeting: string): Record<string, unknown> {
 }
 
 async function call(image: string, body: string): Promise<string> {
-  const container = await startFunctionContainer(image);
-  try {
-    const response = await fetch(container.url, { method: 'POST', body, headers: { 'content-type': 'text/plain' } });
-    return `${response.status} ${await response.text()}`;
-  } finally {
-    await container.stop();
-  }
+  const { status, text } = await callFunctionImage(image, body);
+  return `${status} ${text}`;
 }
 
 /** The cache's blob files with their modification times: a second build that downloads nothing changes none. */

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildFunctionImage, type BuildFunctionOptions, type BuildLogEvent } from '../../lib/build.ts';
 import { docker, exec } from '../support/docker.ts';
-import { startFunctionContainer } from '../support/function-container.ts';
+import { callFunctionImage } from '../support/function-container.ts';
 import { callBuiltFunction, functionObject, startPipelineRig, type PipelineRig } from '../support/pipeline.ts';
 import type { RegistryHandle } from '../support/registry.ts';
 import { parseFunction } from '../../lib/function/parse.ts';
@@ -56,13 +56,7 @@ async function callThroughSkopeo(reference: string, body: string): Promise<strin
     await run('skopeo', ['copy', '--src-tls-verify=false', `docker://${reference}`, `oci:${layout}:fn`]);
     assert.ok(existsSync(join(layout, 'index.json')), 'an OCI layout was written');
     await run('skopeo', ['copy', '--src-tls-verify=false', `docker://${reference}`, `docker-daemon:${local}`]);
-    const container = await startFunctionContainer(local);
-    try {
-      const response = await fetch(container.url, { method: 'POST', body, headers: { 'content-type': 'text/plain' } });
-      return await response.text();
-    } finally {
-      await container.stop();
-    }
+    return (await callFunctionImage(local, body)).text;
   } finally {
     rmSync(layout, { recursive: true, force: true });
     await exec('docker', ['rmi', local]);

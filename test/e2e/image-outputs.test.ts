@@ -20,7 +20,7 @@ import { assembleTestImage } from '../support/assembled-image.ts';
 import { docker, exec } from '../support/docker.ts';
 import { imageScope, type ImageScope } from '../support/engine-images.ts';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.ts';
-import { startFunctionContainer } from '../support/function-container.ts';
+import { callFunctionImage } from '../support/function-container.ts';
 import { startRegistry, type RegistryHandle } from '../support/registry.ts';
 import { pushRuntimeImages, releaseRuntimeImages } from '../support/runtime-images.ts';
 
@@ -68,14 +68,9 @@ function write(spec: string, image: OutputImage, name: string) {
 }
 
 async function call(image: string, body: string): Promise<string> {
-  const container = await startFunctionContainer(image);
-  try {
-    const response = await fetch(container.url, { method: 'POST', body, headers: { 'content-type': 'text/plain' } });
-    assert.is(response.status, 200);
-    return await response.text();
-  } finally {
-    await container.stop();
-  }
+  const { status, text } = await callFunctionImage(image, body);
+  assert.is(status, 200);
+  return text;
 }
 
 function sha256File(path: string): string {

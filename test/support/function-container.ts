@@ -78,3 +78,14 @@ export async function startFunctionContainer(image: string, options: FunctionCon
     throw error;
   }
 }
+
+/** Runs `image` as a function container, POSTs `body` to it and returns the answer; the container goes. */
+export async function callFunctionImage(image: string, body: string, contentType = 'text/plain'): Promise<{ status: number; text: string }> {
+  const container = await startFunctionContainer(image);
+  try {
+    const response = await fetch(container.url, { method: 'POST', body, headers: { 'content-type': contentType } });
+    return { status: response.status, text: await response.text() };
+  } finally {
+    await container.stop();
+  }
+}

@@ -7,7 +7,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { docker, exec } from './docker.ts';
 import { imageScope, type ImageScope } from './engine-images.ts';
-import { startFunctionContainer } from './function-container.ts';
+import { callFunctionImage } from './function-container.ts';
 import { dockerClientConfig, startRegistry, type RegistryHandle, type RegistryKind } from './registry.ts';
 import { releaseRuntimeImages, runtimeCatalogFor, type RuntimeCatalogEntry } from './runtime-images.ts';
 import { TEST_LABEL } from './docker.ts';
@@ -200,12 +200,9 @@ export async function callBuiltFunction(reference: string, registry: RegistryHan
   } finally {
     config?.cleanup();
   }
-  const container = await startFunctionContainer(reference);
   try {
-    const response = await fetch(container.url, { method: 'POST', body, headers: { 'content-type': contentType } });
-    return { status: response.status, text: await response.text() };
+    return await callFunctionImage(reference, body, contentType);
   } finally {
-    await container.stop();
     await exec('docker', ['rmi', reference]);
   }
 }
