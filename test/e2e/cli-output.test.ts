@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { docker, exec } from '../support/docker.ts';
+import { strays } from '../support/files.ts';
 import { callFunctionImage } from '../support/function-container.ts';
 import { functionObject, registryTags, startPipelineRig, type PipelineRig } from '../support/pipeline.ts';
 
@@ -73,11 +74,6 @@ function cacheFiles(): Record<string, number> {
   return out;
 }
 
-/** Temp names a write leaves beside its output when it fails to clean up. */
-function strays(): string[] {
-  return readdirSync(dir).filter((name) => /\.(tmp|old)-/.test(name));
-}
-
 test('docker-archive: nothing pushed, docker load runs the function; a second function on that runtime downloads no base layer', async () => {
   const file = writeFunction('hello.yaml', 'out-hello', nodeFunction('out-hello', 'hello from the archive,'));
   const run = await cli(['build', file, '--output', 'docker-archive:hello.tar', ...common]);
@@ -109,7 +105,7 @@ test('docker-archive: nothing pushed, docker load runs the function; a second fu
   assert.is(secondResult.output.bytes.cached, result.output.bytes.cached + result.output.bytes.downloaded);
   assert.equal(cacheFiles(), cacheBefore, 'the cache is unchanged');
   assert.match(again.stderr, 'found in the cache');
-  assert.equal(strays(), []);
+  assert.equal(strays(dir), []);
 });
 
 test('two builds in two processes filling one empty cache at once both succeed; every blob is whole, no temp file', async () => {
@@ -159,7 +155,7 @@ test('oci: a function with deps; skopeo copies the layout into the Docker Engine
   assert.ok(existsSync(join(dir, 'bundle', 'rootfs', 'kubeless', 'handler.py')));
   const installed = readdirSync(join(dir, 'bundle', 'rootfs', 'kubeless'), { recursive: true }).map(String);
   assert.ok(installed.some((path) => path.includes('fib_greeting')), `the installed deps are in /kubeless: ${installed.join(', ')}`);
-  assert.equal(strays(), []);
+  assert.equal(strays(dir), []);
 });
 
 test('bad output specs and combinations exit 2 with a clear error, before anything is built or written', async () => {
@@ -199,7 +195,7 @@ test('a build cut off by --timeout leaves no output and no temp file', async () 
   assert.is(run.code, 3, run.stderr);
   assert.match(run.stderr, 'E_BUILD_TIMEOUT');
   assert.not.ok(existsSync(join(dir, 'slow.tar')));
-  assert.equal(strays(), []);
+  assert.equal(strays(dir), []);
   const temps = Object.keys(cacheFiles()).filter((path) => path.includes('.tmp-'));
   assert.equal(temps, [], 'no temp file in the cache');
 });

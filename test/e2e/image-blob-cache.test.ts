@@ -4,7 +4,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BlobCache, BlobCacheError, BlobDigestError, CACHE_DIR_ENV, defaultCacheDir } from '../../lib/image/blob-cache.ts';
@@ -12,6 +12,7 @@ import { RegistryClient } from '../../lib/registry/client.ts';
 import { RegistryError } from '../../lib/registry/errors.ts';
 import { sha256Digest } from '../../lib/registry/manifest.ts';
 import { rejectsWith } from '../support/errors.ts';
+import { filesUnder } from '../support/files.ts';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.ts';
 import { startRegistry, type RegistryHandle } from '../support/registry.ts';
 
@@ -43,13 +44,6 @@ test.after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function files(root: string): string[] {
-  if (!existsSync(root)) return [];
-  return readdirSync(root, { recursive: true, withFileTypes: true })
-    .filter((e) => e.isFile())
-    .map((e) => join(e.parentPath, e.name));
-}
-
 test('the default directory follows FUNCTION_IMAGE_BUILDER_CACHE_DIR, then XDG_CACHE_HOME, then ~/.cache', () => {
   assert.is(defaultCacheDir({ [CACHE_DIR_ENV]: '/x/cache', XDG_CACHE_HOME: '/y', HOME: '/home/u' }), '/x/cache');
   assert.is(defaultCacheDir({ XDG_CACHE_HOME: '/y', HOME: '/home/u' }), '/y/function-image-builder');
@@ -73,7 +67,7 @@ test('put stores a blob under its digest, and bytes that do not match are not st
   assert.match(error.message, digest);
   const short = await rejectsWith(cache.put(digest, [data], data.length - 1), 'E_CACHE_DIGEST_MISMATCH', BlobDigestError);
   assert.match(short.message, `the ${data.length} bytes received are not the ${data.length - 1} bytes expected`, 'bytes that hash to the digest but are not the size given are told as the wrong size');
-  assert.equal(files(cache.dir), [cache.path(digest)], 'no temp file and no wrong blob left');
+  assert.equal(filesUnder(cache.dir), [cache.path(digest)], 'no temp file and no wrong blob left');
 });
 
 test('a source that fails mid-blob leaves no file', async () => {
@@ -88,7 +82,7 @@ test('a source that fails mid-blob leaves no file', async () => {
   } catch (error) {
     assert.is((error as Error).message, 'connection reset');
   }
-  assert.equal(files(cache.dir), []);
+  assert.equal(filesUnder(cache.dir), []);
 });
 
 test('racing writers of one blob all succeed and leave one complete file', async () => {
@@ -104,7 +98,7 @@ test('racing writers of one blob all succeed and leave one complete file', async
   }
   const sizes = await Promise.all(Array.from({ length: 6 }, () => new BlobCache(root).put(digest, slowly())));
   assert.equal(sizes, Array(6).fill(data.length));
-  assert.equal(files(root), [new BlobCache(root).path(digest)]);
+  assert.equal(filesUnder(root), [new BlobCache(root).path(digest)]);
   assert.ok(readFileSync(new BlobCache(root).path(digest)).equals(data));
 });
 
@@ -154,7 +148,7 @@ test('a blob whose bytes do not match its digest is refused by the stream and no
     const error = await rejectsWith(cache.fetch(client, repo, corruptDigest), 'E_REGISTRY_DIGEST_MISMATCH', RegistryError);
     assert.match(error.message, corruptDigest);
     assert.is(await cache.size(corruptDigest), undefined);
-    assert.equal(files(cache.dir), []);
+    assert.equal(filesUnder(cache.dir), []);
   } finally {
     corruptDigest = '';
   }
@@ -167,7 +161,7 @@ test('a download of another length than the descriptor gives is refused and not 
   const cache = new BlobCache(join(dir, 'length'));
   const error = await rejectsWith(cache.fetch(client, 'any/repo', digest, data.length + 1), 'E_CACHE_DIGEST_MISMATCH', BlobDigestError);
   assert.match(error.message, `the ${data.length} bytes received are not the ${data.length + 1} bytes expected`);
-  assert.equal(files(cache.dir), []);
+  assert.equal(filesUnder(cache.dir), []);
   assert.equal(await cache.fetch(client, 'any/repo', digest, data.length), { digest, size: data.length, downloaded: true });
 });
 
@@ -179,7 +173,7 @@ test('a download that stalls half-way is E_REGISTRY_TIMEOUT and stores nothing',
     stalled = { digest: (await client.pushBlob(repo, data)).digest, data };
     const cache = new BlobCache(join(dir, 'stalled'));
     await rejectsWith(cache.fetch(client, repo, stalled.digest, data.length), 'E_REGISTRY_TIMEOUT', RegistryError);
-    assert.equal(files(cache.dir), [], 'no half blob, no temp file');
+    assert.equal(filesUnder(cache.dir), [], 'no half blob, no temp file');
   } finally {
     stalled = undefined;
   }

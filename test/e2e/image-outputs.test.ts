@@ -20,6 +20,7 @@ import { assembleTestImage } from '../support/assembled-image.ts';
 import { docker, exec } from '../support/docker.ts';
 import { imageScope, type ImageScope } from '../support/engine-images.ts';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.ts';
+import { fileTree, strays } from '../support/files.ts';
 import { callFunctionImage } from '../support/function-container.ts';
 import { startRegistry, type RegistryHandle } from '../support/registry.ts';
 import { pushRuntimeImages, releaseRuntimeImages } from '../support/runtime-images.ts';
@@ -77,20 +78,6 @@ function sha256File(path: string): string {
   return createHash('sha256').update(readFileSync(path)).digest('hex');
 }
 
-/** Every file under `root` with its sha256, for comparing two layouts. */
-function tree(root: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const entry of readdirSync(root, { recursive: true, withFileTypes: true })) {
-    if (entry.isFile()) out[join(entry.parentPath, entry.name).slice(root.length)] = sha256File(join(entry.parentPath, entry.name));
-  }
-  return out;
-}
-
-/** Entries of `dir` that a write left behind beside its outputs (".x.tmp-..." / ".x.old-..."). */
-function strays(): string[] {
-  return readdirSync(dir).filter((name) => /\.(tmp|old)-/.test(name));
-}
-
 test('docker-archive: docker load takes it, the function runs and answers, skopeo reads it', async () => {
   const image = await functionImage('hello from the archive,');
   const name = `kubeless.local/archive-fn:${randomBytes(6).toString('hex')}`;
@@ -112,7 +99,7 @@ test('docker-archive: docker load takes it, the function runs and answers, skope
   const inspected = JSON.parse(await exec('skopeo', ['inspect', `docker-archive:${join(dir, 'hello.tar')}`]).then((r) => r.stdout || r.stderr)) as { Layers: string[]; Env: string[] };
   assert.is(inspected.Layers.length, image.layers.length);
   assert.ok(inspected.Env.includes('MOD_NAME=handler'), JSON.stringify(inspected.Env));
-  assert.equal(strays(), []);
+  assert.equal(strays(dir), []);
 });
 
 test('oci: umoci unpacks it, skopeo inspects it and copies it into the Docker Engine, where it runs', async () => {
@@ -149,7 +136,7 @@ test('oci: umoci unpacks it, skopeo inspects it and copies it into the Docker En
   } finally {
     await exec('docker', ['rmi', name]);
   }
-  assert.equal(strays(), []);
+  assert.equal(strays(dir), []);
 });
 
 test('oci: an OCI-family image keeps its manifest bytes, so its digest is the one a registry would hold', async () => {
@@ -191,7 +178,7 @@ test('the same image gives the same bytes: archive and layout', async () => {
   assert.is(sha256File(join(dir, 'same-1.tar')), sha256File(join(dir, 'same-2.tar')));
   await write('oci:same-1', image, 'kubeless.local/same:1');
   await write('oci:same-2', image, 'kubeless.local/same:1');
-  assert.equal(tree(join(dir, 'same-1')), tree(join(dir, 'same-2')));
+  assert.equal(fileTree(join(dir, 'same-1')), fileTree(join(dir, 'same-2')));
 });
 
 test('a layer whose bytes do not match leaves no output, keeps the previous one, and no temp file', async () => {
@@ -199,7 +186,7 @@ test('a layer whose bytes do not match leaves no output, keeps the previous one,
   await write('docker-archive:kept.tar', good, 'kubeless.local/kept:1');
   await write('oci:kept', good, 'kubeless.local/kept:1');
   const archiveBefore = sha256File(join(dir, 'kept.tar'));
-  const layoutBefore = tree(join(dir, 'kept'));
+  const layoutBefore = fileTree(join(dir, 'kept'));
   const bad: OutputImage = {
     ...good,
     layers: good.layers.map((l) => (l.source.kind === 'bytes' ? { ...l, source: { kind: 'bytes' as const, data: Buffer.from('not the layer') } } : l)),
@@ -214,8 +201,8 @@ test('a layer whose bytes do not match leaves no output, keeps the previous one,
     if (path.startsWith('never')) assert.not.ok(existsSync(join(dir, path)), `${spec}: no output`);
   }
   assert.is(sha256File(join(dir, 'kept.tar')), archiveBefore, 'the previous archive is untouched');
-  assert.equal(tree(join(dir, 'kept')), layoutBefore, 'the previous layout is untouched');
-  assert.equal(strays(), []);
+  assert.equal(fileTree(join(dir, 'kept')), layoutBefore, 'the previous layout is untouched');
+  assert.equal(strays(dir), []);
 });
 
 test('a cached base layer damaged on disk fails the write, is dropped from the cache, and the next write fetches it again', async () => {
@@ -238,7 +225,7 @@ test('a cached base layer damaged on disk fails the write, is dropped from the c
   assert.not.ok(existsSync(join(dir, 'damaged.tar')));
   const again = await write('docker-archive:damaged.tar', image, 'kubeless.local/damaged:1');
   assert.is(again.bytes.downloaded, base.size, 'only that layer is downloaded again');
-  assert.equal(strays(), []);
+  assert.equal(strays(dir), []);
 });
 
 test('bad output specs and unusable paths are clear errors, checked before anything is written', async () => {
@@ -276,7 +263,7 @@ test('bad output specs and unusable paths are clear errors, checked before anyth
   assert.equal(readdirSync(join(dir, 'user-data')), ['notes.txt'], "the user's files are untouched");
   await refused('docker-archive:user-data', 'is a directory');
   await refused('oci:missing-parent/layout', 'does not exist');
-  assert.equal(strays(), []);
+  assert.equal(strays(dir), []);
 });
 
 test.run();

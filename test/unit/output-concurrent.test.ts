@@ -5,8 +5,7 @@
 // memory, so no registry is needed.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { rename } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -16,6 +15,7 @@ import { writeImageOutput, type OutputImage } from '../../lib/engine/write-outpu
 import { BlobCache } from '../../lib/image/blob-cache.ts';
 import { parseOutputSpec } from '../../lib/image/output-spec.ts';
 import { MEDIA_TYPE, sha256Digest } from '../../lib/registry/manifest.ts';
+import { fileTree, strays } from '../support/files.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'fib-output-race-'));
 const cache = new BlobCache(join(dir, 'cache'));
@@ -56,29 +56,17 @@ function counting(path: string) {
   return { count, seam };
 }
 
-/** Every file under `root` with its sha256. */
-function tree(root: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const entry of readdirSync(root, { recursive: true, withFileTypes: true })) {
-    const path = join(entry.parentPath, entry.name);
-    if (entry.isFile()) out[path.slice(root.length)] = createHash('sha256').update(readFileSync(path)).digest('hex');
-  }
-  return out;
-}
-
-const strays = () => readdirSync(dir).filter((name) => /\.(tmp|old)-/.test(name));
-
 test('writers of the same image to one oci:DIR at once all succeed and leave that layout whole', async () => {
   const img = await image('same');
   await write('oci:alone', img);
-  const expected = tree(join(dir, 'alone'));
+  const expected = fileTree(join(dir, 'alone'));
   const { count, seam } = counting(join(dir, 'shared'));
   for (let round = 0; round < 15; round++) {
     const results = await Promise.allSettled(Array.from({ length: 4 }, () => write('oci:shared', img, { rename: seam })));
     const failed = results.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason));
     assert.equal(failed, [], `round ${round}`);
-    assert.equal(tree(join(dir, 'shared')), expected, `round ${round}: the layout is whole`);
-    assert.equal(strays(), [], `round ${round}: nothing left beside it`);
+    assert.equal(fileTree(join(dir, 'shared')), expected, `round ${round}: the layout is whole`);
+    assert.equal(strays(dir), [], `round ${round}: nothing left beside it`);
   }
   // 4 writers of one layout meet each other's in most rounds (20 to 35 retries in 15 rounds here).
   assert.ok(count.retries > 0, 'some write met another one\'s layout and moved it aside again');
@@ -88,14 +76,14 @@ test('writers of different images to one oci:DIR: each succeeds and the path hol
   const images = await Promise.all(['one', 'two', 'three'].map((text) => image(text)));
   const alone = await Promise.all(images.map(async (img, i) => {
     await write(`oci:alone-${i}`, img);
-    return JSON.stringify(tree(join(dir, `alone-${i}`)));
+    return JSON.stringify(fileTree(join(dir, `alone-${i}`)));
   }));
   const { count, seam } = counting(join(dir, 'mixed'));
   for (let round = 0; round < 10; round++) {
     const results = await Promise.allSettled(images.map((img) => write('oci:mixed', img, { rename: seam })));
     assert.equal(results.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason)), [], `round ${round}`);
-    assert.ok(alone.includes(JSON.stringify(tree(join(dir, 'mixed')))), `round ${round}: one whole layout, not a mix`);
-    assert.equal(strays(), []);
+    assert.ok(alone.includes(JSON.stringify(fileTree(join(dir, 'mixed')))), `round ${round}: one whole layout, not a mix`);
+    assert.equal(strays(dir), []);
   }
   assert.ok(count.retries > 0, 'some write met another one\'s layout and moved it aside again');
 });
@@ -107,7 +95,7 @@ test('writers of one docker-archive:FILE at once all succeed and leave one whole
   const results = await Promise.allSettled(Array.from({ length: 4 }, () => write('docker-archive:shared.tar', img)));
   assert.equal(results.filter((r) => r.status === 'rejected').length, 0);
   assert.ok(readFileSync(join(dir, 'shared.tar')).equals(expected));
-  assert.equal(strays(), []);
+  assert.equal(strays(dir), []);
 });
 
 /**
@@ -146,7 +134,7 @@ test('a write whose layout other writes replace 32 times in a row fails E_OUTPUT
   }
   assert.is(failures.length, 0, 'all 32 swaps were tried');
   assert.is(writerAt(path), '32');
-  assert.equal(strays(), []);
+  assert.equal(strays(dir), []);
 });
 
 test('a rename into place refused after other writes went in: E_OUTPUT_INVALID (user for permissions), the newest layout moved aside is put back, nothing beside it', async () => {
@@ -167,7 +155,7 @@ test('a rename into place refused after other writes went in: E_OUTPUT_INVALID (
       assert.match(failure.message, kind === 'user' ? 'give a path this user may write' : 'forced by the test');
     }
     assert.is(writerAt(path), '2', `${code}: the layout whose writer reported success last stays`);
-    assert.equal(strays(), [], code);
+    assert.equal(strays(dir), [], code);
     rmSync(path, { recursive: true });
   }
 });
@@ -186,7 +174,7 @@ test('a docker-archive:FILE whose rename into place is refused: E_OUTPUT_INVALID
     assert.is((error as { kind?: string }).kind, 'user');
   }
   assert.ok(readFileSync(path).equals(before));
-  assert.equal(strays(), []);
+  assert.equal(strays(dir), []);
 });
 
 test.run();
