@@ -15,6 +15,7 @@ import { TEST_LABEL } from '../support/docker.ts';
 import { contextTar } from '../support/engine-images.ts';
 import { startFaultProxy } from '../support/fault-proxy.ts';
 import { RIG_TEMP_PREFIX } from '../support/leftovers.ts';
+import { waitFor } from '../support/net.ts';
 import { functionObject, registryTags } from '../support/pipeline.ts';
 import { startOwnDockerd, type OwnDockerd } from '../support/own-dockerd.ts';
 import { startRegistry, type RegistryHandle } from '../support/registry.ts';
@@ -100,9 +101,9 @@ test('the daemon frozen (SIGSTOP) during RUN: the CLI exits 3 with E_BUILD_TIMEO
   assert.match(stderr, 'E_BUILD_TIMEOUT');
   // Node's start and the TypeScript load come on top of the limit itself.
   assert.ok(ms < 12_000 + 4_000, `ended after ${ms} ms`);
-  // The cancelled request reaches the thawed daemon, which stops and removes the step's container.
-  const until = Date.now() + 30_000;
-  while ((await daemonTraces('frozen-run')).length > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 500));
+  // The cancelled request reaches the thawed daemon, which stops and removes the step's container. A
+  // timeout is left to the assertion below, which names what is still there.
+  await waitFor('the thawed daemon to drop frozen-run', async () => (await daemonTraces('frozen-run')).length === 0, 30_000).catch(() => undefined);
   assert.equal(await daemonTraces('frozen-run'), []);
   assert.equal(await registryTags(registry, 'faults/frozen-run'), []);
   assert.equal(readdirSync(work).filter((name) => !name.endsWith('.yaml') && name !== 'catalog.json'), [], 'no temp file');
@@ -134,8 +135,7 @@ test('registry engine, the daemon frozen during the install step: E_BUILD_TIMEOU
   assert.is(error.code, 'E_BUILD_TIMEOUT', error.message);
   // The step's container cannot be removed from a frozen daemon: that try ends with the limit too.
   assert.ok(ms <= 12_000 + 500, `ended after ${ms} ms`);
-  const until = Date.now() + 30_000;
-  while ((await daemonTraces('frozen-install')).length > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 500));
+  await waitFor('the thawed daemon to drop frozen-install', async () => (await daemonTraces('frozen-install')).length === 0, 30_000).catch(() => undefined);
   assert.equal(await daemonTraces('frozen-install'), []);
   assert.equal(await registryTags(registry, 'faults/frozen-install'), []);
 });
