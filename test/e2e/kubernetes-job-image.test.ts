@@ -31,7 +31,7 @@ import { parseDockerConfig } from '../../lib/registry/credentials.ts';
 import { parseRuntimeCatalog } from '../../lib/runtime/catalog.ts';
 import { buildBuilderImage, type BuilderImage } from '../support/builder-image.ts';
 import { exec, TEST_LABEL } from '../support/docker.ts';
-import { startKubeApi, type KubeApi } from '../support/kube-api.ts';
+import { runsOf, startKubeApi, type KubeApi } from '../support/kube-api.ts';
 import { waitFor } from '../support/net.ts';
 import { callBuiltFunction, functionObject, startPipelineRig, type PipelineRig } from '../support/pipeline.ts';
 import { startRegistry } from '../support/registry.ts';
@@ -466,9 +466,6 @@ function depsFunction(code: string): Record<string, unknown> {
   return functionObject(DAEMONLESS, { handler: 'handler.hello', runtime: 'nodejs24', function: code, deps: DEPS_FILE });
 }
 
-/** The containers the test kubelet ran for a Job's pods, in order. */
-const runsOf = (job: string) => api.runs.filter((run) => run.pod.startsWith(`${job}-`));
-
 test('engine registry: a function with deps is built by the daemonless Job (deps file, install in the installation image as its own user, append), no container gets a Docker socket; the image runs and answers', async () => {
   const events: Record<string, unknown>[] = [];
   const result = await scheduleBuild(api.kubeConfig, depsFunction(DEPS_HANDLER), config({ engine: 'registry' }), { stallMs: 10_000, log: (event) => events.push(event) });
@@ -476,7 +473,7 @@ test('engine registry: a function with deps is built by the daemonless Job (deps
   assert.is(result.created, true);
   // The fast path was tried first and declined: the deps had never been installed.
   assert.ok(events.some((event) => event.event === 'fast-path-declined'), JSON.stringify(events));
-  const runs = runsOf(result.job!);
+  const runs = runsOf(api, result.job!);
   assert.equal(runs.map((run) => run.container), ['deps-file', 'install', 'build']);
   const installImage = rig.catalog.find((runtime) => runtime.ID === 'nodejs')!.versions[0]!.images.find((image) => image.phase === 'installation')!.image;
   assert.is(runs[1]!.image, installImage);

@@ -15,7 +15,7 @@ import { buildJobManifest, type JobManifests } from '../../lib/kubernetes/manife
 import { BuildJobError, runBuildJob, type RunJobOptions } from '../../lib/kubernetes/jobs.ts';
 import type { JobSteps } from '../../lib/kubernetes/job-steps.ts';
 import { docker, TEST_LABEL } from '../support/docker.ts';
-import { startKubeApi, type KubeApi } from '../support/kube-api.ts';
+import { runsOf, startKubeApi, type KubeApi } from '../support/kube-api.ts';
 import { waitFor } from '../support/net.ts';
 
 const IMAGE = `fib-k8s-script-${randomBytes(4).toString('hex')}:test`;
@@ -88,6 +88,15 @@ function jobDeletes(name: string): number {
   return api.requests.filter((r) => r.method === 'DELETE' && r.path === `/apis/batch/v1/namespaces/default/jobs/${name}`).length;
 }
 
+/** Runs the Job, which must fail, and returns what runBuildJob threw. */
+async function jobFailure(m: JobManifests, options: RunJobOptions): Promise<BuildJobError> {
+  const error = await runBuildJob(api.kubeConfig, m, options).then(
+    () => assert.unreachable('the Job succeeded'),
+    (error: unknown) => error,
+  );
+  return error as BuildJobError;
+}
+
 const isComplete = (name: string) => async () => api.get('jobs', 'default', name)?.status?.conditions?.some((c: { type: string }) => c.type === 'Complete') === true;
 
 test('a fresh Job runs to completion; its result comes from the termination message; the input Secret is owned by the Job', async () => {
@@ -117,38 +126,27 @@ test('two concurrent calls for one tag create one Job and both get its result', 
 test('a build that fails with the user-error exit code fails the Job at once, with its reason, message and log tail', async () => {
   const failure = JSON.stringify({ error: { code: 'E_FUNCTION_INVALID', kind: 'user', message: 'function default/hello: spec.handler must be <module>.<function>' } });
   const m = manifests(`echo step one; echo "handler is bad" >&2; echo '${failure}' > /dev/termination-log; exit 2`, { backoffLimit: 3 });
-  try {
-    await runBuildJob(api.kubeConfig, m, { stallMs: 5_000 });
-    assert.unreachable('the Job succeeded');
-  } catch (error) {
-    assert.instance(error, BuildJobError);
-    const e = error as BuildJobError;
-    assert.is(e.kind, 'user');
-    assert.is(e.details.reason, 'PodFailurePolicy');
-    assert.is(e.details.code, 'E_FUNCTION_INVALID');
-    assert.is(e.details.exitCode, 2);
-    assert.is(e.details.attempts, 1, 'a user error is not retried');
-    assert.match(e.message, 'spec.handler must be <module>.<function>');
-    assert.match(String(e.details.logTail), 'handler is bad');
-  }
+  const e = await jobFailure(m, { stallMs: 5_000 });
+  assert.instance(e, BuildJobError);
+  assert.is(e.kind, 'user');
+  assert.is(e.details.reason, 'PodFailurePolicy');
+  assert.is(e.details.code, 'E_FUNCTION_INVALID');
+  assert.is(e.details.exitCode, 2);
+  assert.is(e.details.attempts, 1, 'a user error is not retried');
+  assert.match(e.message, 'spec.handler must be <module>.<function>');
+  assert.match(String(e.details.logTail), 'handler is bad');
 });
 
 test('a Job that failed for good is replaced on the next call, which then succeeds', async () => {
   const failing = manifests('echo "registry unreachable" >&2; exit 3', { backoffLimit: 1 });
-  let firstUid: string | undefined;
-  try {
-    await runBuildJob(api.kubeConfig, failing, { stallMs: 5_000 });
-    assert.unreachable('the Job succeeded');
-  } catch (error) {
-    const e = error as BuildJobError;
-    assert.is(e.code, 'E_BUILD_JOB_FAILED');
-    assert.is(e.kind, 'infrastructure');
-    assert.is(e.details.reason, 'BackoffLimitExceeded');
-    assert.is(e.details.attempts, 2, 'an infrastructure failure is retried up to backoffLimit');
-    // No termination message: the kubelet falls back to the end of the log.
-    assert.match(e.message, 'registry unreachable');
-    firstUid = api.get('jobs', 'default', failing.job.metadata!.name!)!.metadata.uid;
-  }
+  const e = await jobFailure(failing, { stallMs: 5_000 });
+  assert.is(e.code, 'E_BUILD_JOB_FAILED');
+  assert.is(e.kind, 'infrastructure');
+  assert.is(e.details.reason, 'BackoffLimitExceeded');
+  assert.is(e.details.attempts, 2, 'an infrastructure failure is retried up to backoffLimit');
+  // No termination message: the kubelet falls back to the end of the log.
+  assert.match(e.message, 'registry unreachable');
+  const firstUid = api.get('jobs', 'default', failing.job.metadata!.name!)!.metadata.uid;
   const retry = manifests(succeed(), { tag: failing.job.metadata!.annotations!['function-image-builder.io/tag'] });
   const outcome = await runBuildJob(api.kubeConfig, retry, { stallMs: 5_000 });
   assert.equal(outcome.result, RESULT);
@@ -243,16 +241,11 @@ test('a builder image that cannot be pulled fails fast, naming the image, and th
   const m = manifests(succeed());
   m.job.spec!.template.spec!.containers[0]!.image = 'fib-no-such-builder-image:1';
   const started = Date.now();
-  try {
-    await runBuildJob(api.kubeConfig, m, { stallMs: 500 });
-    assert.unreachable('the Job succeeded');
-  } catch (error) {
-    const e = error as BuildJobError;
-    assert.is(e.code, 'E_BUILD_JOB_FAILED');
-    assert.is(e.details.reason, 'ImagePullBackOff');
-    assert.match(e.message, 'fib-no-such-builder-image:1');
-    assert.match(e.message, 'builder-image');
-  }
+  const e = await jobFailure(m, { stallMs: 500 });
+  assert.is(e.code, 'E_BUILD_JOB_FAILED');
+  assert.is(e.details.reason, 'ImagePullBackOff');
+  assert.match(e.message, 'fib-no-such-builder-image:1');
+  assert.match(e.message, 'builder-image');
   assert.ok(Date.now() - started < 10_000, 'long before the deadline');
   await waitFor('the stuck Job to be deleted', async () => api.get('jobs', 'default', m.job.metadata!.name!) === undefined);
 });
@@ -277,7 +270,7 @@ test('a daemonless Job runs its init containers in order, sharing /kubeless; the
   const m = daemonlessManifests(install, report);
   const outcome = await runBuildJob(api.kubeConfig, m, { stallMs: 5_000 });
   assert.is(outcome.result.image, 'deps-v1:1000:/kubeless:t0ken');
-  const runs = api.runs.filter((run) => run.pod.startsWith(outcome.job));
+  const runs = runsOf(api, outcome.job);
   assert.equal(runs.map((run) => run.container), ['deps-file', 'install', 'build']);
   assert.is(runs[1]!.image, STEP_IMAGE);
   assert.ok(runs.every((run) => !run.args.some((arg) => arg.includes('docker.sock'))), 'no Docker socket mounted');
@@ -285,38 +278,28 @@ test('a daemonless Job runs its init containers in order, sharing /kubeless; the
 
 test('a daemonless Job whose install command fails fails at once, naming the step, its command, exit code and output; the build container never runs', async () => {
   const m = daemonlessManifests('echo "npm ERR! 404 left-pad@9.9.9 not found" >&2; exit 1', succeed(), { backoffLimit: 3 });
-  try {
-    await runBuildJob(api.kubeConfig, m, { stallMs: 5_000 });
-    assert.unreachable('the Job succeeded');
-  } catch (error) {
-    assert.instance(error, BuildJobError);
-    const e = error as BuildJobError;
-    assert.is(e.kind, 'user');
-    assert.is(e.details.reason, 'PodFailurePolicy');
-    assert.is(e.details.container, 'install');
-    assert.is(e.details.exitCode, 1);
-    assert.is(e.details.attempts, 1, 'a failing install is not retried');
-    assert.match(e.message, 'the installation step (echo "npm ERR!');
-    assert.match(e.message, 'exited with code 1');
-    assert.match(e.message, 'left-pad@9.9.9 not found');
-    assert.match(String(e.details.logTail), 'left-pad@9.9.9 not found');
-  }
-  const runs = api.runs.filter((run) => run.pod.startsWith(m.job.metadata!.name!));
+  const e = await jobFailure(m, { stallMs: 5_000 });
+  assert.instance(e, BuildJobError);
+  assert.is(e.kind, 'user');
+  assert.is(e.details.reason, 'PodFailurePolicy');
+  assert.is(e.details.container, 'install');
+  assert.is(e.details.exitCode, 1);
+  assert.is(e.details.attempts, 1, 'a failing install is not retried');
+  assert.match(e.message, 'the installation step (echo "npm ERR!');
+  assert.match(e.message, 'exited with code 1');
+  assert.match(e.message, 'left-pad@9.9.9 not found');
+  assert.match(String(e.details.logTail), 'left-pad@9.9.9 not found');
+  const runs = runsOf(api, m.job.metadata!.name!);
   assert.equal(runs.map((run) => run.container), ['deps-file', 'install']);
 });
 
 test('a daemonless Job whose installation image cannot be pulled fails fast, naming the image and the runtime catalog', async () => {
   const m = daemonlessManifests('true', succeed(), { installImage: 'fib-no-such-install-image@sha256:' + 'c'.repeat(64) });
-  try {
-    await runBuildJob(api.kubeConfig, m, { stallMs: 500 });
-    assert.unreachable('the Job succeeded');
-  } catch (error) {
-    const e = error as BuildJobError;
-    assert.is(e.details.reason, 'ImagePullBackOff');
-    assert.is(e.details.container, 'install');
-    assert.match(e.message, 'the installation image fib-no-such-install-image@sha256:');
-    assert.match(e.message, 'runtime-images');
-  }
+  const e = await jobFailure(m, { stallMs: 500 });
+  assert.is(e.details.reason, 'ImagePullBackOff');
+  assert.is(e.details.container, 'install');
+  assert.match(e.message, 'the installation image fib-no-such-install-image@sha256:');
+  assert.match(e.message, 'runtime-images');
   await waitFor('the stuck Job to be deleted', async () => api.get('jobs', 'default', m.job.metadata!.name!) === undefined);
 });
 

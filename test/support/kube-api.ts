@@ -771,6 +771,11 @@ export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeAp
   };
 }
 
+/** The containers the test kubelet ran for a Job's pods, in order. */
+export function runsOf(api: KubeApi, job: string): ContainerRun[] {
+  return api.runs.filter((run) => run.pod.startsWith(`${job}-`));
+}
+
 /** What the API server does with a written Secret: stringData goes into data (base64) over what data held, and is not stored. */
 function foldStringData(secret: Record<string, any>): void {
   if (!secret.stringData) return;
