@@ -19,6 +19,7 @@ import { buildJobManifest } from '../../lib/kubernetes/manifest.ts';
 import { stepEnvScript, type JobSteps } from '../../lib/kubernetes/job-steps.ts';
 import { BuilderError } from '../../lib/errors.ts';
 import { writeVolumeFiles } from '../../lib/image/volume-files.ts';
+import { functionObject } from '../support/pipeline.ts';
 
 const TAG = 'c0ffee1234567890abcdef1234567890abcdef1234567890abcdef1234567890';
 const DIGEST = `sha256:${'a'.repeat(64)}`;
@@ -54,18 +55,7 @@ function config(overrides: Partial<BuilderConfig> = {}): BuilderConfig {
 }
 
 function jobFor(steps: JobSteps | undefined, overrides: Partial<BuilderConfig> = {}) {
-  const source = {
-    apiVersion: 'kubeless.io/v1beta1',
-    kind: 'Function',
-    metadata: { name: 'hello', namespace: 'default' },
-    spec: {
-      handler: 'handler.hello',
-      runtime: 'nodejs24',
-      function: 'module.exports = {}',
-      deps: '{}',
-      deployment: { spec: { template: { spec: { containers: [{ env: [{ name: 'NPM_TOKEN', value: SECRET_VALUE }] }] } } } },
-    },
-  };
+  const source = functionObject('hello', { handler: 'handler.hello', runtime: 'nodejs24', function: 'module.exports = {}', deps: '{}' }, { NPM_TOKEN: SECRET_VALUE });
   return buildJobManifest({ name: 'hello', namespace: 'default', tag: TAG, source, steps }, config(overrides));
 }
 
@@ -181,19 +171,8 @@ const CATALOG = JSON.stringify([
 ]);
 
 function functionText(spec: Record<string, unknown>): string {
-  return JSON.stringify({
-    apiVersion: 'kubeless.io/v1beta1',
-    kind: 'Function',
-    metadata: { name: 'hello', namespace: 'default' },
-    spec: {
-      handler: 'handler.hello',
-      runtime: 'nodejs24',
-      function: 'module.exports = { hello: () => "hi" }',
-      deps: '{"dependencies":{"left-pad":"1.3.0"}}',
-      deployment: { spec: { template: { spec: { containers: [{ env: [{ name: 'NPM_TOKEN', value: SECRET_VALUE }] }] } } } },
-      ...spec,
-    },
-  });
+  const fn = { handler: 'handler.hello', runtime: 'nodejs24', function: 'module.exports = { hello: () => "hi" }', deps: '{"dependencies":{"left-pad":"1.3.0"}}', ...spec };
+  return JSON.stringify(functionObject('hello', fn, { NPM_TOKEN: SECRET_VALUE }));
 }
 
 async function jobSources(args: string[], fn: string, extraEnv: Record<string, string> = {}): Promise<{ code: number; out: string; installDir: string; stepsDir: string; termination: string }> {
