@@ -80,8 +80,6 @@ export interface KubeApi {
    * status, hence no Job completion or failure, until released; the container's outcome is kept.
    */
   holdCompletion(on: boolean): void;
-  /** Containers the kubelet started (docker names), for assertions and debugging. */
-  containers: string[];
   /** Every container the kubelet ran, in order, with its `docker run` arguments. */
   runs: ContainerRun[];
   close(): Promise<void>;
@@ -90,6 +88,8 @@ export interface KubeApi {
 export interface ContainerRun {
   pod: string;
   container: string;
+  /** The container's name in the Docker Engine. */
+  dockerName: string;
   image: string;
   /** The `docker run` arguments: mounts, user, env, entrypoint, command. */
   args: string[];
@@ -170,7 +170,6 @@ export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeAp
   let stalled = false;
   const watchers = new Set<Watcher>();
   const requests: RequestRecord[] = [];
-  const containers: string[] = [];
   const tempDirs: string[] = [];
   const running = new Set<Promise<void>>();
   const timers = new Set<NodeJS.Timeout>();
@@ -454,8 +453,7 @@ export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeAp
     const startedAt = new Date().toISOString();
     report({ running: { startedAt } });
     podContainers.set(pod.metadata.uid, dockerName);
-    containers.push(dockerName);
-    runs.push({ pod: podName, container: container.name, image: container.image, args });
+    runs.push({ pod: podName, container: container.name, dockerName, image: container.image, args });
     try {
       const result = await exec('docker', args, { timeoutMs: 600_000 });
       const logs = result.stdout + result.stderr;
@@ -709,7 +707,6 @@ export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeAp
     url,
     kubeConfig,
     requests,
-    containers,
     runs,
     create(kind, object) {
       return createObject(kind, object.metadata?.namespace ?? 'default', object);
@@ -766,7 +763,7 @@ export async function startKubeApi(options: KubeApiOptions = {}): Promise<KubeAp
       await new Promise<void>((resolve) => server.close(() => resolve()));
       for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
       // Every container this server started was removed after it exited; make sure of strays.
-      for (const name of containers) await exec('docker', ['rm', '-f', name]);
+      for (const run of runs) await exec('docker', ['rm', '-f', run.dockerName]);
     },
   };
 }
