@@ -5,8 +5,9 @@
 // config, put the manifest. What the registry does
 // for those requests (mostly writing the blobs and the manifest to its storage) is the part of a
 // build no client can save; bench/run.ts reports the registry engine's (d) time against it.
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { Agent, request } from 'undici';
+import { sha256Digest } from '../lib/registry/manifest.ts';
 
 export interface FloorInput {
   /** The runtime image's registry origin, repository, tag and Basic credentials (user:password), when it is named by tag. */
@@ -20,7 +21,6 @@ export interface FloorInput {
 }
 
 const agent = new Agent({ keepAliveTimeout: 10_000, allowH2: false });
-const digestOf = (data: Buffer) => `sha256:${createHash('sha256').update(data).digest('hex')}`;
 
 async function send(method: 'HEAD' | 'GET' | 'POST' | 'PUT', url: string, headers: Record<string, string> = {}, body?: Buffer): Promise<{ status: number; location: string | undefined }> {
   const response = await request(url, { method, headers, body: body ?? (method === 'POST' || method === 'PUT' ? '' : undefined), dispatcher: agent, ...(method === 'HEAD' ? { reset: false } : {}) });
@@ -36,8 +36,8 @@ export async function floorBuild(input: FloorInput): Promise<number> {
   const config = randomBytes(template.config.size);
   const manifest = Buffer.from(JSON.stringify({
     ...template,
-    config: { ...template.config, digest: digestOf(config) },
-    layers: [...template.layers.slice(0, -1), { ...template.layers.at(-1)!, digest: digestOf(code) }],
+    config: { ...template.config, digest: sha256Digest(config) },
+    layers: [...template.layers.slice(0, -1), { ...template.layers.at(-1)!, digest: sha256Digest(code) }],
   }));
   const tag = `floor-${randomBytes(6).toString('hex')}`;
   const repo = `${input.target.origin}/v2/${input.target.repository}`;
@@ -51,7 +51,7 @@ export async function floorBuild(input: FloorInput): Promise<number> {
   if ((await send('GET', `${repo}/manifests/${input.depsTag}`, { accept: 'application/vnd.oci.image.manifest.v1+json' })).status !== 200) throw new Error('floor: no deps record');
   const put = async (session: Promise<{ location: string | undefined }>, blob: Buffer) => {
     const url = new URL((await session).location!);
-    url.searchParams.set('digest', digestOf(blob));
+    url.searchParams.set('digest', sha256Digest(blob));
     if ((await send('PUT', url.toString(), { 'content-type': 'application/octet-stream' }, blob)).status !== 201) throw new Error('floor: blob upload refused');
   };
   await Promise.all([put(sessions[0]!, code), put(sessions[1]!, config)]);

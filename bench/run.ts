@@ -131,20 +131,22 @@ async function main(): Promise<void> {
     return { ...result, bytes: result.bytes };
   };
 
-  /** What the floor of (d) needs, read from the registries once (d) was built; `byTag`: the runtime tag is resolved first. */
-  const floorInput = async (digest: string, byTag: boolean): Promise<FloorInput> => {
+  /** What the floor of (d) needs, read from the target registry once (d) was built. */
+  const floorInput = async (digest: string): Promise<FloorInput> => {
     const target = rig.targets.anonymous!.url;
-    const runtime = parseReference(rig.catalog.find((r) => r.ID === 'nodejs')!.versions[0]!.images.find((image) => image.phase === 'runtime')!.image);
     const tags = ((await (await fetch(`${target}/v2/bench-registry/bench-app/tags/list`)).json()) as { tags: string[] }).tags;
     const accept = 'application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json';
     const response = await fetch(`${target}/v2/bench-registry/bench-app/manifests/${digest}`, { headers: { accept } });
     return {
-      ...(byTag ? { source: { origin: rig.source.url, repository: runtime.repository, tag: runtime.tag ?? 'latest', basic: `${rig.source.username}:${rig.source.password}` } } : {}),
       target: { origin: target, repository: 'bench-registry/bench-app' },
       depsTag: tags.find((tag) => tag.startsWith('deps-'))!,
       manifest: { bytes: Buffer.from(await response.arrayBuffer()), mediaType: response.headers.get('content-type')! },
     };
   };
+
+  // With the runtime image named by tag (rig.catalog), the floor resolves that tag first.
+  const runtime = parseReference(rig.catalog.find((r) => r.ID === 'nodejs')!.versions[0]!.images.find((image) => image.phase === 'runtime')!.image);
+  const tagSource: FloorInput['source'] = { origin: rig.source.url, repository: runtime.repository, tag: runtime.tag ?? 'latest', basic: `${rig.source.username}:${rig.source.password}` };
 
   const stages: BuildTimings[] = [];
   const samples: Record<'a' | 'b' | 'c' | 'd' | 'dTag' | 'e', Sample> = {
@@ -195,14 +197,16 @@ async function main(): Promise<void> {
         uploaded.d.push(result.bytes.uploaded);
         changed = result.digest;
       }));
-      floor.d.push(await floorBuild(await floorInput(changed, false)));
+      // Both floors push that same manifest's shape, so it and the deps tag are read once.
+      const floorOf = await floorInput(changed);
+      floor.d.push(await floorBuild(floorOf));
       samples.d.cli.push(await timed(() => cliBuildPush('bench-app', `d${run}`, registryHandler, deps)));
       // (d) again with the runtime image by tag (against the same CLI sample: docker build reads the
       // runtime image from the daemon however it is named).
       const tagHandler = code(`registry tag change ${run} ${nonce}`);
       samples.dTag.ours.push(await timed(() => viaRegistry('bench-app', tagHandler, deps, rig.catalog)));
       samples.dTag.cli.push(samples.d.cli.at(-1)!);
-      floor.dTag.push(await floorBuild(await floorInput(changed, true)));
+      floor.dTag.push(await floorBuild({ ...floorOf, source: tagSource }));
 
       // (e) a fresh function without deps.
       const noDeps = `${NODEPS_HANDLER}\n// ${nonce}\n`;

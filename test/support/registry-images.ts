@@ -1,8 +1,8 @@
 // Small images pushed straight through the registry API (no Docker Engine): for tests that need a
 // repository's tags to exist — retention, cached checks — rather than an image that runs; and a
 // runtime catalog pinned by digest, so that computing those tests' tags asks no registry.
-import { createHash } from 'node:crypto';
 import type { RegistryClient } from '../../lib/registry/client.ts';
+import { sha256Digest } from '../../lib/registry/manifest.ts';
 
 /**
  * Pushes a one-layer image under every tag in `tags` and returns its digest. The layer names the
@@ -15,7 +15,7 @@ export async function pushSmallImage(client: RegistryClient, path: string, tags:
       architecture: 'amd64',
       os: 'linux',
       ...(options.created === undefined ? {} : { created: options.created }),
-      rootfs: { type: 'layers', diff_ids: [`sha256:${createHash('sha256').update(layer).digest('hex')}`] },
+      rootfs: { type: 'layers', diff_ids: [sha256Digest(layer)] },
     }),
   );
   const layerBlob = await client.pushBlob(path, layer);
